@@ -1,0 +1,18 @@
+"""The ``ortviz`` command: one Typer app per command group, assembled here."""
+
+from __future__ import annotations
+
+import typer
+
+from . import export, inspect
+
+app = typer.Typer(help="See what an image classifier learned: class visualization, feature "
+                       "inversion and DeepDream on stock ONNX Runtime.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(export.app, name="export")
+app.command("info")(inspect.info)
+app.command("layers")(inspect.layers)
+
+
+def main() -> None:
+    app()

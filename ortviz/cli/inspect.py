@@ -1,0 +1,47 @@
+"""``ortviz info`` and ``ortviz layers``: what a bundle holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import friendly, open_bundle, print_json
+
+BundleArg = Annotated[Optional[Path], typer.Argument(
+    help="Bundle directory (default: the embedded EfficientNet-Lite0).", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@friendly
+def info(bundle: BundleArg = None, as_json: JsonOpt = False):
+    """Show a bundle's manifest: model, input, preprocessing, graphs."""
+    b = open_bundle(bundle)
+    m = b.manifest
+    if as_json:
+        print_json({k: v for k, v in m.items() if k != "labels"} | {"classes": len(m["labels"])})
+        return
+    pre = m["preprocessing"]
+    typer.echo(f"bundle      {b.root}")
+    typer.echo(f"model       {m['model']['name']}  ({m['model']['source']})")
+    typer.echo(f"input       {m['input']['name']} {m['input']['shape']} {m['input']['layout']} "
+               f"{m['input']['color_order']}")
+    typer.echo(f"preprocess  {pre['formula']}  mean={pre['mean']} std={pre['std']}")
+    typer.echo(f"classes     {len(m['labels'])}")
+    typer.echo(f"layers      {len(m['layers'])}  (ortviz layers)")
+    typer.echo(f"graphs      {len(m['graphs'])}")
+    for g in m["graphs"]:
+        typer.echo(f"  {g['objective']:<20} {g['layer']:<24} {g['file']}")
+
+
+@friendly
+def layers(bundle: BundleArg = None, as_json: JsonOpt = False):
+    """List the layers a bundle's layer objectives can read."""
+    b = open_bundle(bundle)
+    if as_json:
+        print_json(b.layers)
+        return
+    typer.echo(f"{'layer':<24} {'shape':<20} {'op':<12} tensor")
+    for l in b.layers:
+        typer.echo(f"{l['name']:<24} {str(tuple(l['shape'])):<20} {l['op']:<12} {l['tensor']}")

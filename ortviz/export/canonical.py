@@ -1,0 +1,140 @@
+"""Bring any classifier's ONNX graph to the canonical forward graph a bundle ships.
+
+Canonical means: one image input with a static shape, one logits output, default-domain ops,
+eval-mode BatchNormalization folded into convolutions or rewritten as Mul+Add (it has no
+gradient builder), shape arithmetic (the TorchScript exporter's dynamic "same" padding) folded
+to constants, Pads folded into Conv, Dropout/Identity removed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, version_converter
+
+from .folding import fold_step
+from .graph import ExportError, constants, custom_nodes, default_opset, infer_shapes, prune, static_shapes
+
+MIN_OPSET = 13
+
+
+def _check_classifier(model: onnx.ModelProto) -> tuple[str, str]:
+    g = model.graph
+    inits = {i.name for i in g.initializer}
+    inputs = [i for i in g.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise ExportError(f"not an image classifier: expected one input, found {len(inputs)} "
+                          f"({', '.join(i.name for i in inputs) or 'none'})")
+    dims = inputs[0].type.tensor_type.shape.dim
+    if inputs[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT or len(dims) != 4:
+        raise ExportError(f"not an image classifier: input {inputs[0].name!r} is not a 4-D float "
+                          "tensor (N, C, H, W)")
+    if len(g.output) != 1:
+        raise ExportError(f"not an image classifier: expected one output (the logits), found "
+                          f"{len(g.output)} ({', '.join(o.name for o in g.output)})")
+    return inputs[0].name, g.output[0].name
+
+
+def _set_input_shape(model: onnx.ModelProto, name: str, shape: tuple[int, ...]) -> None:
+    for vi in model.graph.input:
+        if vi.name != name:
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        for d, v in zip(dims, shape):
+            fixed = d.dim_value if d.HasField("dim_value") else None
+            if fixed not in (None, 0) and fixed != v:
+                raise ExportError(f"input {name!r} has fixed size {[x.dim_value for x in dims]}, "
+                                  f"cannot export at {list(shape)}")
+            d.Clear()
+            d.dim_value = v
+    # Stale intermediate shapes (from a dynamic export) must not contradict the new ones.
+    del model.graph.value_info[:]
+    for o in model.graph.output:
+        o.type.tensor_type.ClearField("shape")
+
+
+def _ort_basic(model: onnx.ModelProto) -> onnx.ModelProto:
+    """ONNX Runtime's basic (standard-ops-only) optimizations: constant folding, Conv+BN and
+    Pad+Conv fusion, removal of Dropout/Identity."""
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="ortviz-canon-") as tmp:
+        src, dst = os.path.join(tmp, "in.onnx"), os.path.join(tmp, "out.onnx")
+        onnx.save_model(model, src, save_as_external_data=True, location="in.bin")
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        so.optimized_model_filepath = dst
+        so.add_session_config_entry("session.optimized_model_external_initializers_file_name",
+                                    "out.bin")
+        so.add_session_config_entry(
+            "session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+        try:
+            ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ExportError(f"ONNX Runtime cannot load the model: {first}") from None
+        out = onnx.load_model(dst, load_external_data=True)
+    return out
+
+
+def _rewrite_batchnorm(model: onnx.ModelProto) -> None:
+    """Eval-mode BatchNormalization left after fusion becomes Mul + Add by per-channel constants."""
+    consts = constants(model)
+    shapes = static_shapes(model)
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type != "BatchNormalization":
+            nodes.append(node)
+            continue
+        x, s, b, m, v = node.input[:5]
+        if not all(k in consts for k in (s, b, m, v)) or x not in shapes:
+            raise ExportError(f"BatchNormalization {node.name!r} has non-constant statistics")
+        eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+        scale = consts[s] / np.sqrt(consts[v] + eps)
+        shift = consts[b] - consts[m] * scale
+        bshape = [-1] + [1] * (len(shapes[x]) - 2)
+        sname, bname = f"{node.name}/scale", f"{node.name}/shift"
+        model.graph.initializer.extend([
+            numpy_helper.from_array(scale.reshape(bshape).astype(np.float32), sname),
+            numpy_helper.from_array(shift.reshape(bshape).astype(np.float32), bname)])
+        mid = f"{node.output[0]}/scaled"
+        nodes.append(helper.make_node("Mul", [x, sname], [mid], name=f"{node.name}/mul"))
+        nodes.append(helper.make_node("Add", [mid, bname], [node.output[0]], name=node.name))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+
+
+def canonicalize(model: onnx.ModelProto, size: int, batch: int = 1,
+                 channels: int | None = None) -> tuple[onnx.ModelProto, str, str]:
+    """Returns (canonical model, input name, logits name)."""
+    input_name, output_name = _check_classifier(model)
+    if custom_nodes(model):
+        n = custom_nodes(model)[0]
+        raise ExportError(f"unsupported op {n.domain}.{n.op_type} (node {n.name!r}): "
+                          "only default-domain ONNX ops are accepted")
+    if any(n.op_type in ("Loop", "If", "Scan") for n in model.graph.node):
+        n = next(n for n in model.graph.node if n.op_type in ("Loop", "If", "Scan"))
+        raise ExportError(f"unsupported op {n.op_type} (node {n.name!r}): dynamic control flow "
+                          "has no input gradient here")
+    if default_opset(model) < MIN_OPSET:
+        model = version_converter.convert_version(model, MIN_OPSET)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    c = channels or next((d.dim_value for d in [dims[1]] if d.HasField("dim_value")), 3)
+    _set_input_shape(model, input_name, (batch, c, size, size))
+    model = _ort_basic(infer_shapes(model))
+    while fold_step(model := infer_shapes(model)):
+        pass
+    _rewrite_batchnorm(model)
+    prune(model, [output_name])
+    model = infer_shapes(model)
+    shapes = static_shapes(model)
+    if output_name not in shapes or len(shapes[output_name]) != 2:
+        raise ExportError(f"not an image classifier: output {output_name!r} has shape "
+                          f"{shapes.get(output_name, 'unknown')}, expected (batch, classes)")
+    missing = [o for n in model.graph.node for o in n.output if o and o not in shapes]
+    if missing:
+        raise ExportError(f"shape of {missing[0]!r} is not static at input size {size}")
+    return model, input_name, output_name

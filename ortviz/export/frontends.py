@@ -1,0 +1,101 @@
+"""Front ends: turn what the user has into an ONNX classifier graph.
+
+* ``torch``: ``MODULE:FACTORY`` names a callable returning an ``nn.Module``; optional weights
+  are loaded with ``torch.load(..., weights_only=True)`` (never unpickled code). Both of torch's
+  exporters work: ``torchscript`` (``dynamo=False``) and ``dynamo``.
+* ``onnx``: any classifier already in ONNX (a model-zoo file, a tf2onnx output).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import onnx
+
+from .graph import ExportError
+
+EXPORTERS = ("torchscript", "dynamo")
+
+
+def load_onnx(path: Path) -> onnx.ModelProto:
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"no such model file: {path}")
+    if path.stat().st_size == 0:
+        raise ExportError(f"model file {path} is empty")
+    try:
+        model = onnx.load_model(str(path), load_external_data=True)
+    except Exception as exc:
+        raise ExportError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from None
+    if not model.graph.node:
+        raise ExportError(f"{path} is not a readable ONNX model (no graph)")
+    return model
+
+
+def _factory(spec: str):
+    if ":" not in spec:
+        raise ExportError(f"expected MODULE:FACTORY (for example mypkg.nets:resnet18), got {spec!r}")
+    mod_name, attr = spec.split(":", 1)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise ExportError(f"cannot import {mod_name!r}: {exc}") from None
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ExportError(f"{mod_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ExportError(f"{spec} is not callable")
+    return obj
+
+
+def torch_module(spec: str, weights: Path | None = None):
+    import torch
+
+    net = _factory(spec)()
+    if not isinstance(net, torch.nn.Module):
+        raise ExportError(f"{spec}() returned a {type(net).__name__}, not a torch.nn.Module")
+    if weights is not None:
+        try:
+            state = torch.load(str(weights), map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ExportError(f"cannot load weights {weights}: {str(exc).splitlines()[0]}") from None
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        try:
+            net.load_state_dict(state)
+        except Exception as exc:
+            raise ExportError(f"weights {weights} do not fit {spec}: {str(exc).splitlines()[0]}") from None
+    return net.eval()
+
+
+def from_torch(net, size: int, batch: int = 1, channels: int = 3,
+               exporter: str = "torchscript") -> onnx.ModelProto:
+    import torch
+
+    if exporter not in EXPORTERS:
+        raise ExportError(f"unknown exporter {exporter!r}; choose {' or '.join(EXPORTERS)}")
+    net = net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    x = torch.zeros(batch, channels, size, size)
+    with tempfile.TemporaryDirectory(prefix="ortviz-torch-") as tmp:
+        path = os.path.join(tmp, "model.onnx")
+        kwargs = dict(input_names=["image"], output_names=["logits"])
+        try:
+            if exporter == "dynamo":
+                torch.onnx.export(net, (x,), path, dynamo=True, external_data=True, verbose=False,
+                                  **kwargs)
+            else:
+                torch.onnx.export(net, (x,), path, dynamo=False, opset_version=17, **kwargs)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ExportError(f"torch.onnx.export ({exporter}) failed: {first}") from None
+        return onnx.load_model(path, load_external_data=True)

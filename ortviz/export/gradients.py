@@ -1,0 +1,80 @@
+"""One gradient graph: forward graph + objective, built by onnxruntime-training, then lowered.
+
+Needs the export environment (onnxruntime-training 1.19.2 as the ``onnxruntime`` package).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+from onnx import TensorProto, helper
+
+from ..objectives import LOSS, Objective
+from .graph import ExportError
+from .lowering import lower
+
+
+@dataclass
+class GradientGraph:
+    objective: str
+    layer: str           # "logits" or a layer name
+    tensor: str
+    inputs: dict         # name -> shape, besides the image
+    grad: str            # name of the input-gradient output
+    lowered: onnx.ModelProto
+    raw: onnx.ModelProto | None = None   # the training build's graph, kept for tests
+
+
+def _builder():
+    try:
+        import onnxruntime
+        from onnxruntime.capi._pybind_state import GradientGraphBuilder
+        onnxruntime.set_default_logger_severity(3)
+    except ImportError:
+        raise ExportError("exporting needs the export environment (onnxruntime-training 1.19.2); "
+                          "see README, 'Environments'") from None
+    return GradientGraphBuilder
+
+
+def with_objective(forward: onnx.ModelProto, objective: Objective, tensor: str,
+                   shape: tuple) -> tuple[onnx.ModelProto, dict]:
+    """The forward graph with the objective's nodes appended and ``loss`` as an extra output.
+
+    Outputs are appended, never replaced: the 1.19.2 builder crashed when original outputs
+    were replaced by intermediate ones while a MaxPool's indices output was unused.
+    """
+    model = onnx.ModelProto()
+    model.CopyFrom(forward)
+    patch = objective.append_to(tensor, shape)
+    taken = {v.name for v in model.graph.input} | {n for node in model.graph.node for n in node.output}
+    clash = [i.name for i in patch.inputs if i.name in taken]
+    if clash:
+        raise ExportError(f"objective {objective.name}: input name {clash[0]!r} clashes with the model")
+    model.graph.node.extend(patch.nodes)
+    model.graph.input.extend(patch.inputs)
+    model.graph.initializer.extend(patch.initializers)
+    model.graph.output.append(helper.make_tensor_value_info(LOSS, TensorProto.FLOAT, []))
+    inputs = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in patch.inputs}
+    return model, inputs
+
+
+def build(forward: onnx.ModelProto, input_name: str, objective: Objective, layer: str,
+          tensor: str, shape: tuple, keep_raw: bool = False) -> GradientGraph:
+    model, inputs = with_objective(forward, objective, tensor, shape)
+    builder = _builder()(model.SerializeToString(), {LOSS}, {input_name}, LOSS)
+    try:
+        builder.build()
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"gradient builder failed for {objective.name} at {layer}: {first}") from None
+    raw = onnx.load_from_string(builder.get_model())
+    grad = f"{input_name}_grad"
+    if grad not in {o.name for o in raw.graph.output}:
+        raise ExportError(f"{objective.name} at {layer} does not depend on the input image")
+    kept = onnx.ModelProto()
+    if keep_raw:
+        kept.CopyFrom(raw)
+    lowered = lower(raw, [LOSS, grad])
+    return GradientGraph(objective.name, layer, tensor, inputs, grad, lowered,
+                         kept if keep_raw else None)

@@ -1,0 +1,114 @@
+"""Small, mutable view of an ONNX graph used by the export passes.
+
+Passes here (shape folding, constant folding, pruning) work on static shapes: a bundle's graphs
+have a fixed input size, so every Shape, Size and shape arithmetic folds to constants.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper, shape_inference
+
+# Constants above this many elements are weights, never created by folding (all weights live
+# once, in the bundle's shared weights file).
+SMALL = 4096
+
+
+class ExportError(Exception):
+    """A model the exporter cannot handle; the message is one line for the user."""
+
+
+def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    return shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+
+
+def static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """Name -> static shape for every value whose shape inference found all dims."""
+    out: dict[str, tuple[int, ...]] = {}
+    g = model.graph
+    for vi in list(g.input) + list(g.output) + list(g.value_info):
+        t = vi.type.tensor_type
+        if not t.HasField("shape"):
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+        if all(d is not None for d in dims):
+            out[vi.name] = tuple(int(d) for d in dims)
+    for init in g.initializer:
+        out[init.name] = tuple(init.dims)
+    return out
+
+
+def constants(model: onnx.ModelProto, max_elems: int | None = None) -> dict[str, np.ndarray]:
+    """Initializers (optionally only small ones) and Constant node values by name."""
+    vals: dict[str, np.ndarray] = {}
+    for init in model.graph.initializer:
+        if max_elems is None or int(np.prod(init.dims)) <= max_elems:
+            vals[init.name] = numpy_helper.to_array(init)
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            for a in node.attribute:
+                if a.name == "value":
+                    vals[node.output[0]] = numpy_helper.to_array(a.t)
+    return vals
+
+
+def consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    out: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for i in node.input:
+            if i:
+                out.setdefault(i, []).append(node)
+    return out
+
+
+def prune(model: onnx.ModelProto, outputs: list[str] | None = None) -> None:
+    """Keep only the nodes, initializers and inputs the graph outputs need."""
+    g = model.graph
+    if outputs is not None:
+        keep_out = [o for name in outputs for o in g.output if o.name == name]
+        missing = set(outputs) - {o.name for o in keep_out}
+        if missing:
+            raise ExportError(f"graph has no output named {sorted(missing)[0]}")
+        del g.output[:]
+        g.output.extend(keep_out)
+    needed = {o.name for o in g.output}
+    kept = []
+    for node in reversed(list(g.node)):
+        if any(o in needed for o in node.output if o):
+            kept.append(node)
+            needed.update(i for i in node.input if i)
+    kept.reverse()
+    del g.node[:]
+    g.node.extend(kept)
+    inits = [i for i in g.initializer if i.name in needed]
+    del g.initializer[:]
+    g.initializer.extend(inits)
+    names_init = {i.name for i in inits}
+    ins = [i for i in g.input if i.name in needed and i.name not in names_init]
+    del g.input[:]
+    g.input.extend(ins)
+    vis = [v for v in g.value_info if v.name in needed]
+    del g.value_info[:]
+    g.value_info.extend(vis)
+
+
+def rename_value(model: onnx.ModelProto, old: str, new: str) -> None:
+    for node in model.graph.node:
+        for k, i in enumerate(node.input):
+            if i == old:
+                node.input[k] = new
+    for o in model.graph.output:
+        if o.name == old:
+            o.name = new
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    for o in model.opset_import:
+        if o.domain in ("", "ai.onnx"):
+            return int(o.version)
+    raise ExportError("model imports no default ONNX opset")
+
+
+def custom_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    return [n for n in model.graph.node if n.domain not in ("", "ai.onnx")]

