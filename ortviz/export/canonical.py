@@ -17,8 +17,9 @@ from onnx import helper, numpy_helper, version_converter
 
 from .folding import fold_step
 from .graph import ExportError, constants, custom_nodes, default_opset, infer_shapes, prune, static_shapes
+from .layers import SCOPE_KEY, module_scope
 
-MIN_OPSET = 13
+MIN_OPSET = 17  # lowered forms use ScatterElements(reduction=add), opset 16+
 
 
 def _check_classifier(model: onnx.ModelProto) -> tuple[str, str]:
@@ -124,7 +125,13 @@ def canonicalize(model: onnx.ModelProto, size: int, batch: int = 1,
     dims = model.graph.input[0].type.tensor_type.shape.dim
     c = channels or next((d.dim_value for d in [dims[1]] if d.HasField("dim_value")), 3)
     _set_input_shape(model, input_name, (batch, c, size, size))
+    scopes = {o: sc for n in model.graph.node if (sc := module_scope(n)) for o in n.output if o}
     model = _ort_basic(infer_shapes(model))
+    for node in model.graph.node:  # the optimizer drops exporter metadata; keep module names
+        sc = next((scopes[o] for o in node.output if o in scopes), None)
+        if sc:
+            entry = node.metadata_props.add()
+            entry.key, entry.value = SCOPE_KEY, sc
     while fold_step(model := infer_shapes(model)):
         pass
     _rewrite_batchnorm(model)

@@ -7,7 +7,7 @@ import onnx
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from .graph import SMALL, constants, static_shapes
+from .graph import SMALL, constants, is_standard, static_shapes
 
 _NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
                "Multinomial", "Bernoulli", "Constant"}
@@ -37,7 +37,7 @@ def fold_step(model: onnx.ModelProto) -> bool:
     known = constants(model, max_elems=SMALL)
     changed = False
     for node in list(model.graph.node):
-        if node.domain not in ("", "ai.onnx") or node.op_type in _NEVER_FOLD:
+        if not is_standard(node) or node.op_type in _NEVER_FOLD:
             continue
         if node.op_type in ("Shape", "Size") and node.input[0] in shapes:
             shape = shapes[node.input[0]]

@@ -110,5 +110,11 @@ def default_opset(model: onnx.ModelProto) -> int:
     raise ExportError("model imports no default ONNX opset")
 
 
+def is_standard(node: onnx.NodeProto) -> bool:
+    """A default-domain op that the ONNX standard defines (the training build registers some
+    of its gradient ops, MaxPoolGrad for one, in the default domain)."""
+    return node.domain in ("", "ai.onnx") and onnx.defs.has(node.op_type)
+
+
 def custom_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    return [n for n in model.graph.node if n.domain not in ("", "ai.onnx")]
+    return [n for n in model.graph.node if not is_standard(n)]

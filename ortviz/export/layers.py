@@ -28,8 +28,15 @@ class Layer:
         return {"name": self.name, "tensor": self.tensor, "shape": list(self.shape), "op": self.op}
 
 
-def _scope(node: onnx.NodeProto) -> str | None:
+SCOPE_KEY = "ortviz.module"
+
+
+def module_scope(node: onnx.NodeProto) -> str | None:
+    """The top-level module of the source network that produced this node, if known:
+    from the dynamo exporter's name scopes or the TorchScript exporter's node names."""
     for p in node.metadata_props:
+        if p.key == SCOPE_KEY:
+            return p.value
         if p.key == "pkg.torch.onnx.name_scopes":
             try:
                 scopes = ast.literal_eval(p.value)
@@ -76,7 +83,7 @@ def candidate_layers(model: onnx.ModelProto, input_name: str, which: str = "defa
         # only those that lead to the output
         return _named([(t, None) for t in tensors if _leads_to_output(model, t)], shapes, producer)
     cuts = [t for t in _cut_points(model, input_name) if len(shapes.get(t, ())) == 4]
-    scoped = [(t, _scope(producer[t])) for t in cuts]
+    scoped = [(t, module_scope(producer[t])) for t in cuts]
     if any(s is not None for _, s in scoped):
         groups: list[tuple[str, str | None]] = []
         for t, s in scoped:

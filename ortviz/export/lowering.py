@@ -14,7 +14,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from .folding import fold_step
-from .graph import ExportError, constants, custom_nodes, infer_shapes, prune, static_shapes
+from .graph import ExportError, constants, custom_nodes, infer_shapes, is_standard, prune, static_shapes
 
 
 class Context:
@@ -218,7 +218,7 @@ def _lower_step(model: onnx.ModelProto) -> bool:
     changed = False
     nodes = []
     for node in list(model.graph.node):
-        if node.domain in ("", "ai.onnx"):
+        if is_standard(node):
             nodes.append(node)
             continue
         rule = RULES.get(node.op_type)

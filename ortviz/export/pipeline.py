@@ -81,6 +81,8 @@ def export_model(model: onnx.ModelProto, out: Path, opts: ExportOptions,
                  progress=lambda msg: None) -> tuple[Path, list[GradientGraph]]:
     if opts.size < 8 or opts.batch < 1:
         raise ExportError("input size must be at least 8 and batch at least 1")
+    if Path(out).exists() and not force:
+        raise FileExistsError(f"{out} exists; pass --force to replace it")
     needs = collect_needs(techniques)
     canonical, image, logits = canonicalize(model, opts.size, opts.batch)
     shapes = static_shapes(canonical)

@@ -1,0 +1,23 @@
+# Two commands do everything on a fresh machine (each creates what it needs):
+#   make demo   the main job on the embedded default model
+#   make test   the test suite
+.PHONY: demo test envs export-env default-model bench clean
+
+demo:
+	scripts/envs.sh runtime
+	.venv/bin/ortviz dream -o out/dream.png
+
+test:
+	scripts/test.sh
+
+envs:
+	scripts/envs.sh both
+
+export-env:
+	scripts/envs.sh export
+
+default-model: export-env
+	scripts/build-default-model.sh
+
+clean:
+	rm -rf .venv .venv-export build out

@@ -1,0 +1,96 @@
+"""The engine: a bundle's graphs on stock ONNX Runtime.
+
+Sessions are created once per graph and reused for every step (graph optimization
+ENABLE_ALL, chosen thread count and execution provider). A gradient function returns the
+objective's value and its gradient with respect to the input image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from . import providers
+from .bundle import Bundle, BundleError
+
+
+@dataclass
+class Step:
+    loss: float
+    grad: np.ndarray
+
+
+class Engine:
+    def __init__(self, bundle: Bundle | str | Path, provider: str = "auto",
+                 threads: int | None = None):
+        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+        self.provider, self._chain = providers.resolve(provider)
+        if threads is not None and threads < 1:
+            raise ValueError("threads must be at least 1")
+        self.threads = threads
+        self._sessions: dict[str, ort.InferenceSession] = {}
+        self.image_name = self.bundle.input["name"]
+        self.image_shape = tuple(self.bundle.input["shape"])
+
+    def session(self, rel: str) -> ort.InferenceSession:
+        sess = self._sessions.get(rel)
+        if sess is None:
+            so = ort.SessionOptions()
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            so.log_severity_level = 3
+            if self.threads:
+                so.intra_op_num_threads = self.threads
+                so.inter_op_num_threads = 1
+            try:
+                sess = ort.InferenceSession(str(self.bundle.path_of(rel)), so, providers=self._chain)
+            except Exception as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise BundleError(f"cannot load {rel}: {first}") from None
+            self._sessions[rel] = sess
+        return sess
+
+    def _check_image(self, image: np.ndarray) -> np.ndarray:
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        if image.shape != self.image_shape:
+            raise ValueError(f"image shape {image.shape} != bundle input {self.image_shape}")
+        return image
+
+    def forward(self, image: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Named outputs of the forward graph (default: the logits)."""
+        names = outputs or [self.bundle.manifest["logits"]["name"]]
+        values = self.session(self.bundle.manifest["forward"]["file"]).run(
+            names, {self.image_name: self._check_image(image)})
+        return dict(zip(names, values))
+
+    def logits(self, image: np.ndarray) -> np.ndarray:
+        return self.forward(image)[self.bundle.manifest["logits"]["name"]]
+
+    def features(self, image: np.ndarray, layer: str) -> np.ndarray:
+        tensor = next((l["tensor"] for l in self.bundle.layers if l["name"] == layer), None)
+        if tensor is None:
+            raise BundleError(f"bundle has no layer {layer!r}")
+        return self.forward(image, [tensor])[tensor]
+
+    def gradient(self, objective: str, layer: str):
+        """``f(image, **inputs) -> Step`` for one of the bundle's gradient graphs."""
+        entry = self.bundle.graph(objective, layer)
+        sess = self.session(entry.file)
+        names = [entry.outputs["loss"], entry.outputs["grad"]]
+        extra = {k: tuple(v) for k, v in entry.inputs.items() if k != self.image_name}
+
+        def f(image: np.ndarray, **inputs) -> Step:
+            feeds = {self.image_name: self._check_image(image)}
+            for k, shape in extra.items():
+                if k not in inputs:
+                    raise ValueError(f"{objective} needs input {k!r}")
+                v = np.ascontiguousarray(inputs[k], dtype=np.float32)
+                if v.shape != shape:
+                    raise ValueError(f"{objective} input {k!r} has shape {v.shape}, needs {shape}")
+                feeds[k] = v
+            loss, grad = sess.run(names, feeds)
+            return Step(float(loss), grad)
+
+        return f

@@ -1,0 +1,97 @@
+"""Bundles on stock onnxruntime (runtime environment: no torch, no training build).
+
+The committed default bundle, and the bundles the export stage wrote with torch float64
+reference gradients beside them.
+"""
+
+import importlib.util
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from conftest import ARTIFACTS
+
+from ortviz.bundle import Bundle, BundleError
+from ortviz.defaults import default_bundle, sample
+from ortviz.engine import Engine
+from ortviz.imaging import load_image, to_model
+
+TOL_TORCH = 1e-4  # |g - g_torch64|max <= TOL * |g_torch64|max
+
+
+def test_this_environment_is_the_stock_runtime():
+    assert importlib.util.find_spec("torch") is None, "torch must not be installed here"
+    assert importlib.util.find_spec("onnxruntime.training") is None, "training build present"
+    assert not hasattr(ort.capi._pybind_state, "GradientGraphBuilder")
+
+
+def test_default_bundle_hashes_hold():
+    b = Bundle.open(default_bundle())  # verifies every sha256 and that nothing is extra
+    assert set(b.manifest["files"]) >= {"forward.onnx", "weights.bin"}
+    assert len(b.graphs()) == 2 + 2 * len(b.layers)
+
+
+@pytest.mark.parametrize("photo,label", [("chelsea.png", 285), ("coffee.png", 967)])
+def test_default_bundle_classifies_the_sample_photos(photo, label):
+    engine = Engine(default_bundle(), provider="cpu")
+    pre = engine.bundle.manifest["preprocessing"]
+    x = to_model(load_image(sample(photo)), pre["mean"], pre["std"], size=224)
+    assert int(engine.logits(x).argmax()) == label
+
+
+def test_every_default_graph_runs_on_stock_onnxruntime():
+    engine = Engine(default_bundle(), provider="cpu", threads=2)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(engine.image_shape).astype(np.float32)
+    for g in engine.bundle.graphs():
+        model = onnx.load(str(engine.bundle.path_of(g.file)), load_external_data=False)
+        assert all(n.domain in ("", "ai.onnx") for n in model.graph.node), g.file
+        extra = {k: rng.standard_normal(v).astype(np.float32) for k, v in g.inputs.items()
+                 if k != engine.image_name}
+        step = engine.gradient(g.objective, g.layer)(x, **extra)
+        assert np.isfinite(step.loss) and step.grad.shape == x.shape, g.file
+        assert np.isfinite(step.grad).all() and np.abs(step.grad).max() > 0, f"{g.file}: zero gradient"
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_exported_bundles_match_torch_on_stock_onnxruntime(exporter):
+    ref_path = ARTIFACTS / f"small_resnet_{exporter}.npz"
+    assert ref_path.exists(), f"{ref_path} missing: run the export stage first (make test)"
+    ref = np.load(ref_path)
+    engine = Engine(ARTIFACTS / f"small_resnet_{exporter}", provider="cpu")
+    checked = 0
+    for g in engine.bundle.graphs():
+        keys = {k.split("::")[1] for k in ref.files if k.startswith(g.file + "::")}
+        inputs = {k: ref[f"{g.file}::{k}"] for k in keys - {"image", "grad", "loss"}}
+        step = engine.gradient(g.objective, g.layer)(ref[f"{g.file}::image"], **inputs)
+        want = ref[f"{g.file}::grad"]
+        err = np.abs(step.grad - want).max() / np.abs(want).max()
+        assert err <= TOL_TORCH, f"{g.file} ({exporter}): rel err {err:.2e} vs torch float64"
+        checked += 1
+    assert checked == len(engine.bundle.graphs()) == 14
+
+
+def test_tampered_missing_and_extra_files_are_refused(tmp_path):
+    src = ARTIFACTS / "small_resnet_torchscript"
+    for case in ("tamper", "missing", "extra", "version"):
+        b = tmp_path / case
+        shutil.copytree(src, b)
+        if case == "tamper":
+            data = bytearray((b / "weights.bin").read_bytes())
+            data[100] ^= 0xFF
+            (b / "weights.bin").write_bytes(bytes(data))
+            expect = "weights.bin does not match its sha256"
+        elif case == "missing":
+            next(b.glob("grad.*.onnx")).unlink()
+            expect = "is missing"
+        elif case == "extra":
+            (b / "surprise.onnx").write_bytes(b"x")
+            expect = "does not list: surprise.onnx"
+        else:
+            text = (b / "manifest.json").read_text().replace('"format_version": 1', '"format_version": 99')
+            (b / "manifest.json").write_text(text)
+            expect = "format version 99 is not supported"
+        with pytest.raises(BundleError, match=expect):
+            Bundle.open(b)
