@@ -1,13 +1,17 @@
-"""What a technique plugin declares.
+"""What a technique plugin declares, and the context its loop runs in.
 
 A technique names the objectives it needs from a bundle (the exporter builds a gradient graph
-for each) and, in the engine, how it starts and steps. This module holds the declaration only.
+for each), its typed parameters with defaults and help (the CLI makes options of them), how it
+starts (``noise`` or ``photo``), and ``run(ctx, **params) -> image``: the loop itself, written
+with the shared pieces of :mod:`ortviz.imaging` and the context's ``grad`` and ``report``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
+
+import numpy as np
 
 from .objectives import Objective
 
@@ -31,8 +35,46 @@ class Need:
 
 
 @dataclass(frozen=True)
+class Param:
+    """A typed technique parameter. ``check(value)`` returns an error message or None."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    check: Callable[[Any], str | None] | None = field(default=None, compare=False)
+
+    def validate(self, value):
+        msg = self.check(value) if self.check else None
+        if msg:
+            raise ValueError(f"--{self.name.replace('_', '-')} {msg}")
+        return value
+
+
+def positive(v):
+    return None if v > 0 else "must be positive"
+
+
+def non_negative(v):
+    return None if v >= 0 else "must not be negative"
+
+
+def above_one(v):
+    return None if v > 1 else "must be greater than 1"
+
+
+@dataclass(frozen=True)
 class Technique:
     name: str
     summary: str
     needs: tuple[Need, ...]
-    run: Callable | None = field(default=None, repr=False, compare=False)
+    params: tuple[Param, ...] = ()
+    start: str = "noise"          # "noise" or "photo"
+    default_layer: str | None = None   # None: reads the logits; "middle"/"early"/"late" or a name
+    run: Callable[..., np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    def defaults(self) -> dict:
+        return {p.name: p.default for p in self.params}
+
+    def param(self, name: str) -> Param:
+        return next(p for p in self.params if p.name == name)

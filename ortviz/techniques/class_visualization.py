@@ -1,10 +1,65 @@
-"""Class visualization (Simonyan et al. 2014, regularizers of Yosinski et al. 2015)."""
+"""Class visualization (Simonyan et al. 2014, regularizers of Yosinski et al. 2015).
 
+From noise, climb the target class's score. Each iteration: random zoom and jitter (a circular
+shift, undone after the step), the class objective's gradient, L2 decay, a normalized ascent
+step, clipping to the valid pixel range; a Gaussian blur every few iterations. Octaves start
+small and carry the picture up to the model's size (the gradient flows back through the
+resize's exact adjoint).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import imaging
 from ..objectives import CLASS_LOG_SOFTMAX, CLASS_SCORE
-from ..technique import Need, Technique
+from ..optim import normalized
+from ..technique import Need, Param, Technique, above_one, non_negative, positive
+
+OBJECTIVES = {"score": CLASS_SCORE.name, "log-softmax": CLASS_LOG_SOFTMAX.name}
+
+
+def run(ctx, iterations, lr, l2, jitter, blur_every, blur_sigma, octaves, octave_scale,
+        objective):
+    if objective not in OBJECTIVES:
+        raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)}")
+    weights = ctx.one_hot()
+    sizes = imaging.octave_sizes(ctx.size, octaves, octave_scale)
+    x = imaging.resize(ctx.noise(), sizes[0])
+    t = 0
+    for k, hw in enumerate(sizes):
+        if k:
+            x = imaging.resize(x, hw)
+        for _ in range(iterations):
+            oy, ox = imaging.random_shift(ctx.rng, jitter)
+            xj = imaging.jitter(x, oy, ox)
+            step = ctx.grad(OBJECTIVES[objective], "logits", xj, class_weights=weights)
+            g = imaging.unjitter(step.grad, oy, ox)
+            x = x + lr * normalized(g) - imaging.l2_grad(x, l2)
+            x = ctx.clip(x)
+            if blur_every and (t + 1) % blur_every == 0:
+                x = imaging.gaussian_blur(x, blur_sigma)
+            ctx.report(t, step.loss, x)
+            t += 1
+    return x
+
 
 technique = Technique(
     name="class-visualization",
     summary="From noise, climb a class's score (jitter, L2 decay, blur, clipping).",
     needs=(Need(CLASS_SCORE, on="logits"), Need(CLASS_LOG_SOFTMAX, on="logits")),
+    params=(
+        Param("iterations", int, 100, "Iterations per octave.", positive),
+        Param("lr", float, 0.02, "Step size of the normalized ascent (model-space units).", positive),
+        Param("l2", float, 1e-3, "L2 decay on the image per iteration.", non_negative),
+        Param("jitter", int, 16, "Largest random shift in pixels (circular).", non_negative),
+        Param("blur_every", int, 10, "Blur every N iterations (0: never).", non_negative),
+        Param("blur_sigma", float, 0.5, "Gaussian blur sigma in pixels.", non_negative),
+        Param("octaves", int, 2, "Scales, smallest first; 1 works at the model's size only.", positive),
+        Param("octave_scale", float, 1.6, "Size ratio between octaves.", above_one),
+        Param("objective", str, "score", "score (raw logit) or log-softmax."),
+    ),
+    start="noise",
+    default_layer=None,
+    run=run,
 )

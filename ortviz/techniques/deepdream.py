@@ -1,10 +1,52 @@
-"""DeepDream (Mordvintsev et al. 2015)."""
+"""DeepDream (Mordvintsev et al. 2015).
 
+From a photo, amplify what a layer sees: feature-energy ascent with jitter and normalized
+steps, over octaves (the photo's detail is carried up from the small scales to the large).
+Any image size works: the context tiles the fixed-size graph with random shifts.
+"""
+
+from __future__ import annotations
+
+from .. import imaging
 from ..objectives import FEATURE_ENERGY
-from ..technique import Need, Technique
+from ..optim import normalized
+from ..technique import Need, Param, Technique, above_one, non_negative, positive
+
+
+def run(ctx, iterations, lr, jitter, octaves, octave_scale, max_side):
+    h, w = ctx.photo.shape[:2]
+    k = min(1.0, max_side / max(h, w))
+    full = (max(8, round(h * k)), max(8, round(w * k)))
+    base = ctx.photo_model(full)
+    sizes = imaging.octave_sizes(full, octaves, octave_scale)
+    detail = None
+    t = 0
+    for hw in sizes:
+        shrunk = imaging.resize(base, hw)
+        x = shrunk if detail is None else shrunk + imaging.resize(detail, hw)
+        for _ in range(iterations):
+            oy, ox = imaging.random_shift(ctx.rng, jitter)
+            step = ctx.grad(FEATURE_ENERGY.name, ctx.layer, imaging.jitter(x, oy, ox))
+            x = ctx.clip(x + lr * normalized(imaging.unjitter(step.grad, oy, ox)))
+            ctx.report(t, step.loss, x)
+            t += 1
+        detail = x - shrunk
+    return x
+
 
 technique = Technique(
     name="deepdream",
     summary="From a photo, amplify what a layer sees (jitter, octaves).",
     needs=(Need(FEATURE_ENERGY, on="layers"),),
+    params=(
+        Param("iterations", int, 20, "Iterations per octave.", positive),
+        Param("lr", float, 0.01, "Step size of the normalized ascent.", positive),
+        Param("jitter", int, 16, "Largest random shift in pixels (circular).", non_negative),
+        Param("octaves", int, 4, "Number of scales, smallest first.", positive),
+        Param("octave_scale", float, 1.4, "Size ratio between octaves.", above_one),
+        Param("max_side", int, 512, "Longest side of the result in pixels.", positive),
+    ),
+    start="photo",
+    default_layer="_blocks.10",
+    run=run,
 )
