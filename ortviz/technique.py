@@ -34,6 +34,10 @@ class Need:
                              f"cannot be built on {self.on!r}")
 
 
+class ParamError(ValueError):
+    """An invalid parameter value, named in one line."""
+
+
 @dataclass(frozen=True)
 class Param:
     """A typed technique parameter. ``check(value)`` returns an error message or None."""
@@ -47,7 +51,7 @@ class Param:
     def validate(self, value):
         msg = self.check(value) if self.check else None
         if msg:
-            raise ValueError(f"--{self.name.replace('_', '-')} {msg}")
+            raise ParamError(f"--{self.name.replace('_', '-')} {msg}")
         return value
 
 

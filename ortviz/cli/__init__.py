@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import export, inspect
+from . import export, inspect, plugins, techniques
 
 app = typer.Typer(help="See what an image classifier learned: class visualization, feature "
                        "inversion and DeepDream on stock ONNX Runtime.",
@@ -12,7 +12,11 @@ app = typer.Typer(help="See what an image classifier learned: class visualizatio
 app.add_typer(export.app, name="export")
 app.command("info")(inspect.info)
 app.command("layers")(inspect.layers)
+app.command("plugins")(plugins.plugins)
+
+
+techniques.add_to(app)
 
 
 def main() -> None:
-    app()
+    app(prog_name="ortviz")

@@ -19,11 +19,13 @@ class UsageError(Exception):
 def _expected() -> tuple[type[BaseException], ...]:
     kinds: list[type[BaseException]] = [UsageError, BundleError, FileExistsError,
                                         FileNotFoundError, PermissionError, IsADirectoryError]
-    try:
-        from ..export.graph import ExportError
-        kinds.append(ExportError)
-    except ImportError:  # pragma: no cover - onnx is a dependency
-        pass
+    from ..export.graph import ExportError
+    from ..imaging import ImageError
+    from ..labels import LabelError
+    from ..providers import ProviderError
+    from ..render import NumericalError
+    from ..technique import ParamError
+    kinds += [ExportError, ImageError, LabelError, ProviderError, NumericalError, ParamError]
     return tuple(kinds)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from .. import imaging
 from ..objectives import CLASS_LOG_SOFTMAX, CLASS_SCORE
 from ..optim import normalized
-from ..technique import Need, Param, Technique, above_one, non_negative, positive
+from ..technique import Need, Param, ParamError, Technique, above_one, non_negative, positive
 
 OBJECTIVES = {"score": CLASS_SCORE.name, "log-softmax": CLASS_LOG_SOFTMAX.name}
 
@@ -22,7 +22,7 @@ OBJECTIVES = {"score": CLASS_SCORE.name, "log-softmax": CLASS_LOG_SOFTMAX.name}
 def run(ctx, iterations, lr, l2, jitter, blur_every, blur_sigma, octaves, octave_scale,
         objective):
     if objective not in OBJECTIVES:
-        raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)}")
+        raise ParamError(f"--objective must be one of {', '.join(OBJECTIVES)}")
     weights = ctx.one_hot()
     sizes = imaging.octave_sizes(ctx.size, octaves, octave_scale)
     x = imaging.resize(ctx.noise(), sizes[0])
@@ -50,11 +50,11 @@ technique = Technique(
     needs=(Need(CLASS_SCORE, on="logits"), Need(CLASS_LOG_SOFTMAX, on="logits")),
     params=(
         Param("iterations", int, 100, "Iterations per octave.", positive),
-        Param("lr", float, 0.02, "Step size of the normalized ascent (model-space units).", positive),
-        Param("l2", float, 1e-3, "L2 decay on the image per iteration.", non_negative),
-        Param("jitter", int, 16, "Largest random shift in pixels (circular).", non_negative),
-        Param("blur_every", int, 10, "Blur every N iterations (0: never).", non_negative),
-        Param("blur_sigma", float, 0.5, "Gaussian blur sigma in pixels.", non_negative),
+        Param("lr", float, 0.1, "Step size of the normalized ascent (model-space units).", positive),
+        Param("l2", float, 2e-3, "L2 decay on the image per iteration.", non_negative),
+        Param("jitter", int, 12, "Largest random shift in pixels (circular).", non_negative),
+        Param("blur_every", int, 2, "Blur every N iterations (0: never).", non_negative),
+        Param("blur_sigma", float, 0.6, "Gaussian blur sigma in pixels.", non_negative),
         Param("octaves", int, 2, "Scales, smallest first; 1 works at the model's size only.", positive),
         Param("octave_scale", float, 1.6, "Size ratio between octaves.", above_one),
         Param("objective", str, "score", "score (raw logit) or log-softmax."),

@@ -1,0 +1,85 @@
+"""Technique commands, made from each plugin's declared parameters.
+
+``ortviz run NAME [OPTIONS]`` runs any installed technique; ``class-viz``, ``invert`` and
+``dream`` are the built-ins' short names. Options common to all: model, layer, targets, photo,
+seed, provider, threads, output, snapshots. A technique's own options come from its ``params``:
+the command's signature is built from them, and typer reads it like any other.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..plugins import discover
+from .common import friendly
+
+SHORT = {"class-viz": "class-visualization", "invert": "feature-inversion", "dream": "deepdream"}
+
+
+def _opt(name, annotation, default, *flags, **kw):
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=Annotated[annotation, typer.Option(*flags, **kw)])
+
+
+def _signature(tech) -> inspect.Signature:
+    ps = [
+        _opt("model", Optional[Path], None, "--model", "-m",
+             help="Bundle directory (default: the embedded EfficientNet-Lite0)."),
+        _opt("seed", int, 0, "--seed", help="Random seed; the same seed on CPU gives the same image."),
+        _opt("provider", str, "auto", "--provider",
+             help="Execution provider: auto, cpu, cuda, tensorrt, openvino, ..."),
+        _opt("threads", Optional[int], None, "--threads", min=1,
+             help="Intra-op threads (default: onnxruntime's choice)."),
+        _opt("output", Optional[Path], None, "--output", "-o",
+             help=f"Output image (default: out/{tech.name}.png); a .json sidecar goes beside it."),
+        _opt("snapshot_every", int, 0, "--snapshot-every", min=0,
+             help="Keep a frame every N iterations: frames folder, GIF and contact sheet."),
+    ]
+    if any(n.on == "layers" for n in tech.needs):
+        ps.append(_opt("layer", Optional[str], tech.default_layer, "--layer", "-l",
+                       help="Layer name (see `ortviz layers`)."))
+    if any(n.on == "logits" for n in tech.needs):
+        ps.append(_opt("targets", Optional[list[str]], None, "--class", "-c",
+                       help="Target class by index or name; repeat for several (default: flamingo)."))
+    if tech.start == "photo":
+        ps.append(_opt("image", Optional[Path], None, "--image", "-i",
+                       help="Photo to start from (default: the bundled chelsea.png)."))
+    for p in tech.params:
+        ps.append(_opt(p.name, p.type, p.default, "--" + p.name.replace("_", "-"), help=p.help))
+    return inspect.Signature(ps)
+
+
+def make_command(tech):
+    def command(**kw):
+        from ..runner import RunRequest, run_request
+        params = {p.name: p.validate(kw.pop(p.name)) for p in tech.params}
+        req = RunRequest(technique=tech, params=params, model=kw.get("model"),
+                         layer=kw.get("layer"), targets=list(kw.get("targets") or []),
+                         image=kw.get("image"), seed=kw["seed"], provider=kw["provider"],
+                         threads=kw["threads"], output=kw.get("output"),
+                         snapshot_every=kw["snapshot_every"])
+        code = run_request(req, echo=typer.echo, err=lambda m: typer.echo(m, err=True))
+        if code:
+            raise typer.Exit(code)
+
+    command.__signature__ = _signature(tech)
+    command.__doc__ = (f"{tech.summary}\n\nDefaults are tuned on the embedded EfficientNet-Lite0 "
+                       "at 224x224.")
+    command.__name__ = tech.name.replace("-", "_")
+    return friendly(command)
+
+
+def add_to(app: typer.Typer) -> None:
+    run_app = typer.Typer(help="Run any installed technique with its own options.",
+                          no_args_is_help=True)
+    loaded = {p.name: p.technique for p in discover() if p.technique}
+    for name, tech in loaded.items():
+        run_app.command(name)(make_command(tech))
+    app.add_typer(run_app, name="run")
+    for short, full in SHORT.items():
+        if full in loaded:
+            app.command(short)(make_command(loaded[full]))

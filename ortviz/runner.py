@@ -1,0 +1,133 @@
+"""From a request (CLI or Python) to images on disk: validate, run, write, summarize."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .bundle import Bundle
+from .cli.common import UsageError
+from .defaults import default_bundle, sample
+from .engine import Engine
+from .imaging import ImageError, load_image
+from .labels import LabelError, find_class
+from .outputs import sidecar, write_result
+from .render import Context, render
+from .technique import Technique
+
+
+@dataclass
+class RunRequest:
+    technique: Technique
+    params: dict
+    model: Path | None = None
+    layer: str | None = None
+    targets: list = field(default_factory=list)
+    image: Path | None = None
+    seed: int = 0
+    provider: str = "auto"
+    threads: int | None = None
+    output: Path | None = None
+    snapshot_every: int = 0
+
+
+def _progress(enabled: bool):
+    """A rich progress bar (objective value and it/s) on a terminal; nothing otherwise."""
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TextColumn("objective {task.fields[loss]:.4g}"), TextColumn("{task.fields[speed]} it/s"),
+                    TimeRemainingColumn(), transient=True)
+
+
+def prepare(req: RunRequest):
+    """Check everything before any work: bundle, layer, classes, photo, output."""
+    bundle = Bundle.open(req.model if req.model is not None else default_bundle())
+    tech = req.technique
+    layer = None
+    if any(n.on == "layers" for n in tech.needs):
+        layer = req.layer or tech.default_layer
+        names = [l["name"] for l in bundle.layers]
+        if layer not in names:
+            import difflib
+            near = difflib.get_close_matches(str(layer), names, n=3)
+            hint = f"; did you mean {', '.join(near)}?" if near else f"; layers: {', '.join(names)}"
+            raise UsageError(f"unknown layer {layer!r}{hint}")
+        for need in tech.needs:
+            bundle.graph(need.objective.name, layer)
+    targets: list[int | None] = [None]
+    if any(n.on == "logits" for n in tech.needs):
+        try:
+            targets = [find_class(bundle.labels, t) for t in (req.targets or ["flamingo"])]
+        except LabelError as exc:
+            raise UsageError(str(exc)) from None
+    photo = None
+    if tech.start == "photo":
+        try:
+            photo = load_image(req.image if req.image is not None else sample())
+        except ImageError as exc:
+            raise UsageError(str(exc)) from None
+    out = Path(req.output) if req.output else Path("out") / f"{tech.name}.png"
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
+        raise UsageError(f"output {out} must end in .png, .jpg, .webp, .bmp or .tif")
+    if out.exists() and out.is_dir():
+        raise UsageError(f"output {out} is a directory")
+    return bundle, layer, targets, photo, out
+
+
+def run_request(req: RunRequest, echo=print, err=lambda m: print(m, file=sys.stderr)) -> int:
+    bundle, layer, targets, photo, out = prepare(req)
+    try:
+        engine = Engine(bundle, provider=req.provider, threads=req.threads)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    err(f"{req.technique.name} on {bundle.name} ({engine.provider} execution provider"
+        f"{', chosen by auto' if req.provider == 'auto' else ''})")
+    code = 0
+    for target in targets:
+        path = out if len(targets) == 1 else out.with_name(f"{out.stem}-{target}{out.suffix}")
+        result = run_one(req, engine, layer, target, photo)
+        info = {"layer": layer, "seed": req.seed, "provider": engine.provider,
+                "threads": req.threads, "target": None if target is None else
+                {"class": target, "label": bundle.labels[target]},
+                "image": str(req.image or sample()) if photo is not None else None}
+        written = write_result(path, result, sidecar(result, req.technique.name, req.params, info, bundle))
+        best = result.top5[0]
+        echo(f"wrote {written[0]} ({result.status}; {result.iterations_done} iterations in "
+             f"{result.seconds:.1f}s; objective {result.history[-1] if result.history else float('nan'):.4g}; "
+             f"model sees {best['label'].split(',')[0]} p={best['probability']:.2f})")
+        if result.status == "interrupted":
+            return 130
+        if result.status != "complete":
+            err(f"error: {result.status}; kept the last good image")
+            code = 1
+    return code
+
+
+def run_one(req: RunRequest, engine: Engine, layer, target, photo):
+    tech = req.technique
+    iterations = req.params.get("iterations", 0) * req.params.get("octaves", 1)
+    bar = _progress(sys.stderr.isatty())
+    task = None
+    if bar:
+        bar.start()
+        task = bar.add_task(tech.name, total=iterations or None, loss=float("nan"), speed="-")
+    import time
+    t0 = time.perf_counter()
+
+    def progress(t, n, loss):
+        if bar:
+            speed = f"{t / max(time.perf_counter() - t0, 1e-9):.1f}"
+            bar.update(task, completed=t, loss=loss, speed=speed)
+
+    ctx = Context(engine, np.random.default_rng(req.seed), iterations, layer=layer, target=target,
+                  photo=photo, snapshot_every=req.snapshot_every, progress=progress)
+    try:
+        return render(tech, ctx, req.params)
+    finally:
+        if bar:
+            bar.stop()
