@@ -1,3 +1,17 @@
 """ortviz: see what an image classifier learned, on stock ONNX Runtime."""
 
+import os as _os
+
+# numpy's OpenBLAS threads fight onnxruntime's for the cores: the small matrix products of the
+# loops (resizes) ran 25x slower multi-threaded on a 2-core machine. Takes effect when ortviz is
+# imported before numpy (the CLI always is); set the variable yourself to override.
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 __version__ = "0.1.0"
+
+
+def load(bundle=None, provider: str = "auto", threads: int | None = None):
+    """Open a bundle (default: the embedded EfficientNet-Lite0); see :mod:`ortviz.api`."""
+    from .api import load as _load
+
+    return _load(bundle, provider=provider, threads=threads)

@@ -26,7 +26,7 @@ class RunRequest:
     model: Path | None = None
     layer: str | None = None
     targets: list = field(default_factory=list)
-    image: Path | None = None
+    image: Path | np.ndarray | None = None
     seed: int = 0
     provider: str = "auto"
     threads: int | None = None
@@ -67,10 +67,15 @@ def prepare(req: RunRequest):
             raise UsageError(str(exc)) from None
     photo = None
     if tech.start == "photo":
-        try:
-            photo = load_image(req.image if req.image is not None else sample())
-        except ImageError as exc:
-            raise UsageError(str(exc)) from None
+        if isinstance(req.image, np.ndarray):
+            photo = req.image
+            if photo.ndim != 3 or photo.shape[2] != 3 or photo.dtype != np.uint8:
+                raise UsageError("image array must be HxWx3 uint8 RGB")
+        else:
+            try:
+                photo = load_image(req.image if req.image is not None else sample())
+            except ImageError as exc:
+                raise UsageError(str(exc)) from None
     out = Path(req.output) if req.output else Path("out") / f"{tech.name}.png"
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
         raise UsageError(f"output {out} must end in .png, .jpg, .webp, .bmp or .tif")
@@ -91,11 +96,8 @@ def run_request(req: RunRequest, echo=print, err=lambda m: print(m, file=sys.std
     for target in targets:
         path = out if len(targets) == 1 else out.with_name(f"{out.stem}-{target}{out.suffix}")
         result = run_one(req, engine, layer, target, photo)
-        info = {"layer": layer, "seed": req.seed, "provider": engine.provider,
-                "threads": req.threads, "target": None if target is None else
-                {"class": target, "label": bundle.labels[target]},
-                "image": str(req.image or sample()) if photo is not None else None}
-        written = write_result(path, result, sidecar(result, req.technique.name, req.params, info, bundle))
+        written = write_result(path, result, sidecar(result, req.technique.name, req.params,
+                                                     run_info(req, engine, layer, target), bundle))
         best = result.top5[0]
         echo(f"wrote {written[0]} ({result.status}; {result.iterations_done} iterations in "
              f"{result.seconds:.1f}s; objective {result.history[-1] if result.history else float('nan'):.4g}; "
@@ -106,6 +108,16 @@ def run_request(req: RunRequest, echo=print, err=lambda m: print(m, file=sys.std
             err(f"error: {result.status}; kept the last good image")
             code = 1
     return code
+
+
+def run_info(req: RunRequest, engine: Engine, layer, target) -> dict:
+    image = None
+    if req.technique.start == "photo":
+        image = "<array>" if isinstance(req.image, np.ndarray) else str(req.image or sample())
+    return {"layer": layer, "seed": req.seed, "provider": engine.provider, "threads": req.threads,
+            "target": None if target is None else {"class": target,
+                                                   "label": engine.bundle.labels[target]},
+            "image": image}
 
 
 def run_one(req: RunRequest, engine: Engine, layer, target, photo):

@@ -1,4 +1,6 @@
 import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as ortviz/__init__.py, before numpy loads
 import sys
 from pathlib import Path
 

@@ -1,0 +1,95 @@
+"""The Python API, mirroring the CLI.
+
+    import ortviz
+    model = ortviz.load()                        # the embedded EfficientNet-Lite0
+    r = model.class_visualization("flamingo", iterations=50)
+    r.image          # HxWx3 uint8;  r.top5, r.history, r.status, r.meta (the sidecar's content)
+    model.deepdream(layer="_blocks.10").save("dream.png")   # writes the image and its sidecar
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import imaging
+from .bundle import Bundle
+from .defaults import default_bundle
+from .engine import Engine
+from .outputs import sidecar, write_result
+from .plugins import techniques
+from .render import Result, top5
+from .runner import RunRequest, prepare, run_info, run_one
+
+
+@dataclass
+class Picture:
+    result: Result
+    meta: dict
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.result.image
+
+    @property
+    def top5(self) -> list:
+        return self.result.top5
+
+    @property
+    def history(self) -> list:
+        return self.result.history
+
+    @property
+    def status(self) -> str:
+        return self.result.status
+
+    def save(self, path) -> list[Path]:
+        return write_result(Path(path), self.result, self.meta)
+
+
+class Model:
+    def __init__(self, bundle=None, provider: str = "auto", threads: int | None = None):
+        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle or default_bundle())
+        self.engine = Engine(self.bundle, provider=provider, threads=threads)
+
+    def run(self, technique: str, *, layer=None, target=None, image=None, seed: int = 0,
+            snapshot_every: int = 0, **params) -> Picture:
+        """Run any installed technique by name; ``params`` are its declared parameters."""
+        techs = techniques()
+        if technique not in techs:
+            raise KeyError(f"no technique {technique!r}; installed: {', '.join(techs)}")
+        tech = techs[technique]
+        unknown = set(params) - {p.name for p in tech.params}
+        if unknown:
+            raise TypeError(f"{technique} has no parameter {sorted(unknown)[0]!r}")
+        values = {p.name: p.validate(params.get(p.name, p.default)) for p in tech.params}
+        req = RunRequest(technique=tech, params=values, model=self.bundle.root, layer=layer,
+                         targets=[] if target is None else [target], image=image, seed=seed,
+                         provider=self.engine.provider, snapshot_every=snapshot_every)
+        _, layer, targets, photo, _ = prepare(req)
+        result = run_one(req, self.engine, layer, targets[0], photo)
+        meta = sidecar(result, tech.name, values, run_info(req, self.engine, layer, targets[0]),
+                       self.bundle)
+        return Picture(result, meta)
+
+    def class_visualization(self, target="flamingo", **kw) -> Picture:
+        return self.run("class-visualization", target=target, **kw)
+
+    def feature_inversion(self, image=None, layer=None, **kw) -> Picture:
+        return self.run("feature-inversion", image=image, layer=layer, **kw)
+
+    def deepdream(self, image=None, layer=None, **kw) -> Picture:
+        return self.run("deepdream", image=image, layer=layer, **kw)
+
+    def classify(self, image) -> list[dict]:
+        """Top-5 classes of a photo (path or HxWx3 uint8 array)."""
+        rgb = image if isinstance(image, np.ndarray) else imaging.load_image(image)
+        pre = self.bundle.manifest["preprocessing"]
+        return top5(self.engine, imaging.to_model(rgb, pre["mean"], pre["std"],
+                                                  size=tuple(self.engine.image_shape[2:])))
+
+
+def load(bundle=None, provider: str = "auto", threads: int | None = None) -> Model:
+    return Model(bundle, provider=provider, threads=threads)

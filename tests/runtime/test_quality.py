@@ -1,0 +1,74 @@
+"""Do the techniques make the pictures they promise? Embedded model, default parameters,
+fixed seeds. (The optimized model always agrees with itself on class visualizations, so the
+class test is a floor; recognition by other networks is measured separately, see README.)"""
+
+import numpy as np
+import pytest
+
+import ortviz
+from ortviz import imaging
+from ortviz.defaults import sample
+
+CLASSES = [1, 9, 130, 207, 309, 409, 530, 717, 850, 980]  # spread over the label space
+
+
+@pytest.fixture(scope="module")
+def model():
+    return ortviz.load(provider="cpu", threads=2)
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM (Wang et al. 2004) of two HxWx3 uint8 images, 7x7 Gaussian windows on luma."""
+    def luma(x):
+        return (x.astype(np.float64) @ [0.299, 0.587, 0.114])[None, None]
+    x, y = luma(a), luma(b)
+    blur = lambda z: imaging.gaussian_blur(z, 1.5)  # noqa: E731
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(s.mean())
+
+
+def test_class_visualizations_are_classified_as_their_targets(model):
+    hits, seen = 0, []
+    for k, cls in enumerate(CLASSES):
+        pic = model.class_visualization(cls, seed=k)
+        top = pic.top5[0]["class"]
+        seen.append((cls, top, pic.top5[0]["probability"]))
+        hits += top == cls
+    assert hits >= 9, f"only {hits}/10 top-1 hits (seeds 0..9): {seen}"
+
+
+def test_feature_inversion_at_an_early_block_reconstructs_the_features(model):
+    pic = model.feature_inversion(layer="_blocks.2", seed=0)
+    assert pic.status == "complete"
+    assert pic.history[-1] < 0.1, f"seed=0: normalized feature error {pic.history[-1]:.3f} >= 0.1"
+    assert pic.history[-1] < 0.2 * pic.history[0]
+
+
+def test_feature_inversion_at_a_middle_block_keeps_the_class(model):
+    pic = model.feature_inversion(layer="_blocks.5", seed=0)
+    photo_class = model.classify(sample("chelsea.png"))[0]["class"]
+    assert pic.top5[0]["class"] == photo_class, f"seed=0: {pic.top5[:2]} vs photo class {photo_class}"
+
+
+def test_deepdream_raises_the_layer_energy_and_keeps_the_structure(model):
+    photo = imaging.load_image(sample("chelsea.png"))
+    pic = model.deepdream(seed=0)
+    pre = model.bundle.manifest["preprocessing"]
+    energy = model.engine.gradient("feature_energy", "_blocks.10")
+    e0 = energy(imaging.to_model(photo, pre["mean"], pre["std"], size=(224, 224))).loss
+    e1 = energy(imaging.to_model(pic.image, pre["mean"], pre["std"], size=(224, 224))).loss
+    assert e1 >= 2 * e0, f"seed=0: energy {e0:.3g} -> {e1:.3g}, less than 2x"
+    s = ssim(photo, np.asarray(pic.image))
+    print(f"deepdream: energy x{e1 / e0:.2f}, SSIM to the photo {s:.3f}")
+    assert pic.image.shape == photo.shape
+    assert 0.2 < s < 0.95, f"seed=0: SSIM {s:.3f}: the structure is lost or nothing changed"
+
+
+def test_same_seed_same_image_on_cpu(model):
+    a = model.class_visualization(130, iterations=5, seed=3).image
+    b = model.class_visualization(130, iterations=5, seed=3).image
+    c = model.class_visualization(130, iterations=5, seed=4).image
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
