@@ -14,15 +14,13 @@ import numpy as np
 from .. import imaging
 from ..objectives import CLASS_LOG_SOFTMAX, CLASS_SCORE
 from ..optim import normalized
-from ..technique import Need, Param, ParamError, Technique, above_one, non_negative, positive
+from ..technique import Need, Param, Technique, above_one, non_negative, positive
 
 OBJECTIVES = {"score": CLASS_SCORE.name, "log-softmax": CLASS_LOG_SOFTMAX.name}
 
 
 def run(ctx, iterations, lr, l2, jitter, blur_every, blur_sigma, octaves, octave_scale,
         objective):
-    if objective not in OBJECTIVES:
-        raise ParamError(f"--objective must be one of {', '.join(OBJECTIVES)}")
     weights = ctx.one_hot()
     sizes = imaging.octave_sizes(ctx.size, octaves, octave_scale)
     x = imaging.resize(ctx.noise(), sizes[0])
@@ -57,7 +55,8 @@ technique = Technique(
         Param("blur_sigma", float, 0.6, "Gaussian blur sigma in pixels.", non_negative),
         Param("octaves", int, 2, "Scales, smallest first; 1 works at the model's size only.", positive),
         Param("octave_scale", float, 1.6, "Size ratio between octaves.", above_one),
-        Param("objective", str, "score", "score (raw logit) or log-softmax."),
+        Param("objective", str, "score", "score (raw logit) or log-softmax.",
+              lambda v: None if v in OBJECTIVES else f"must be one of {', '.join(OBJECTIVES)}"),
     ),
     start="noise",
     default_layer=None,
