@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
 "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11), "ortviz environments need Python 3.11 (onnxruntime-training 1.19.2 has no wheels for newer Pythons); set PYTHON=/path/to/python3.11"'
 
-stamp() { sha256sum pyproject.toml scripts/envs.sh | sha256sum | cut -c1-16; }
+stamp() { sha256sum pyproject.toml scripts/envs.sh tests/plugins/*/pyproject.toml | sha256sum | cut -c1-16; }
 
 make_env() {  # dir extras [pre-install...]
   local dir=$1 extras=$2; shift 2
@@ -25,7 +25,10 @@ make_env() {  # dir extras [pre-install...]
     "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@" 2>&1 | grep -v '^WARNING: Location' || true
   fi
   "$dir/bin/python" -m pip install -q --disable-pip-version-check -e ".[$extras]" 2>&1 | grep -v '^WARNING: Location' || true
-  "$dir/bin/python" -c "import ortviz, onnxruntime, numpy, PIL, typer" 
+  if [ "$dir" = .venv ]; then  # the third-party example plugin, installed as a user would
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e tests/plugins/ortviz-saliency 2>&1 | grep -v '^WARNING: Location' || true
+  fi
+  "$dir/bin/python" -c "import ortviz, onnxruntime, numpy, PIL, typer"
   stamp > "$dir/.ortviz-stamp"
 }
 

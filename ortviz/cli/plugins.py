@@ -20,5 +20,5 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
         return
     for p in found:
         what = p.technique.summary if p.technique else f"FAILED TO LOAD: {p.error}"
-        typer.echo(f"{p.name:<22} {p.package} {p.version:<8} {what}")
+        typer.echo(f"{p.name:<22} {p.package + ' ' + p.version:<24} {what}")
     typer.echo(f"({len(found)} plugins; {ALLOW_ENV} restricts which load)", err=True)
