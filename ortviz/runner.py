@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import Bundle
-from .cli.common import UsageError
 from .defaults import default_bundle, sample
 from .engine import Engine
+from .errors import UsageError
 from .imaging import ImageError, load_image
 from .labels import LabelError, find_class
 from .outputs import sidecar, write_result

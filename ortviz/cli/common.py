@@ -10,10 +10,7 @@ import typer
 
 from ..bundle import Bundle, BundleError
 from ..defaults import default_bundle
-
-
-class UsageError(Exception):
-    """Bad input named in one line."""
+from ..errors import UsageError
 
 
 def _expected() -> tuple[type[BaseException], ...]:
