@@ -15,6 +15,7 @@ import onnxruntime as ort
 
 from . import providers
 from .bundle import Bundle, BundleError
+from .errors import first_line
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Engine:
             raise ValueError("threads must be at least 1")
         self.threads = threads
         self._sessions: dict[str, ort.InferenceSession] = {}
+        self._gradients: dict[tuple[str, str], object] = {}
         self.image_name = self.bundle.input["name"]
         self.image_shape = tuple(self.bundle.input["shape"])
 
@@ -47,8 +49,7 @@ class Engine:
             try:
                 sess = ort.InferenceSession(str(self.bundle.path_of(rel)), so, providers=self._chain)
             except Exception as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise BundleError(f"cannot load {rel}: {first}") from None
+                raise BundleError(f"cannot load {rel}: {first_line(exc)}") from None
             self._sessions[rel] = sess
         return sess
 
@@ -75,7 +76,14 @@ class Engine:
         return self.forward(image, [tensor])[tensor]
 
     def gradient(self, objective: str, layer: str):
-        """``f(image, **inputs) -> Step`` for one of the bundle's gradient graphs."""
+        """``f(image, **inputs) -> Step`` for one of the bundle's gradient graphs (made once
+        per graph: techniques ask for it every iteration)."""
+        f = self._gradients.get((objective, layer))
+        if f is None:
+            f = self._gradients[(objective, layer)] = self._make_gradient(objective, layer)
+        return f
+
+    def _make_gradient(self, objective: str, layer: str):
         entry = self.bundle.graph(objective, layer)
         sess = self.session(entry.file)
         names = [entry.outputs["loss"], entry.outputs["grad"]]

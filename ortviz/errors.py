@@ -3,3 +3,8 @@
 
 class UsageError(Exception):
     """Bad input named in one line."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one line: its first non-empty line, or its type's name."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

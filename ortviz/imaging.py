@@ -21,13 +21,11 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import first_line
+
 
 class ImageError(ValueError):
     """A bad image input or output request; the message is one user-facing line."""
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def load_image(path, max_pixels: int = 50_000_000) -> np.ndarray:
@@ -69,12 +67,12 @@ def load_image(path, max_pixels: int = 50_000_000) -> np.ndarray:
         raise
     except Image.DecompressionBombError as e:
         raise ImageError(f"{p}: over the pixel limit (possible decompression bomb): "
-                         f"{_first_line(e)}") from None
+                         f"{first_line(e)}") from None
     except UnidentifiedImageError:
         raise ImageError(f"{p}: not an image file Pillow can read") from None
     except Exception as e:  # OSError (truncated), SyntaxError, EOFError, zlib errors...
         raise ImageError(f"{p}: cannot decode image (truncated or corrupt?): "
-                         f"{_first_line(e)}") from None
+                         f"{first_line(e)}") from None
 
 
 def _to_rgb(img: Image.Image, p: Path) -> np.ndarray:

@@ -113,10 +113,6 @@ class Result:
     iterations_done: int
     top5: list
 
-    @property
-    def ok(self) -> bool:
-        return self.status == "complete"
-
 
 def top5(engine: Engine, x: np.ndarray) -> list[dict]:
     size = tuple(engine.image_shape[2:])

@@ -10,7 +10,7 @@ import typer
 
 from ..bundle import Bundle, BundleError
 from ..defaults import default_bundle
-from ..errors import UsageError
+from ..errors import UsageError, first_line
 
 
 def _expected() -> tuple[type[BaseException], ...]:
@@ -34,8 +34,7 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except _expected() as exc:
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            typer.echo(f"error: {msg}", err=True)
+            typer.echo(f"error: {first_line(exc)}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)

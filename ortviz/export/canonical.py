@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, version_converter
 
+from ..errors import first_line
 from .folding import fold_step
 from .graph import ExportError, constants, custom_nodes, default_opset, infer_shapes, prune, static_shapes
 from .layers import SCOPE_KEY, module_scope
@@ -75,8 +76,7 @@ def _ort_basic(model: onnx.ModelProto) -> onnx.ModelProto:
         try:
             ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ExportError(f"ONNX Runtime cannot load the model: {first}") from None
+            raise ExportError(f"ONNX Runtime cannot load the model: {first_line(exc)}") from None
         out = onnx.load_model(dst, load_external_data=True)
     return out
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import onnx
 
+from ..errors import first_line
 from .graph import ExportError
 
 EXPORTERS = ("torchscript", "dynamo")
@@ -66,13 +67,13 @@ def torch_module(spec: str, weights: Path | None = None):
         try:
             state = torch.load(str(weights), map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise ExportError(f"cannot load weights {weights}: {str(exc).splitlines()[0]}") from None
+            raise ExportError(f"cannot load weights {weights}: {first_line(exc)}") from None
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         try:
             net.load_state_dict(state)
         except Exception as exc:
-            raise ExportError(f"weights {weights} do not fit {spec}: {str(exc).splitlines()[0]}") from None
+            raise ExportError(f"weights {weights} do not fit {spec}: {first_line(exc)}") from None
     return net.eval()
 
 
@@ -96,6 +97,5 @@ def from_torch(net, size: int, batch: int = 1, channels: int = 3,
             else:
                 torch.onnx.export(net, (x,), path, dynamo=False, opset_version=17, **kwargs)
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ExportError(f"torch.onnx.export ({exporter}) failed: {first}") from None
+            raise ExportError(f"torch.onnx.export ({exporter}) failed: {first_line(exc)}") from None
         return onnx.load_model(path, load_external_data=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import onnx
 from onnx import TensorProto, helper
 
+from ..errors import first_line
 from ..objectives import LOSS, Objective
 from .graph import ExportError
 from .lowering import lower
@@ -66,8 +67,7 @@ def build(forward: onnx.ModelProto, input_name: str, objective: Objective, layer
     try:
         builder.build()
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"gradient builder failed for {objective.name} at {layer}: {first}") from None
+        raise ExportError(f"gradient builder failed for {objective.name} at {layer}: {first_line(exc)}") from None
     raw = onnx.load_from_string(builder.get_model())
     grad = f"{input_name}_grad"
     if grad not in {o.name for o in raw.graph.output}:

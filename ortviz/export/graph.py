@@ -93,16 +93,6 @@ def prune(model: onnx.ModelProto, outputs: list[str] | None = None) -> None:
     g.value_info.extend(vis)
 
 
-def rename_value(model: onnx.ModelProto, old: str, new: str) -> None:
-    for node in model.graph.node:
-        for k, i in enumerate(node.input):
-            if i == old:
-                node.input[k] = new
-    for o in model.graph.output:
-        if o.name == old:
-            o.name = new
-
-
 def default_opset(model: onnx.ModelProto) -> int:
     for o in model.opset_import:
         if o.domain in ("", "ai.onnx"):

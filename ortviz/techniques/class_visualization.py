@@ -9,8 +9,6 @@ resize's exact adjoint).
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import imaging
 from ..objectives import CLASS_LOG_SOFTMAX, CLASS_SCORE
 from ..optim import normalized

@@ -128,12 +128,10 @@ def test_models_that_are_not_classifiers_are_refused_in_one_line(tmp_path, case,
     else:
         body = helper.make_graph([helper.make_node("Identity", ["x"], ["o"])], "b", [],
                                  [helper.make_tensor_value_info("o", TensorProto.FLOAT, None)])
-        cond = helper.make_tensor_value_info("c", TensorProto.BOOL, [])
         m = _tiny([helper.make_node("Constant", [], ["c"], value=helper.make_tensor("t", TensorProto.BOOL, [], [True])),
                    helper.make_node("If", ["c"], ["p"], then_branch=body, else_branch=body),
                    helper.make_node("GlobalAveragePool", ["p"], ["q"]),
                    helper.make_node("Flatten", ["q"], ["y"])], [IMG], [y])
-        del cond
     r = _bad(tmp_path, m)
     assert r.exit_code == 2, r.output
     assert expect in r.output and "Traceback" not in r.output
