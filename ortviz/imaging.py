@@ -347,6 +347,36 @@ def resize_transpose(g: np.ndarray, size_hw_in: tuple[int, int]) -> np.ndarray:
     return _apply(g, mh.T, mw.T)
 
 
+def _fit(x: np.ndarray, size_hw) -> np.ndarray:
+    """Center-crop or zero-pad the last two axes to ``size_hw``; with the same centering,
+    fitting back is this map's exact adjoint."""
+    out = np.zeros(x.shape[:-2] + (int(size_hw[0]), int(size_hw[1])), dtype=x.dtype)
+    src, dst = [], []
+    for n, m in zip(x.shape[-2:], out.shape[-2:]):
+        k = min(n, m)
+        src.append(slice((n - k) // 2, (n - k) // 2 + k))
+        dst.append(slice((m - k) // 2, (m - k) // 2 + k))
+    out[..., dst[0], dst[1]] = x[..., src[0], src[1]]
+    return out
+
+
+def _zoomed(hw, factor: float) -> tuple[int, int]:
+    return max(1, round(hw[0] * factor)), max(1, round(hw[1] * factor))
+
+
+def zoom(x: np.ndarray, factor: float) -> np.ndarray:
+    """Scale the content of an NCHW image about its center by ``factor``, keeping its size
+    (cropped when enlarged, zero-padded — the model space's mean — when shrunk)."""
+    return _fit(resize(x, _zoomed(x.shape[-2:], factor)), x.shape[-2:])
+
+
+def zoom_transpose(g: np.ndarray, factor: float) -> np.ndarray:
+    """Exact adjoint of :func:`zoom` with the same factor: a gradient on the zoomed image
+    mapped back to the image."""
+    hw = g.shape[-2:]
+    return resize_transpose(_fit(g, _zoomed(hw, factor)), hw)
+
+
 def _starts(n: int, t: int) -> list[int]:
     if n < t:
         raise ValueError(f"image size {n} is smaller than the tile size {t}")
