@@ -95,3 +95,25 @@ def test_tampered_missing_and_extra_files_are_refused(tmp_path):
             expect = "format version 99 is not supported"
         with pytest.raises(BundleError, match=expect):
             Bundle.open(b)
+
+
+def test_io_binding_path_gives_the_plain_path_results():
+    """The IO-binding path (default on GPU providers) exercised on the CPU: same values, inputs
+    that change between calls are re-uploaded, and returned gradients are not overwritten."""
+    plain = Engine(default_bundle(), provider="cpu", threads=2)
+    bound = Engine(default_bundle(), provider="cpu", threads=2, io_binding=True)
+    rng = np.random.default_rng(5)
+    for objective, layer, name, shape in [("class_score", "logits", "class_weights", (1, 1000)),
+                                          ("feature_distance", "_blocks.3", "target_features", (1, 40, 28, 28))]:
+        extra = rng.standard_normal(shape).astype(np.float32)
+        kept = []
+        for k in range(3):
+            x = rng.standard_normal(plain.image_shape).astype(np.float32)
+            extra[0, k] += 1.0  # changed in place between calls
+            a = plain.gradient(objective, layer)(x, **{name: extra})
+            b = bound.gradient(objective, layer)(x, **{name: extra})
+            assert a.loss == pytest.approx(b.loss, rel=1e-6), f"seed=5 {objective} call {k}"
+            assert np.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-7), f"seed=5 {objective} call {k}"
+            kept.append((a.grad, b.grad))
+        for a_grad, b_grad in kept:
+            assert np.allclose(a_grad, b_grad, rtol=1e-5, atol=1e-7), "a later call overwrote a gradient"
