@@ -1,8 +1,9 @@
 """Class visualization (Simonyan et al. 2014, regularizers of Yosinski et al. 2015).
 
-From noise, climb the target class's score. Each iteration: random zoom and jitter (a circular
-shift, undone after the step), the class objective's gradient, L2 decay, a normalized ascent
-step, clipping to the valid pixel range; a Gaussian blur every few iterations. Octaves start
+From noise, climb the target class's score. Each iteration: random jitter (a circular shift)
+and zoom, both undone on the gradient (the zoom through its exact adjoint); the class
+objective's gradient, L2 decay, a normalized ascent step, clipping to the valid pixel range;
+a Gaussian blur every few iterations. Octaves start
 small and carry the picture up to the model's size (the gradient flows back through the
 resize's exact adjoint).
 """
@@ -17,7 +18,7 @@ from ..technique import Need, Param, Technique, above_one, non_negative, positiv
 OBJECTIVES = {"score": CLASS_SCORE.name, "log-softmax": CLASS_LOG_SOFTMAX.name}
 
 
-def run(ctx, iterations, lr, l2, jitter, blur_every, blur_sigma, octaves, octave_scale,
+def run(ctx, iterations, lr, l2, jitter, zoom, blur_every, blur_sigma, octaves, octave_scale,
         objective):
     weights = ctx.one_hot()
     sizes = imaging.octave_sizes(ctx.size, octaves, octave_scale)
@@ -28,9 +29,10 @@ def run(ctx, iterations, lr, l2, jitter, blur_every, blur_sigma, octaves, octave
             x = imaging.resize(x, hw)
         for _ in range(iterations):
             oy, ox = imaging.random_shift(ctx.rng, jitter)
-            xj = imaging.jitter(x, oy, ox)
+            f = 1.0 + ctx.rng.uniform(-zoom, zoom) if zoom else 1.0
+            xj = imaging.zoom(imaging.jitter(x, oy, ox), f)
             step = ctx.grad(OBJECTIVES[objective], "logits", xj, class_weights=weights)
-            g = imaging.unjitter(step.grad, oy, ox)
+            g = imaging.unjitter(imaging.zoom_transpose(step.grad, f), oy, ox)
             x = x + lr * normalized(g) - imaging.l2_grad(x, l2)
             x = ctx.clip(x)
             if blur_every and (t + 1) % blur_every == 0:
@@ -49,6 +51,8 @@ technique = Technique(
         Param("lr", float, 0.1, "Step size of the normalized ascent (model-space units).", positive),
         Param("l2", float, 2e-3, "L2 decay on the image per iteration.", non_negative),
         Param("jitter", int, 12, "Largest random shift in pixels (circular).", non_negative),
+        Param("zoom", float, 0.0, "Random zoom about the center, up to +-this fraction (0: none).",
+              lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
         Param("blur_every", int, 2, "Blur every N iterations (0: never).", non_negative),
         Param("blur_sigma", float, 0.6, "Gaussian blur sigma in pixels.", non_negative),
         Param("octaves", int, 2, "Scales, smallest first; 1 works at the model's size only.", positive),
