@@ -7,20 +7,34 @@ Layout (format version 1)::
     weights.bin            the one external-data file every graph points into
     grad.<objective>__<layer>.onnx   lowered gradient graphs: outputs ``loss`` and the input gradient
 
-Reading a bundle checks its format version, that every file named in the manifest is present,
-inside the directory and unchanged (sha256), and that nothing unexpected lies beside them.
+Bundles may come from anywhere, so opening one trusts nothing in it. Before onnxruntime reads
+any graph, :meth:`Bundle.open` checks the manifest's structure (every field present, of the right
+type, and consistent: labels per class, one graph file per entry, ...), its format version, that
+every file it names is present, inside the directory (no absolute paths, ``..`` or symlinks) and
+unchanged (sha256), that nothing unexpected lies beside them, and that every graph's external
+data points only at files the manifest lists (read with ``load_external_data=False``; offsets
+inside the file) and that the graphs' inputs and outputs are the ones the manifest describes.
+Every failure is a :class:`BundleError` with a one-line message.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import math
+import os
+import re
+import sys
+import weakref
+from dataclasses import dataclass, fields
 from pathlib import Path
+
+from .errors import first_line
 
 FORMAT = "ortviz-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 64 << 20
 
 
 class BundleError(Exception):
@@ -36,13 +50,18 @@ def sha256(path: Path) -> str:
 
 
 def safe_member(root: Path, rel: str) -> Path:
-    """``root/rel``, refusing absolute paths, ``..`` and symlinks that leave ``root``."""
+    """``root/rel``, refusing absolute paths, ``..`` and symlinks (at any component), so the
+    result stays inside ``root`` without resolving any link."""
+    if not isinstance(rel, str) or not rel or "\x00" in rel:
+        raise BundleError(f"bundle file name {rel!r} is not a valid relative path")
     p = Path(rel)
-    if p.is_absolute() or ".." in p.parts or not rel:
+    if p.is_absolute() or ".." in p.parts:
         raise BundleError(f"bundle file {rel!r} points outside the bundle")
-    full = root / p
-    if full.is_symlink() or not full.resolve().is_relative_to(root.resolve()):
-        raise BundleError(f"bundle file {rel!r} is a link or leaves the bundle")
+    full = root
+    for part in p.parts:
+        full = full / part
+        if full.is_symlink():
+            raise BundleError(f"bundle file {rel!r} is a link or leaves the bundle")
     return full
 
 
@@ -56,10 +75,211 @@ class GraphEntry:
     outputs: dict
 
 
+# -- manifest structure ------------------------------------------------------------------------
+
+def _kind_ok(value, kind: str) -> bool:
+    if kind == "str":
+        return isinstance(value, str) and value != "" and "\x00" not in value
+    if kind == "text":
+        return isinstance(value, str)
+    if kind == "dict":
+        return isinstance(value, dict)
+    if kind == "list":
+        return isinstance(value, list)
+    if kind == "strs":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind == "shape":
+        return (isinstance(value, list) and len(value) >= 1 and all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1 << 31 for v in value))
+    if kind == "numbers":
+        return isinstance(value, list) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in value)
+    raise AssertionError(kind)
+
+
+_KIND_TEXT = {"str": "a non-empty string", "text": "a string", "dict": "an object",
+              "list": "a list", "strs": "a list of strings",
+              "shape": "a list of positive integers", "numbers": "a list of finite numbers"}
+
+
+def _field(d, key: str, kind: str, where: str):
+    name = f"{where}.{key}" if where else key
+    if not isinstance(d, dict) or key not in d:
+        raise BundleError(f"bundle manifest has no {name!r} field")
+    value = d[key]
+    if not _kind_ok(value, kind):
+        raise BundleError(f"bundle manifest field {name!r} must be {_KIND_TEXT[kind]}, "
+                          f"got {type(value).__name__} {json.dumps(value)[:40]}")
+    return value
+
+
+def _bad(msg: str):
+    raise BundleError(f"bundle manifest: {msg}")
+
+
+def check_manifest(m: dict) -> None:
+    """The manifest's structure: every field the runtime reads, of the right type and consistent."""
+    model = _field(m, "model", "dict", "")
+    _field(model, "name", "str", "model")
+    _field(model, "source", "text", "model")
+    inp = _field(m, "input", "dict", "")
+    _field(inp, "name", "str", "input")
+    shape = _field(inp, "shape", "shape", "input")
+    if len(shape) != 4:
+        _bad(f"input.shape {shape} is not 4-D (N, C, H, W)")
+    for key in ("layout", "color_order", "dtype"):
+        _field(inp, key, "str", "input")
+    if inp["layout"] != "NCHW" or inp["dtype"] != "float32":
+        _bad(f"input must be NCHW float32, got {inp['layout']} {inp['dtype']}")
+    pre = _field(m, "preprocessing", "dict", "")
+    _field(pre, "formula", "text", "preprocessing")
+    for key in ("mean", "std"):
+        if len(_field(pre, key, "numbers", "preprocessing")) != shape[1]:
+            _bad(f"preprocessing.{key} needs {shape[1]} values (one per channel)")
+    if any(s <= 0 for s in pre["std"]):
+        _bad("preprocessing.std values must be positive")
+    logits = _field(m, "logits", "dict", "")
+    _field(logits, "name", "str", "logits")
+    lshape = _field(logits, "shape", "shape", "logits")
+    if len(lshape) != 2 or lshape[0] != shape[0]:
+        _bad(f"logits.shape {lshape} is not [batch, classes] with the input's batch")
+    labels = _field(m, "labels", "strs", "")
+    if len(labels) != lshape[1]:
+        _bad(f"{len(labels)} labels for {lshape[1]} classes")
+    layers = _field(m, "layers", "list", "")
+    names = set()
+    for k, layer in enumerate(layers):
+        where = f"layers[{k}]"
+        for key in ("name", "tensor", "op"):
+            _field(layer, key, "str", where)
+        _field(layer, "shape", "shape", where)
+        if layer["name"] in names or layer["name"] == "logits":
+            _bad(f"layer name {layer['name']!r} appears twice or is reserved")
+        names.add(layer["name"])
+    fwd = _field(m, "forward", "dict", "")
+    _field(fwd, "file", "str", "forward")
+    outs = _field(fwd, "outputs", "strs", "forward")
+    missing = [t for t in [logits["name"]] + [l["tensor"] for l in layers] if t not in outs]
+    if missing:
+        _bad(f"forward.outputs lacks {missing[0]!r}")
+    graphs = _field(m, "graphs", "list", "")
+    keys = {f.name for f in fields(GraphEntry)}
+    seen = set()
+    for k, g in enumerate(graphs):
+        where = f"graphs[{k}]"
+        if not isinstance(g, dict) or set(g) != keys:
+            _bad(f"{where} must be an object with exactly the fields {', '.join(sorted(keys))}")
+        for key in ("file", "objective", "layer", "tensor"):
+            _field(g, key, "str", where)
+        ins = _field(g, "inputs", "dict", where)
+        for name in ins:
+            _field(ins, name, "shape", f"{where}.inputs")
+        if ins.get(inp["name"]) != shape:
+            _bad(f"{where}.inputs does not give the image {inp['name']!r} the input shape")
+        outputs = _field(g, "outputs", "dict", where)
+        _field(outputs, "loss", "str", f"{where}.outputs")
+        _field(outputs, "grad", "str", f"{where}.outputs")
+        if g["layer"] != "logits" and g["layer"] not in names:
+            _bad(f"{where} is for layer {g['layer']!r}, which the layer table does not have")
+        if (g["objective"], g["layer"]) in seen:
+            _bad(f"{where} repeats objective {g['objective']} at {g['layer']}")
+        seen.add((g["objective"], g["layer"]))
+    if "techniques" in m:
+        _field(m, "techniques", "strs", "")
+    files = _field(m, "files", "dict", "")
+    if not files:
+        _bad("lists no files")
+    for rel, digest in files.items():
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            _bad(f"files[{rel!r}] is not a sha256 hex digest")
+    for rel in [fwd["file"]] + [g["file"] for g in graphs]:
+        if rel not in files:
+            _bad(f"graph file {rel!r} is not listed under files")
+    if len({fwd["file"]} | {g["file"] for g in graphs}) != 1 + len(graphs):
+        _bad("two entries share one graph file")
+
+
+# -- graph files ---------------------------------------------------------------------------------
+
+def _tensors(graph):
+    """Every TensorProto a graph holds: initializers, sparse ones, attributes (whatever their
+    declared type), subgraphs."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            if attr.tensors:
+                yield from attr.tensors
+            sparse = list(attr.sparse_tensors)
+            if attr.HasField("sparse_tensor"):
+                sparse.append(attr.sparse_tensor)
+            for sp in sparse:
+                yield sp.values
+                yield sp.indices
+            if attr.HasField("g"):
+                yield from _tensors(attr.g)
+            for sub in attr.graphs:
+                yield from _tensors(sub)
+
+
+def _dims(value_info) -> list | None:
+    t = value_info.type.tensor_type
+    if not t.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+
+
+def _same_shape(declared, want) -> bool:
+    return declared is None or (len(declared) == len(want) and
+                                all(d is None or d == w for d, w in zip(declared, want)))
+
+
+def _pin(root: Path) -> tuple[Path, int | None]:
+    """Where to read the bundle from. On Linux: ``/proc/self/fd/N`` for a descriptor of the
+    directory, so every later read (the hashes, the graphs, onnxruntime's own loads) comes from
+    the directory that was opened, even if a re-export swaps another one into its path."""
+    if not sys.platform.startswith("linux"):
+        return root, None
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return root, None
+    base = Path(f"/proc/self/fd/{fd}")
+    if not base.is_dir():  # no /proc
+        os.close(fd)
+        return root, None
+    return base, fd
+
+
 class Bundle:
-    def __init__(self, root: Path, manifest: dict):
-        self.root = root
+    def __init__(self, root: Path, manifest: dict, manifest_sha256: str | None = None,
+                 base: Path | None = None, fd: int | None = None):
+        self.root = root                  # as the user named it (messages, sidecars)
         self.manifest = manifest
+        self.manifest_sha256 = manifest_sha256
+        self._base = base or root         # where files are read from (see _pin)
+        self._pinned = fd is not None
+        self._identity = self._dir_identity(self._base)
+        self._close = weakref.finalize(self, os.close, fd) if fd is not None else None
+
+    def close(self) -> None:
+        """Release the directory descriptor now (else when the bundle is garbage-collected);
+        sessions already made keep working."""
+        if self._close is not None:
+            self._close()
+
+    @staticmethod
+    def _dir_identity(path: Path):
+        try:
+            st = os.stat(path)
+            return (st.st_dev, st.st_ino)
+        except OSError:
+            return None
 
     # -- reading -------------------------------------------------------------------------
     @classmethod
@@ -69,39 +289,158 @@ class Bundle:
             raise BundleError(f"no bundle at {root}")
         if not root.is_dir():
             raise BundleError(f"{root} is not a bundle directory")
-        mpath = root / MANIFEST
-        if not mpath.is_file():
-            raise BundleError(f"{root} has no {MANIFEST}; is it an ortviz bundle?")
+        base, fd = _pin(root)
+        bundle = None
         try:
-            manifest = json.loads(mpath.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleError(f"{mpath} is not valid JSON ({exc})") from None
+            try:
+                bundle = cls._read(root, base, fd)
+                if verify:
+                    bundle.verify()
+            except (BundleError, OSError) as exc:
+                if bundle is not None:
+                    bundle._check_not_replaced()  # a re-export deleted it while it was read
+                if isinstance(exc, BundleError):
+                    raise
+                name = Path(exc.filename).name if exc.filename else "a file"
+                raise BundleError(f"cannot read {name} in bundle {root}: "
+                                  f"{exc.strerror or first_line(exc)}") from None
+            return bundle
+        except BaseException:
+            if bundle is not None:
+                bundle.close()
+            elif fd is not None:
+                os.close(fd)
+            raise
+
+    @classmethod
+    def _read(cls, root: Path, base: Path, fd: int | None) -> "Bundle":
+        mpath = base / MANIFEST
+        if mpath.is_symlink() or not mpath.is_file():
+            raise BundleError(f"{root} has no {MANIFEST}; is it an ortviz bundle?")
+        mpath_shown = root / MANIFEST
+        if mpath.stat().st_size > MAX_MANIFEST_BYTES:
+            raise BundleError(f"{mpath_shown} is too large for a bundle manifest")
+        raw = mpath.read_bytes()
+        try:
+            manifest = json.loads(raw)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise BundleError(f"{mpath_shown} is not valid JSON ({first_line(exc)})") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise BundleError(f"{mpath} is not an ortviz bundle manifest")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise BundleError(f"bundle format version {manifest.get('format_version')!r} is not "
+            raise BundleError(f"{mpath_shown} is not an ortviz bundle manifest")
+        version = manifest.get("format_version")
+        if version != FORMAT_VERSION or isinstance(version, bool):
+            raise BundleError(f"bundle format version {version!r} is not "
                               f"supported (this ortviz reads version {FORMAT_VERSION})")
-        bundle = cls(root, manifest)
-        if verify:
-            bundle.verify()
-        return bundle
+        check_manifest(manifest)
+        return cls(root, manifest, hashlib.sha256(raw).hexdigest(), base, fd)
 
     def verify(self) -> None:
+        """Files present, inside, unchanged and nothing extra; then the graphs' contents."""
         files = self.manifest.get("files")
         if not isinstance(files, dict) or not files:
             raise BundleError("bundle manifest lists no files")
         for rel, digest in sorted(files.items()):
-            full = safe_member(self.root, rel)
+            full = safe_member(self._base, rel)
             if not full.is_file():
                 raise BundleError(f"bundle file {rel} is missing")
             if sha256(full) != digest:
+                self._check_not_replaced()
                 raise BundleError(f"bundle file {rel} does not match its sha256 in the manifest "
                                   "(tampered or corrupted)")
-        present = {str(p.relative_to(self.root)) for p in self.root.rglob("*")
+        present = {str(p.relative_to(self._base)) for p in self._base.rglob("*")
                    if p.is_file() or p.is_symlink()}
-        extra = sorted(present - set(files) - {MANIFEST} - {p for p in present if p.endswith(".lock")})
+        extra = sorted(present - set(files) - {MANIFEST})
         if extra:
             raise BundleError(f"bundle holds a file its manifest does not list: {extra[0]}")
+        self.check_graphs()
+
+    def check_graphs(self) -> None:
+        """Before onnxruntime sees a graph: its external data stays inside the bundle, in
+        files the manifest lists, and its inputs and outputs are the manifest's."""
+        import onnx
+
+        m = self.manifest
+        image, shape = m["input"]["name"], m["input"]["shape"]
+        fwd = m["forward"]
+        layer_shapes = {l["tensor"]: l["shape"] for l in m["layers"]}
+        layer_shapes[m["logits"]["name"]] = m["logits"]["shape"]
+        jobs = [(fwd["file"], {image: shape}, {t: layer_shapes.get(t) for t in fwd["outputs"]})]
+        jobs += [(g["file"], g["inputs"], {g["outputs"]["loss"]: None, g["outputs"]["grad"]: shape})
+                 for g in m["graphs"]]
+        sizes: dict = {}
+        for rel, want_in, want_out in jobs:
+            full = safe_member(self._base, rel)
+            try:
+                model = onnx.load(str(full), load_external_data=False)
+            except Exception as exc:
+                raise BundleError(f"bundle file {rel} is not a readable ONNX model "
+                                  f"({first_line(exc)})") from None
+            for tensor in _tensors(model.graph):
+                if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                    self._check_external(rel, tensor, sizes)
+            inits = {i.name for i in model.graph.initializer}
+            got_in = {v.name: v for v in model.graph.input if v.name not in inits}
+            if set(got_in) != set(want_in):
+                raise BundleError(f"bundle file {rel} has inputs {sorted(got_in)}, the manifest "
+                                  f"says {sorted(want_in)}")
+            got_out = {v.name: v for v in model.graph.output}
+            for name, want in want_in.items():
+                if not _same_shape(_dims(got_in[name]), want):
+                    raise BundleError(f"bundle file {rel}: input {name!r} has shape "
+                                      f"{_dims(got_in[name])}, the manifest says {want}")
+            for name, want in want_out.items():
+                if name not in got_out:
+                    raise BundleError(f"bundle file {rel} has no output {name!r} (the manifest "
+                                      "names it)")
+                if want is not None and not _same_shape(_dims(got_out[name]), want):
+                    raise BundleError(f"bundle file {rel}: output {name!r} has shape "
+                                      f"{_dims(got_out[name])}, the manifest says {want}")
+
+    def _check_external(self, rel: str, tensor, sizes: dict) -> None:
+        info = {e.key: e.value for e in tensor.external_data}
+        loc = info.get("location", "")
+        where = f"bundle file {rel}: tensor {tensor.name[:60]!r} keeps its data at {loc[:120]!r}"
+        key = (rel, loc)
+        size = sizes.get(key)
+        if size is None:
+            size = sizes[key] = self._external_file_size(rel, loc, where)
+        try:
+            offset = int(info.get("offset", 0))
+            length = int(info["length"]) if "length" in info else None
+        except (ValueError, TypeError):
+            raise BundleError(f"{where} with a non-numeric offset or length") from None
+        if offset < 0 or (length is not None and length < 0) or offset + (length or 0) > size:
+            raise BundleError(f"{where} at offset {offset} length {length}, past the end of "
+                              f"the {size}-byte file")
+
+    def _external_file_size(self, rel: str, loc: str, where: str) -> int:
+        # protobuf hands back bytes for a string field that is not UTF-8
+        p = Path(loc) if isinstance(loc, str) and loc and "\x00" not in loc else None
+        if p is None:
+            raise BundleError(f"{where}, which is not a file name")
+        if p.is_absolute() or ".." in p.parts:
+            raise BundleError(f"{where}, outside the bundle (absolute path or ..)")
+        q = Path(rel).parent / p
+        listed, target = str(q), self._base / q
+        if any((self._base / Path(*q.parts[:k])).is_symlink() for k in range(1, len(q.parts) + 1)):
+            raise BundleError(f"{where}, which is a symlink")
+        if listed not in self.manifest["files"] or os.path.normpath(loc) != loc:  # "./w.bin" too
+            raise BundleError(f"{where}, a file the manifest does not list")
+        return target.stat().st_size
+
+    def _gone(self) -> bool:
+        """The bundle's path now names another directory, or the one read from was deleted."""
+        if self._dir_identity(self.root) != self._identity:
+            return True
+        try:
+            return os.stat(self._base).st_nlink == 0
+        except OSError:
+            return True
+
+    def _check_not_replaced(self) -> None:
+        if self._gone():
+            raise BundleError(f"bundle {self.root} was replaced or deleted while in use "
+                              "(re-exported?); open it again")
 
     # -- what is inside ------------------------------------------------------------------
     @property
@@ -122,7 +461,7 @@ class Bundle:
 
     @property
     def forward_path(self) -> Path:
-        return safe_member(self.root, self.manifest["forward"]["file"])
+        return self.path_of(self.manifest["forward"]["file"])
 
     def graphs(self) -> list[GraphEntry]:
         return [GraphEntry(**g) for g in self.manifest["graphs"]]
@@ -141,4 +480,13 @@ class Bundle:
         raise BundleError(f"bundle has no {objective} graph for layer {layer!r}; {hint}")
 
     def path_of(self, rel: str) -> Path:
-        return safe_member(self.root, rel)
+        """A file of this bundle, for loading it now: in the directory that was opened and
+        verified (see ``_pin``). Without a pinned directory, refused if the path now names
+        another directory (a re-export since): its files would not be the verified ones."""
+        if not self._pinned:
+            self._check_not_replaced()
+        full = safe_member(self._base, rel)
+        if not full.is_file():
+            self._check_not_replaced()
+            raise BundleError(f"bundle file {rel} is missing")
+        return full
