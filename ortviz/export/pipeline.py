@@ -15,7 +15,7 @@ from .canonical import canonicalize
 from .gradients import GradientGraph, build
 from .graph import ExportError, static_shapes
 from .layers import Layer, select_layers
-from .writer import write_bundle
+from .writer import check_replaceable, write_bundle
 
 PREPROCESSING = {
     # x = (pixel - mean) / std, pixel in 0..255, per RGB channel
@@ -81,8 +81,7 @@ def export_model(model: onnx.ModelProto, out: Path, opts: ExportOptions,
                  progress=lambda msg: None) -> tuple[Path, list[GradientGraph]]:
     if opts.size < 8 or opts.batch < 1:
         raise ExportError("input size must be at least 8 and batch at least 1")
-    if Path(out).exists() and not force:
-        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    check_replaceable(Path(out), force)  # before the slow part; again under the lock at the end
     needs = collect_needs(techniques)
     canonical, image, logits = canonicalize(model, opts.size, opts.batch)
     shapes = static_shapes(canonical)

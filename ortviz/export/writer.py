@@ -1,7 +1,9 @@
 """Write a bundle directory: forward graph, one shared weights file, gradient graphs, manifest.
 
-Everything is written into a temporary sibling directory and renamed into place at the end, so
-a failed or interrupted export never leaves a half-written bundle.
+Everything is written into a temporary sibling directory, flushed to disk, and swapped into place
+at the end under an exclusive lock on ``<bundle>.lock`` (see :mod:`ortviz.locking`), so a failed
+or interrupted export never leaves a half-written bundle, two exports to one path never mix their
+files, and a reader always finds a complete bundle at the path.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import onnx
 from onnx import numpy_helper
 
+from .. import locking
 from ..bundle import FORMAT, FORMAT_VERSION, MANIFEST, sha256
 from .gradients import GradientGraph
 
@@ -39,11 +42,53 @@ def _share_weights(graph: onnx.ModelProto, refs: dict[str, onnx.TensorProto],
         graph.graph.initializer[k].CopyFrom(ref)
 
 
+def check_replaceable(out: Path, force: bool) -> None:
+    """Refuse to replace what is not a bundle: only a directory holding a manifest (or an
+    empty one) is replaced, and only with ``force``."""
+    out = Path(out)
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not force:
+        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    if out.is_symlink() or not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a bundle directory (a file or a link); "
+                              "not replacing it")
+    if not (out / MANIFEST).is_file() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not an ortviz bundle (no {MANIFEST}); "
+                              "not replacing it")
+
+
+def swap_into_place(tmp: Path, out: Path, force: bool = False) -> None:
+    """Move the finished bundle directory ``tmp`` to ``out`` under the lock ``<out>.lock``.
+
+    An existing bundle is exchanged atomically with the new one (``out`` is never absent or
+    partial) and then deleted; without the atomic exchange it is renamed aside first.
+    """
+    tmp, out = Path(tmp), Path(out)
+    with locking.exclusive(locking.lock_path(out)):
+        check_replaceable(out, force)  # again, under the lock: another export may have finished
+        if out.exists():
+            if locking.exchange(tmp, out):
+                shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old bundle
+            else:
+                old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+                os.replace(out, old / "b")
+                try:
+                    os.replace(tmp, out)
+                except BaseException:
+                    os.replace(old / "b", out)
+                    raise
+                finally:
+                    shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+        locking.fsync_path(out.parent)
+
+
 def write_bundle(out: Path, forward: onnx.ModelProto, graphs: list[GradientGraph],
                  manifest: dict, force: bool = False) -> Path:
     out = Path(out)
-    if out.exists() and not force:
-        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    check_replaceable(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
@@ -79,13 +124,8 @@ def write_bundle(out: Path, forward: onnx.ModelProto, graphs: list[GradientGraph
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         for p in [tmp, *tmp.rglob("*")]:  # mkdtemp made it private; a bundle is for sharing
             p.chmod(0o755 if p.is_dir() else 0o644)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-            os.replace(out, old / "b")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        locking.fsync_tree(tmp)
+        swap_into_place(tmp, out, force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,0 +1,106 @@
+"""A file lock beside a bundle, and the atomic swap of a finished bundle into place.
+
+Writers (``ortviz export``) take an exclusive ``flock`` on ``<bundle>.lock``, a file next to the
+bundle directory (never inside it: the bundle's contents are exactly its manifest's files), for
+the moment they move a finished bundle into place. Readers take no lock: the swap is one atomic
+``renameat2(RENAME_EXCHANGE)`` on Linux, so the bundle path always names a complete bundle.
+Where that call is missing (other systems, some file systems) the old bundle is renamed aside and
+the new one renamed in: a reader opening the bundle in that instant gets a clean
+``BundleError`` ("no bundle at ...") and can try again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import sys
+import time
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; the swap is still rename-based
+    fcntl = None
+
+
+class LockTimeout(OSError):
+    """Another process held the lock for too long."""
+
+
+def lock_path(bundle: Path) -> Path:
+    bundle = Path(bundle)
+    return bundle.parent / f"{bundle.name}.lock"
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, timeout: float = 300.0, poll: float = 0.05):
+    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the ``with`` block."""
+    path = Path(path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LockTimeout(errno.ETIMEDOUT,
+                                          f"another process holds {path} (waited {timeout:.0f}s)")
+                    time.sleep(poll)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _renameat2():
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # glibc < 2.28, musl
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two existing paths. False where the system cannot (nothing changed)."""
+    fn = _renameat2()
+    if fn is None:
+        return False
+    import ctypes
+    if fn(_AT_FDCWD, os.fsencode(str(a)), _AT_FDCWD, os.fsencode(str(b)), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def fsync_tree(root: Path) -> None:
+    """Flush every file and directory under ``root`` (and ``root``) to disk."""
+    paths = [p for p in Path(root).rglob("*") if not p.is_symlink()]
+    for p in sorted(paths, key=lambda q: -len(q.parts)) + [Path(root)]:
+        fsync_path(p)
+
+
+def fsync_path(p: Path) -> None:
+    try:
+        fd = os.open(p, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
