@@ -1,22 +1,39 @@
-"""From a request (CLI or Python) to images on disk: validate, run, write, summarize."""
+"""From a request (CLI or Python) to images on disk: validate, run, write, summarize.
+
+What a run ends with (the CLI's exit code in brackets):
+
+- ``complete`` [0]: the image and its sidecar.
+- ``interrupted`` (Ctrl-C) [130]: the last good image and its sidecar, if an iteration finished;
+  a Ctrl-C while files are written is held until they are complete.
+- ``stopped: <reason>`` [1]: NaN/Inf in a loss, gradient or image (caught in the iteration where
+  it appears), or an exception inside the technique (named with its plugin package): the last
+  good image and its sidecar. With no good image yet, one ``error:`` line and no file.
+"""
 
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .bundle import Bundle
+from . import imaging
+from .bundle import Bundle, BundleError
 from .defaults import default_bundle, sample
 from .engine import Engine
-from .errors import UsageError
+from .errors import UsageError, first_line
 from .imaging import ImageError, load_image
 from .labels import LabelError, find_class
-from .outputs import sidecar, write_result
-from .render import Context, render
-from .technique import Technique
+from .outputs import InterruptedAfterWrite, sidecar, write_result
+from .render import Context, NumericalError, Result, render
+from .technique import ParamError, Technique
+
+
+class TechniqueFailed(NumericalError):
+    """An exception inside a technique's loop, named with its plugin. It takes the render's
+    stop path (a ``NumericalError``): the run ends ``stopped: ...`` with the last good image."""
 
 
 @dataclass
@@ -81,6 +98,11 @@ def prepare(req: RunRequest):
         raise UsageError(f"output {out} must end in .png, .jpg, .webp, .bmp or .tif")
     if out.exists() and out.is_dir():
         raise UsageError(f"output {out} is a directory")
+    for parent in [out.parent, *out.parent.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"output {out}: {parent} is not a directory")
+            break
     return bundle, layer, targets, photo, out
 
 
@@ -90,19 +112,26 @@ def run_request(req: RunRequest, echo=print, err=lambda m: print(m, file=sys.std
         engine = Engine(bundle, provider=req.provider, threads=req.threads)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    engine.session(bundle.manifest["forward"]["file"])  # every run ends with it: load it first
     err(f"{req.technique.name} on {bundle.name} ({engine.provider} execution provider"
         f"{', chosen by auto' if req.provider == 'auto' else ''})")
     code = 0
     for target in targets:
         path = out if len(targets) == 1 else out.with_name(f"{out.stem}-{target}{out.suffix}")
         result = run_one(req, engine, layer, target, photo)
-        written = write_result(path, result, sidecar(result, req.technique.name, req.params,
-                                                     run_info(req, engine, layer, target), bundle))
-        best = result.top5[0]
+        late_interrupt = False
+        try:
+            written = write_result(path, result, sidecar(result, req.technique.name, req.params,
+                                                         run_info(req, engine, layer, target), bundle))
+        except InterruptedAfterWrite as exc:  # Ctrl-C while writing: the files are complete
+            written, late_interrupt = exc.written, True
+        seen = (f"; model sees {result.top5[0]['label'].split(',')[0]} "
+                f"p={result.top5[0]['probability']:.2f}" if result.top5 else "")
         echo(f"wrote {written[0]} ({result.status}; {result.iterations_done} iterations in "
-             f"{result.seconds:.1f}s; objective {result.history[-1] if result.history else float('nan'):.4g}; "
-             f"model sees {best['label'].split(',')[0]} p={best['probability']:.2f})")
-        if result.status == "interrupted":
+             f"{result.seconds:.1f}s; objective {result.history[-1] if result.history else float('nan'):.4g}"
+             f"{seen})")
+        if result.status == "interrupted" or late_interrupt:
+            err("interrupted; kept the last good image")
             return 130
         if result.status != "complete":
             err(f"error: {result.status}; kept the last good image")
@@ -128,7 +157,6 @@ def run_one(req: RunRequest, engine: Engine, layer, target, photo):
     if bar:
         bar.start()
         task = bar.add_task(tech.name, total=iterations or None, loss=float("nan"), speed="-")
-    import time
     t0 = time.perf_counter()
 
     def progress(t, n, loss):
@@ -138,8 +166,52 @@ def run_one(req: RunRequest, engine: Engine, layer, target, photo):
 
     ctx = Context(engine, np.random.default_rng(req.seed), iterations, layer=layer, target=target,
                   photo=photo, snapshot_every=req.snapshot_every, progress=progress)
+    interrupted = []
+
+    def guarded(ctx, **params):
+        try:
+            return tech.run(ctx, **params)
+        except KeyboardInterrupt:
+            interrupted.append(True)
+            raise
+        except (NumericalError, BundleError, UsageError, ParamError, ImageError):
+            raise
+        except Exception as exc:
+            raise TechniqueFailed(f"technique {tech.name} ({_origin(tech)}) failed: "
+                                  f"{type(exc).__name__}: {first_line(exc)}") from exc
+
+    def keep_last_good(status: str) -> Result:
+        x = ctx.last_good
+        return Result(imaging.from_model(x, ctx.mean, ctx.std), x, ctx.frames, ctx.history,
+                      status, time.perf_counter() - t0, len(ctx.history), [])
+
+    import dataclasses
     try:
-        return render(tech, ctx, req.params)
+        return render(dataclasses.replace(tech, run=guarded), ctx, req.params)
+    except KeyboardInterrupt:  # after the loop (the final top-5): keep the last good image
+        if ctx.last_good is None:
+            raise
+        return keep_last_good("interrupted")
+    except BundleError as exc:  # e.g. the bundle was re-exported during a long run
+        if ctx.last_good is None:
+            raise
+        return keep_last_good(f"stopped: {first_line(exc)}")
+    except NumericalError:  # nothing good to keep; a Ctrl-C stays a Ctrl-C
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
     finally:
         if bar:
             bar.stop()
+
+
+def _origin(tech: Technique) -> str:
+    """``package version`` of the plugin that provides ``tech``, for error messages."""
+    try:
+        from .plugins import discover
+        for p in discover():
+            if p.technique is not None and p.technique.name == tech.name:
+                return f"plugin package {p.package} {p.version}"
+    except Exception:
+        pass
+    return f"module {getattr(tech.run, '__module__', '?')}"
