@@ -19,5 +19,11 @@ export-env:
 default-model: export-env
 	scripts/build-default-model.sh
 
+# ortviz against PyTorch on this CPU (docs/benchmarks.md): the interleaved table, the size/batch
+# scaling plot and the lowering A/B; results in bench/results/. BENCH_ARGS=--quick: a short run.
+bench:
+	scripts/envs.sh both
+	.venv/bin/python bench/run.py --all $(BENCH_ARGS)
+
 clean:
 	rm -rf .venv .venv-export build out

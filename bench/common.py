@@ -1,0 +1,105 @@
+"""What the benchmark measures, shared by the driver and both workers (stdlib only).
+
+One setting for every row: the embedded EfficientNet-Lite0 bundle, one 224x224 image, CPU,
+two threads for ONNX Runtime (intra-op) and for torch. Each row is one *step*: a worker times
+one call of it per request, so the driver can interleave the two runtimes call by call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZE = 224
+THREADS = 2
+TARGET = "flamingo"  # class visualization's target (ImageNet 130)
+PHOTO = "chelsea.png"  # inversion and DeepDream start from this photo, center-cropped to 224x224
+INVERT_LAYER = "_blocks.5"
+DREAM_LAYER = "_blocks.10"
+
+# (objective, layer) of the three gradient graphs the techniques use at their defaults
+GRAPHS = {
+    "class-viz": ("class_score", "logits"),
+    "invert": ("feature_distance", INVERT_LAYER),
+    "dream": ("feature_energy", DREAM_LAYER),
+}
+# each technique at the model's size only (one octave, no resize or tiling), else its defaults
+TECHNIQUES = {
+    "class-viz": ("class-visualization", {"octaves": 1}),
+    "invert": ("feature-inversion", {}),
+    "dream": ("deepdream", {"octaves": 1, "max_side": SIZE}),
+}
+
+
+def limit_threads(threads: int = THREADS) -> None:
+    """Before numpy/torch/onnxruntime load: their helper pools get the benchmark's thread count
+    (OpenBLAS one thread, as ortviz itself sets, so numpy does not fight the runtime)."""
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def machine() -> dict:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = ""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        have = set(text.split("flags", 1)[1].split("\n", 1)[0].split()) if "flags" in text else set()
+        flags = ",".join(f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile") if f in have)
+    except (OSError, IndexError):
+        pass
+    return {"host": platform.node(), "cpu": cpu, "isa": flags, "cores": os.cpu_count(),
+            "os": platform.platform(), "python": platform.python_version(),
+            "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+
+
+# --- the line protocol between the driver and a worker ---------------------------------------
+# Requests and replies are single JSON lines on the worker's stdin/stdout; the worker sends
+# anything else libraries print to stderr, so stdout carries only replies.
+
+def serve(handlers: dict) -> None:
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    out.write(json.dumps({"ok": True, "result": "ready"}) + "\n")
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        try:
+            result = handlers[req["cmd"]](**req.get("args", {}))
+            out.write(json.dumps({"ok": True, "result": result}) + "\n")
+        except Exception as exc:  # reported to the driver, which decides
+            out.write(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"}) + "\n")
+        if req["cmd"] == "quit":
+            break
+
+
+def peak_rss_mb() -> float:
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def rss_main(rows: dict, name: str, iters: int, setup_shared) -> None:
+    """Fresh-process peak memory of one row: set it up, run it, print one JSON line."""
+    if name == "baseline":
+        print(json.dumps({"row": name, "peak_rss_mb": round(peak_rss_mb(), 1)}))
+        return
+    shared = setup_shared()
+    row = rows[name](shared)
+    for _ in range(iters):
+        row()
+    print(json.dumps({"row": name, "peak_rss_mb": round(peak_rss_mb(), 1)}))
