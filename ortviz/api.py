@@ -69,7 +69,7 @@ class Model:
                          targets=[] if target is None else [target], image=image, seed=seed,
                          provider=self.engine.provider, snapshot_every=snapshot_every)
         _, layer, targets, photo, _ = prepare(req)
-        result = run_one(req, self.engine, layer, targets[0], photo)
+        result = run_one(req, self.engine, layer, [t for t in targets[:1] if t is not None], photo)[0]
         meta = sidecar(result, tech.name, values, run_info(req, self.engine, layer, targets[0]),
                        self.bundle)
         return Picture(result, meta)
@@ -88,7 +88,7 @@ class Model:
         rgb = image if isinstance(image, np.ndarray) else imaging.load_image(image)
         pre = self.bundle.manifest["preprocessing"]
         return top5(self.engine, imaging.to_model(rgb, pre["mean"], pre["std"],
-                                                  size=tuple(self.engine.image_shape[2:])))
+                                                  size=tuple(self.engine.image_shape[2:])))[0]
 
 
 def load(bundle=None, provider: str = "auto", threads: int | None = None) -> Model:

@@ -6,9 +6,10 @@ import numpy as np
 
 
 def normalized(g: np.ndarray, eps: float = 1e-8) -> np.ndarray:
-    """The gradient divided by its mean absolute value: steps of a stable size whatever the
-    objective's scale (DeepDream's trick, and stable across classes for class visualization)."""
-    return g / (np.abs(g).mean() + eps)
+    """Each image's gradient divided by its mean absolute value: steps of a stable size whatever
+    the objective's scale (DeepDream's trick, and stable across classes for class
+    visualization). Per image, so the images of a batch do not scale each other."""
+    return g / (np.abs(g).mean(axis=tuple(range(1, g.ndim)), keepdims=True) + eps)
 
 
 class Adam:

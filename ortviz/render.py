@@ -3,7 +3,12 @@
 The context gives a technique gradients at any image size (direct, resized through the exact
 adjoint of the resize, or tiled with random shifts over the fixed-size graph), catches NaN/Inf
 in the iteration where it appears, keeps the last good image, takes snapshots and reports
-progress. ``render`` runs one technique for one target and returns a :class:`Result`.
+progress. ``render`` runs one technique and returns a :class:`Result` per batch slot.
+
+Batches: a bundle exported with ``--batch B`` has graphs for B images. The context works on
+all B at once: ``noise`` and ``photo_model`` give B images, ``one_hot`` gives one row per target
+(``targets``: class techniques put up to B targets in one run; spare slots repeat the last), and
+each slot becomes its own result. With the default batch of 1 nothing changes.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class Context:
     iterations: int
     layer: str | None = None
     target: int | None = None
+    targets: list | None = None                # all targets of a batched run (default [target])
     photo: np.ndarray | None = None            # HxWx3 uint8, photo-start techniques
     snapshot_every: int = 0
     progress: Callable[[int, int, float], None] = lambda t, n, loss: None
@@ -42,26 +48,47 @@ class Context:
         self.mean, self.std = pre["mean"], pre["std"]
         self.low, self.high = imaging.valid_range(self.mean, self.std)
         self.size = tuple(self.engine.image_shape[2:])
+        self.batch = int(self.engine.image_shape[0])
         self.classes = len(self.engine.bundle.labels)
+        if self.targets is None:
+            self.targets = [] if self.target is None else [self.target]
+        if len(self.targets) > self.batch:
+            raise ValueError(f"{len(self.targets)} targets for a batch of {self.batch}")
+        if self.target is None and self.targets:
+            self.target = self.targets[0]
+
+    @property
+    def slots(self) -> int:
+        """How many of the batch's images are results (the others only fill the batch)."""
+        return max(1, len(self.targets))
+
+    def _fill(self, x: np.ndarray) -> np.ndarray:
+        return x if x.shape[0] == self.batch else np.repeat(x[:1], self.batch, axis=0)
 
     # -- images ------------------------------------------------------------------------------
     def noise(self, scale: float = 0.1) -> np.ndarray:
-        """Small noise around the mid-grey image, in model space."""
+        """Small noise around the mid-grey image, in model space. Drawn from a stream spawned
+        off ``rng`` (which is left as it was), so the loop's later draws, and so each slot's
+        picture, do not depend on the batch size."""
         grey = imaging.to_model(np.full((*self.size, 3), 127, np.uint8), self.mean, self.std)
-        x = grey + scale * self.rng.standard_normal(grey.shape).astype(np.float32)
+        shape = (self.batch,) + grey.shape[1:]
+        x = grey + scale * self.rng.spawn(1)[0].standard_normal(shape).astype(np.float32)
         return imaging.clip(x, self.low, self.high).astype(np.float32)
 
     def photo_model(self, size_hw=None) -> np.ndarray:
         if self.photo is None:
             raise ValueError("this technique needs a photo")
-        return imaging.to_model(self.photo, self.mean, self.std, size=size_hw or self.size)
+        return self._fill(imaging.to_model(self.photo, self.mean, self.std, size=size_hw or self.size))
 
     def clip(self, x: np.ndarray) -> np.ndarray:
         return imaging.clip(x, self.low, self.high).astype(np.float32)
 
     def one_hot(self, index: int | None = None) -> np.ndarray:
-        w = np.zeros((1, self.classes), np.float32)
-        w[0, self.target if index is None else index] = 1.0
+        """Class weights, one row per batch slot: ``index`` everywhere, or the targets."""
+        rows = [index] * self.batch if index is not None else \
+            self.targets + [self.targets[-1]] * (self.batch - len(self.targets))
+        w = np.zeros((self.batch, self.classes), np.float32)
+        w[np.arange(self.batch), rows] = 1.0
         return w
 
     # -- gradients ---------------------------------------------------------------------------
@@ -98,7 +125,8 @@ class Context:
         self.last_good = x.copy()
         self.history.append(float(loss))
         if self.snapshot_every and (t + 1) % self.snapshot_every == 0:
-            self.frames.append(imaging.from_model(x, self.mean, self.std))
+            self.frames.append([imaging.from_model(x[i:i + 1], self.mean, self.std)
+                                for i in range(self.slots)])
         self.progress(t + 1, self.iterations, float(loss))
 
 
@@ -114,18 +142,34 @@ class Result:
     top5: list
 
 
-def top5(engine: Engine, x: np.ndarray) -> list[dict]:
+def top5(engine: Engine, x: np.ndarray) -> list[list[dict]]:
+    """The model's top-5 for each image of ``x`` (any count up to the bundle's batch)."""
     size = tuple(engine.image_shape[2:])
     xs = x if tuple(x.shape[2:]) == size else imaging.resize(x, size)
-    logits = engine.logits(xs.astype(np.float32))[0].astype(np.float64)
-    p = np.exp(logits - logits.max())
-    p /= p.sum()
+    n, batch = xs.shape[0], engine.image_shape[0]
+    full = np.concatenate([xs, np.repeat(xs[:1], batch - n, axis=0)]) if n < batch else xs
+    logits = engine.logits(full.astype(np.float32))[:n].astype(np.float64)
     labels = engine.bundle.labels
-    return [{"class": int(i), "label": labels[i], "probability": round(float(p[i]), 6)}
-            for i in np.argsort(-p)[:5]]
+    out = []
+    for row in logits:
+        p = np.exp(row - row.max())
+        p /= p.sum()
+        out.append([{"class": int(i), "label": labels[i], "probability": round(float(p[i]), 6)}
+                    for i in np.argsort(-p)[:5]])
+    return out
 
 
-def render(technique: Technique, ctx: Context, params: dict) -> Result:
+def results(ctx: Context, x: np.ndarray, status: str, seconds: float,
+            classify: bool = True) -> list[Result]:
+    """One result per batch slot from the final (or last good) batch ``x``; ``classify=False``
+    leaves the top-5 empty (a run interrupted while classifying)."""
+    tops = top5(ctx.engine, x[:ctx.slots]) if classify else [[]] * ctx.slots
+    return [Result(imaging.from_model(x[i:i + 1], ctx.mean, ctx.std), x[i:i + 1],
+                   [f[i] for f in ctx.frames], ctx.history, status, seconds, len(ctx.history),
+                   tops[i]) for i in range(ctx.slots)]
+
+
+def render(technique: Technique, ctx: Context, params: dict) -> list[Result]:
     start = time.perf_counter()
     status = "complete"
     try:
@@ -141,6 +185,4 @@ def render(technique: Technique, ctx: Context, params: dict) -> Result:
     seconds = time.perf_counter() - start
     if x is None:
         raise NumericalError(f"{technique.name}: {status}; no good image to keep")
-    image = imaging.from_model(x, ctx.mean, ctx.std)
-    return Result(image, x, ctx.frames, ctx.history, status, seconds, len(ctx.history),
-                  top5(ctx.engine, x))
+    return results(ctx, x, status, seconds)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import imaging
 from .bundle import Bundle, BundleError
 from .defaults import default_bundle, sample
 from .engine import Engine
@@ -27,7 +26,7 @@ from .errors import UsageError, first_line
 from .imaging import ImageError, load_image
 from .labels import LabelError, find_class
 from .outputs import InterruptedAfterWrite, sidecar, write_result
-from .render import Context, NumericalError, Result, render
+from .render import Context, NumericalError, Result, render, results
 from .technique import ParamError, Technique
 
 
@@ -116,26 +115,36 @@ def run_request(req: RunRequest, echo=print, err=lambda m: print(m, file=sys.std
     err(f"{req.technique.name} on {bundle.name} ({engine.provider} execution provider"
         f"{', chosen by auto' if req.provider == 'auto' else ''})")
     code = 0
-    for target in targets:
-        path = out if len(targets) == 1 else out.with_name(f"{out.stem}-{target}{out.suffix}")
-        result = run_one(req, engine, layer, target, photo)
-        late_interrupt = False
-        try:
-            written = write_result(path, result, sidecar(result, req.technique.name, req.params,
-                                                         run_info(req, engine, layer, target), bundle))
-        except InterruptedAfterWrite as exc:  # Ctrl-C while writing: the files are complete
-            written, late_interrupt = exc.written, True
-        seen = (f"; model sees {result.top5[0]['label'].split(',')[0]} "
-                f"p={result.top5[0]['probability']:.2f}" if result.top5 else "")
-        echo(f"wrote {written[0]} ({result.status}; {result.iterations_done} iterations in "
-             f"{result.seconds:.1f}s; objective {result.history[-1] if result.history else float('nan'):.4g}"
-             f"{seen})")
-        if result.status == "interrupted" or late_interrupt:
-            err("interrupted; kept the last good image")
-            return 130
-        if result.status != "complete":
-            err(f"error: {result.status}; kept the last good image")
-            code = 1
+    batch = engine.image_shape[0]  # class targets share a run, up to the graphs' batch
+    chunks = [targets[i:i + batch] for i in range(0, len(targets), batch)] if targets != [None] else [[]]
+    for chunk in chunks:
+        for target, result in zip(chunk or [None], run_one(req, engine, layer, chunk, photo)):
+            code = _finish(req, engine, bundle, layer, target, result, out, len(targets), echo, err, code)
+            if code == 130:
+                return code
+    return code
+
+
+def _finish(req, engine, bundle, layer, target, result, out, n_targets, echo, err, code) -> int:
+    """Write one result and say what happened; the exit code so far."""
+    path = out if n_targets == 1 else out.with_name(f"{out.stem}-{target}{out.suffix}")
+    late_interrupt = False
+    try:
+        written = write_result(path, result, sidecar(result, req.technique.name, req.params,
+                                                     run_info(req, engine, layer, target), bundle))
+    except InterruptedAfterWrite as exc:  # Ctrl-C while writing: the files are complete
+        written, late_interrupt = exc.written, True
+    seen = (f"; model sees {result.top5[0]['label'].split(',')[0]} "
+            f"p={result.top5[0]['probability']:.2f}" if result.top5 else "")
+    echo(f"wrote {written[0]} ({result.status}; {result.iterations_done} iterations in "
+         f"{result.seconds:.1f}s; objective {result.history[-1] if result.history else float('nan'):.4g}"
+         f"{seen})")
+    if result.status == "interrupted" or late_interrupt:
+        err("interrupted; kept the last good image")
+        return 130
+    if result.status != "complete":
+        err(f"error: {result.status}; kept the last good image")
+        return 1
     return code
 
 
@@ -149,7 +158,8 @@ def run_info(req: RunRequest, engine: Engine, layer, target) -> dict:
             "image": image}
 
 
-def run_one(req: RunRequest, engine: Engine, layer, target, photo):
+def run_one(req: RunRequest, engine: Engine, layer, targets: list, photo) -> list[Result]:
+    """Run the technique once: one result per target (a batch), or one for photo techniques."""
     tech = req.technique
     iterations = req.params.get("iterations", 0) * req.params.get("octaves", 1)
     bar = _progress(sys.stderr.isatty())
@@ -164,8 +174,8 @@ def run_one(req: RunRequest, engine: Engine, layer, target, photo):
             speed = f"{t / max(time.perf_counter() - t0, 1e-9):.1f}"
             bar.update(task, completed=t, loss=loss, speed=speed)
 
-    ctx = Context(engine, np.random.default_rng(req.seed), iterations, layer=layer, target=target,
-                  photo=photo, snapshot_every=req.snapshot_every, progress=progress)
+    ctx = Context(engine, np.random.default_rng(req.seed), iterations, layer=layer,
+                  targets=list(targets), photo=photo, snapshot_every=req.snapshot_every, progress=progress)
     interrupted = []
 
     def guarded(ctx, **params):
@@ -180,10 +190,8 @@ def run_one(req: RunRequest, engine: Engine, layer, target, photo):
             raise TechniqueFailed(f"technique {tech.name} ({_origin(tech)}) failed: "
                                   f"{type(exc).__name__}: {first_line(exc)}") from exc
 
-    def keep_last_good(status: str) -> Result:
-        x = ctx.last_good
-        return Result(imaging.from_model(x, ctx.mean, ctx.std), x, ctx.frames, ctx.history,
-                      status, time.perf_counter() - t0, len(ctx.history), [])
+    def keep_last_good(status: str) -> list[Result]:
+        return results(ctx, ctx.last_good, status, time.perf_counter() - t0, classify=False)
 
     import dataclasses
     try:

@@ -57,7 +57,7 @@ technique = Technique(
         Param("blur_sigma", float, 0.6, "Gaussian blur sigma in pixels.", non_negative),
         Param("octaves", int, 2, "Scales, smallest first; 1 works at the model's size only.", positive),
         Param("octave_scale", float, 1.6, "Size ratio between octaves.", above_one),
-        Param("objective", str, "score", "score (raw logit) or log-softmax.",
+        Param("objective", str, "log-softmax", "log-softmax (log-probability) or score (raw logit).",
               lambda v: None if v in OBJECTIVES else f"must be one of {', '.join(OBJECTIVES)}"),
     ),
     start="noise",
