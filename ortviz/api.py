@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import imaging
+from . import images, imaging
 from .bundle import Bundle
 from .defaults import default_bundle
 from .engine import Engine
@@ -85,7 +85,7 @@ class Model:
 
     def classify(self, image) -> list[dict]:
         """Top-5 classes of a photo (path or HxWx3 uint8 array)."""
-        rgb = image if isinstance(image, np.ndarray) else imaging.load_image(image)
+        rgb = image if isinstance(image, np.ndarray) else images.load_image(image)
         pre = self.bundle.manifest["preprocessing"]
         return top5(self.engine, imaging.to_model(rgb, pre["mean"], pre["std"],
                                                   size=tuple(self.engine.image_shape[2:])))[0]

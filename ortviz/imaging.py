@@ -1,180 +1,23 @@
-"""Image files, model-space conversions and pure-numpy image operations.
+"""Model-space conversions and the pure-numpy image operations the techniques share.
 
 Inside the engine an image is a float32 NCHW array in the model's normalized space,
-``x = (pixel - mean) / std`` per channel with pixels in 0..255 RGB. This module turns
-files into such arrays and back, and provides the small differentiable pieces the
-optimizers need (blur, regularizers with their gradients, bilinear resize with its exact
-adjoint, and tiling of large images over a fixed-size graph). Only numpy and Pillow.
+``x = (pixel - mean) / std`` per channel with pixels in 0..255 RGB. This module converts
+RGB arrays to and from that space and provides the small differentiable pieces the loops
+need (jitter, blur, clipping, regularizers with their gradients, bilinear resize and zoom with
+their exact adjoints, tiling of large images over a fixed-size graph). Files are in
+:mod:`ortviz.images`. Only numpy and Pillow.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import tempfile
-import warnings
 from functools import lru_cache
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from .errors import first_line
-
-
-class ImageError(ValueError):
-    """A bad image input or output request; the message is one user-facing line."""
-
-
-def load_image(path, max_pixels: int = 50_000_000) -> np.ndarray:
-    """Read an image file as an HxWx3 uint8 RGB array.
-
-    Grayscale, palette and bilevel images become RGB; alpha is composited over white;
-    CMYK is converted; 16-bit and 32-bit integer gray is scaled from 0..65535 to 0..255;
-    float gray is accepted only when it lies in 0..1. EXIF orientation is applied.
-    Refused with :class:`ImageError`: missing files, directories, empty or non-image
-    files, truncated or corrupt data, animated (multi-frame) images, and images whose
-    header claims more than ``max_pixels`` pixels (checked before decoding). Pillow's
-    own hard limit (twice ``Image.MAX_IMAGE_PIXELS``) also still applies.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise ImageError(f"{p}: no such file")
-    if p.is_dir():
-        raise ImageError(f"{p}: is a directory, not an image file")
-    if p.stat().st_size == 0:
-        raise ImageError(f"{p}: file is empty")
-    try:
-        with warnings.catch_warnings():
-            # Our own max_pixels check below decides; keep Pillow's warning off the console.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as img:
-                w, h = img.size
-                if w * h > max_pixels:
-                    raise ImageError(f"{p}: {w}x{h} = {w * h} pixels is over the pixel limit "
-                                     f"of {max_pixels} (possible decompression bomb)")
-                frames = getattr(img, "n_frames", 1)
-                if frames > 1:
-                    raise ImageError(f"{p}: animated or multi-frame image ({frames} frames) "
-                                     "is not supported; save one frame as PNG")
-                img.load()  # full decode: surfaces truncated or corrupt data now
-                with contextlib.suppress(Exception):  # broken EXIF: keep the picture as is
-                    img = ImageOps.exif_transpose(img)
-                return _to_rgb(img, p)
-    except (ImageError, MemoryError):
-        raise
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"{p}: over the pixel limit (possible decompression bomb): "
-                         f"{first_line(e)}") from None
-    except UnidentifiedImageError:
-        raise ImageError(f"{p}: not an image file Pillow can read") from None
-    except Exception as e:  # OSError (truncated), SyntaxError, EOFError, zlib errors...
-        raise ImageError(f"{p}: cannot decode image (truncated or corrupt?): "
-                         f"{first_line(e)}") from None
-
-
-def _to_rgb(img: Image.Image, p: Path) -> np.ndarray:
-    """Convert a decoded Pillow image of any supported mode to HxWx3 uint8 RGB."""
-    mode = img.mode
-    if mode == "RGB":
-        return np.array(img, dtype=np.uint8)
-    if mode.startswith("I;16") or mode in ("I", "F"):  # 16/32-bit integer or float gray
-        a = np.asarray(img).astype(np.float64)
-        top = 1.0 if mode == "F" else 65535.0
-        if a.size and not (np.isfinite(a).all() and a.min() >= 0 and a.max() <= top):
-            raise ImageError(f"{p}: {mode!r} image with values outside 0..{top:g} "
-                             "is not supported")
-        gray = np.rint(a * (255.0 / top)).astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=-1)
-    if mode == "P" and "transparency" in img.info:
-        img, mode = img.convert("RGBA"), "RGBA"
-    if "A" in mode or mode.endswith("a"):  # RGBA, LA, PA, RGBa, La
-        rgba = np.asarray(img.convert("RGBA"), dtype=np.uint16)
-        alpha = rgba[..., 3:4]
-        out = (rgba[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255
-        return out.astype(np.uint8)
-    try:
-        return np.array(img.convert("RGB"), dtype=np.uint8)
-    except Exception:
-        raise ImageError(f"{p}: unsupported image mode {mode!r}") from None
-
-
-def _check_rgb(rgb: np.ndarray, what: str = "image") -> np.ndarray:
-    a = np.asarray(rgb)
-    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3 or a.shape[0] < 1 or a.shape[1] < 1:
-        raise ImageError(f"{what} must be an HxWx3 uint8 array, got {a.dtype} {a.shape}")
-    return a
-
-
-def _atomic_write(path: Path, write: Callable) -> None:
-    """Call ``write(file_object)`` on a temp file next to ``path``, then rename it over."""
-    tmp = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.",
-                                      suffix=path.suffix, delete=False)
-    try:
-        with tmp:
-            write(tmp)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        # the temp file is created 0600: keep the old file's mode, else use 0644
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        os.chmod(tmp.name, mode)
-        os.replace(tmp.name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp.name)
-        raise
-
-
-def save_image(path, rgb_uint8_hwc: np.ndarray) -> None:
-    """Write an HxWx3 uint8 image atomically; the format follows the file extension."""
-    p = Path(path)
-    fmt = Image.registered_extensions().get(p.suffix.lower())
-    if fmt is None or fmt not in Image.SAVE:
-        raise ImageError(f"{p}: unknown or unwritable image extension {p.suffix!r}")
-    img = Image.fromarray(_check_rgb(rgb_uint8_hwc))
-    options = {"quality": 95} if fmt == "JPEG" else {}
-    _atomic_write(p, lambda f: img.save(f, format=fmt, **options))
-
-
-def save_gif(path, frames: Sequence[np.ndarray], duration_ms: int = 80) -> None:
-    """Write frames (HxWx3 uint8, same size) atomically as a GIF that loops forever."""
-    p = Path(path)
-    if p.suffix.lower() != ".gif":
-        raise ImageError(f"{p}: an animation must be saved with the .gif extension")
-    if len(frames) == 0:
-        raise ImageError("save_gif needs at least one frame")
-    arrays = [_check_rgb(f, "frame") for f in frames]
-    if any(a.shape != arrays[0].shape for a in arrays):
-        raise ImageError("all GIF frames must have the same size")
-    images = [Image.fromarray(a) for a in arrays]
-    _atomic_write(p, lambda f: images[0].save(
-        f, format="GIF", save_all=True, append_images=images[1:],
-        duration=int(duration_ms), loop=0))
-
-
-def contact_sheet(frames: Sequence[np.ndarray], columns: int | None = None) -> np.ndarray:
-    """Tile HxWx3 uint8 frames row by row in a grid with 2-pixel white gutters.
-
-    ``columns`` defaults to ceil(sqrt(n)); cells take the largest frame size and smaller
-    frames sit at their cell's top left on white.
-    """
-    arrays = [_check_rgb(f, "frame") for f in frames]
-    if not arrays:
-        raise ImageError("contact_sheet needs at least one frame")
-    n, gut = len(arrays), 2
-    cols = min(n, columns if columns is not None else math.ceil(math.sqrt(n)))
-    if cols < 1:
-        raise ValueError("columns must be at least 1")
-    rows = math.ceil(n / cols)
-    ch = max(a.shape[0] for a in arrays)
-    cw = max(a.shape[1] for a in arrays)
-    sheet = np.full((rows * ch + (rows - 1) * gut, cols * cw + (cols - 1) * gut, 3), 255, np.uint8)
-    for i, a in enumerate(arrays):
-        top, left = (i // cols) * (ch + gut), (i % cols) * (cw + gut)
-        sheet[top:top + a.shape[0], left:left + a.shape[1]] = a
-    return sheet
+from .images import check_rgb
 
 
 def _stats(mean, std) -> tuple[np.ndarray, np.ndarray]:
@@ -188,7 +31,7 @@ def _stats(mean, std) -> tuple[np.ndarray, np.ndarray]:
 def to_model(rgb_uint8_hwc: np.ndarray, mean, std, size=None) -> np.ndarray:
     """HxWx3 uint8 -> (1, 3, H, W) float32 normalized; ``size`` (int or (h, w)) resizes
     first with Pillow's antialiased bicubic filter."""
-    a = _check_rgb(rgb_uint8_hwc)
+    a = check_rgb(rgb_uint8_hwc)
     if size is not None:
         h, w = (size, size) if np.isscalar(size) else size
         a = np.asarray(Image.fromarray(a).resize((int(w), int(h)), Image.Resampling.BICUBIC))

@@ -1,6 +1,6 @@
 """Write a run's results: image, JSON sidecar, and optionally frames, a GIF and a contact sheet.
 
-Every file is written to a temporary name and renamed into place (see ``imaging``), so a crash
+Every file is written to a temporary name and renamed into place (see ``images``), so a crash
 never leaves a partial file; a Ctrl-C while they are written is held until all of them (image,
 snapshots, sidecar) are in place, then raised as :class:`InterruptedAfterWrite`.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
-from . import __version__, imaging
+from . import __version__, images
 from .bundle import sha256
 from .render import Result
 
@@ -112,17 +112,17 @@ def write_result(out: Path, result: Result, meta: dict) -> list[Path]:
 def _write_result(out: Path, result: Result, meta: dict) -> list[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     written = [out]
-    imaging.save_image(out, result.image)
+    images.save_image(out, result.image)
     if result.frames:
         frames = result.frames + [result.image] if result.frames[-1].shape == result.image.shape else result.frames
         gif = out.with_suffix(".gif")
-        imaging.save_gif(gif, [f for f in frames if f.shape == frames[-1].shape])
+        images.save_gif(gif, [f for f in frames if f.shape == frames[-1].shape])
         sheet = out.with_name(out.stem + "-sheet.png")
-        imaging.save_image(sheet, imaging.contact_sheet(frames))
+        images.save_image(sheet, images.contact_sheet(frames))
         folder = out.with_name(out.stem + "-frames")
         folder.mkdir(exist_ok=True)
         for k, f in enumerate(frames):
-            imaging.save_image(folder / f"{k:04d}.png", f)
+            images.save_image(folder / f"{k:04d}.png", f)
         written += [gif, sheet, folder]
         meta = dict(meta, snapshots={"gif": gif.name, "sheet": sheet.name, "frames": folder.name,
                                      "count": len(frames)})

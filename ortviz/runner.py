@@ -23,7 +23,7 @@ from .bundle import Bundle, BundleError
 from .defaults import default_bundle, sample
 from .engine import Engine
 from .errors import UsageError, first_line
-from .imaging import ImageError, load_image
+from .images import ImageError, load_image
 from .labels import LabelError, find_class
 from .outputs import InterruptedAfterWrite, sidecar, write_result
 from .render import Context, NumericalError, Result, render, results

@@ -25,7 +25,7 @@ def _expected() -> tuple[type[BaseException], ...]:
                                         FileNotFoundError, PermissionError, IsADirectoryError,
                                         NotADirectoryError]
     from ..export.graph import ExportError
-    from ..imaging import ImageError
+    from ..images import ImageError
     from ..labels import LabelError
     from ..providers import ProviderError
     from ..render import NumericalError

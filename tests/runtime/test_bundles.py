@@ -16,7 +16,8 @@ from conftest import ARTIFACTS
 from ortviz.bundle import Bundle, BundleError
 from ortviz.defaults import default_bundle, sample
 from ortviz.engine import Engine
-from ortviz.imaging import load_image, to_model
+from ortviz.images import load_image
+from ortviz.imaging import to_model
 
 TOL_TORCH = 1e-4  # |g - g_torch64|max <= TOL * |g_torch64|max
 

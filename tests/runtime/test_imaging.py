@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ortviz import images as files
 from ortviz import imaging as im
 
 pytestmark = pytest.mark.runtime
@@ -23,8 +24,8 @@ def _rgb(h=20, w=30, seed=0):
 
 
 def _load_err(path, **kw):
-    with pytest.raises(im.ImageError) as e:
-        im.load_image(path, **kw)
+    with pytest.raises(files.ImageError) as e:
+        files.load_image(path, **kw)
     msg = str(e.value)
     assert "\n" not in msg, msg
     return msg
@@ -36,7 +37,7 @@ def _load_err(path, **kw):
 def test_load_rgb_png_roundtrip(tmp_path):
     a = _rgb()
     Image.fromarray(a).save(tmp_path / "a.png")
-    b = im.load_image(tmp_path / "a.png")
+    b = files.load_image(tmp_path / "a.png")
     assert b.dtype == np.uint8 and b.shape == (20, 30, 3)
     np.testing.assert_array_equal(a, b)
 
@@ -85,7 +86,7 @@ def test_load_animated_gif_refused(tmp_path):
 def test_load_grayscale_becomes_rgb(tmp_path):
     g = np.arange(200, dtype=np.uint8).reshape(10, 20)
     Image.fromarray(g).save(tmp_path / "g.png")
-    out = im.load_image(tmp_path / "g.png")
+    out = files.load_image(tmp_path / "g.png")
     assert out.shape == (10, 20, 3)
     for c in range(3):
         np.testing.assert_array_equal(out[..., c], g)
@@ -98,7 +99,7 @@ def test_load_rgba_composited_over_white(tmp_path):
     a[0, 1, 3] = 0  # fully transparent -> white
     a[0, 2, 3] = 128  # half
     Image.fromarray(a, "RGBA").save(tmp_path / "a.png")
-    out = im.load_image(tmp_path / "a.png")
+    out = files.load_image(tmp_path / "a.png")
     assert out.shape == (4, 4, 3)
     np.testing.assert_array_equal(out[0, 0], [200, 0, 0])
     np.testing.assert_array_equal(out[0, 1], [255, 255, 255])
@@ -107,7 +108,7 @@ def test_load_rgba_composited_over_white(tmp_path):
 
 def test_load_cmyk_jpeg(tmp_path):
     Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(tmp_path / "c.jpg")
-    out = im.load_image(tmp_path / "c.jpg")
+    out = files.load_image(tmp_path / "c.jpg")
     assert out.shape == (16, 16, 3) and out.dtype == np.uint8
     r, g, b = out[8, 8].astype(int)
     assert r > 200 and g < 60 and b < 60, out[8, 8]
@@ -118,14 +119,14 @@ def test_load_16bit_png_scaled(tmp_path):
     img = Image.fromarray(a)
     assert img.mode == "I;16"
     img.save(tmp_path / "s.png")
-    out = im.load_image(tmp_path / "s.png")
+    out = files.load_image(tmp_path / "s.png")
     np.testing.assert_array_equal(out[0, :, 0], [0, 1, 128, 255])
     np.testing.assert_array_equal(out[..., 0], out[..., 2])
 
 
 def test_load_float_tiff_in_unit_range_scaled_else_refused(tmp_path):
     Image.fromarray(np.array([[0.0, 0.5, 1.0]], np.float32)).save(tmp_path / "f.tif")
-    np.testing.assert_array_equal(im.load_image(tmp_path / "f.tif")[0, :, 1], [0, 128, 255])
+    np.testing.assert_array_equal(files.load_image(tmp_path / "f.tif")[0, :, 1], [0, 128, 255])
     Image.fromarray(np.array([[0.0, 7.0]], np.float32)).save(tmp_path / "g.tif")
     assert "0..1" in _load_err(tmp_path / "g.tif")
 
@@ -135,7 +136,7 @@ def test_load_applies_exif_orientation(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     img.save(tmp_path / "o.jpg", exif=exif)
-    assert im.load_image(tmp_path / "o.jpg").shape == (30, 10, 3)
+    assert files.load_image(tmp_path / "o.jpg").shape == (30, 10, 3)
 
 
 # -------------------------------------------------------------------- saving
@@ -144,54 +145,54 @@ def test_load_applies_exif_orientation(tmp_path):
 @pytest.mark.parametrize("ext", [".png", ".bmp"])
 def test_save_image_roundtrip_lossless(tmp_path, ext):
     a = _rgb(seed=3)
-    im.save_image(tmp_path / f"o{ext}", a)
-    np.testing.assert_array_equal(im.load_image(tmp_path / f"o{ext}"), a)
+    files.save_image(tmp_path / f"o{ext}", a)
+    np.testing.assert_array_equal(files.load_image(tmp_path / f"o{ext}"), a)
     assert sorted(os.listdir(tmp_path)) == [f"o{ext}"]
 
 
 def test_save_image_jpeg_close(tmp_path):
     a = np.full((16, 16, 3), (10, 120, 240), np.uint8)
-    im.save_image(tmp_path / "o.jpg", a)
-    assert np.abs(im.load_image(tmp_path / "o.jpg").astype(int) - a).max() <= 4
+    files.save_image(tmp_path / "o.jpg", a)
+    assert np.abs(files.load_image(tmp_path / "o.jpg").astype(int) - a).max() <= 4
 
 
 def test_save_image_unknown_extension_leaves_nothing(tmp_path):
-    with pytest.raises(im.ImageError, match="extension"):
-        im.save_image(tmp_path / "o.xyz", _rgb())
+    with pytest.raises(files.ImageError, match="extension"):
+        files.save_image(tmp_path / "o.xyz", _rgb())
     assert os.listdir(tmp_path) == []
 
 
 def test_save_image_missing_directory_raises(tmp_path):
     with pytest.raises(OSError):
-        im.save_image(tmp_path / "no" / "o.png", _rgb())
+        files.save_image(tmp_path / "no" / "o.png", _rgb())
     assert os.listdir(tmp_path) == []
 
 
 def test_save_image_failure_mid_write_removes_temp_and_keeps_old(tmp_path, monkeypatch):
     target = tmp_path / "o.png"
     old = _rgb(seed=1)
-    im.save_image(target, old)
+    files.save_image(target, old)
 
     def boom(self, *a, **k):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", boom)
     with pytest.raises(RuntimeError, match="disk full"):
-        im.save_image(target, _rgb(seed=2))
+        files.save_image(target, _rgb(seed=2))
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["o.png"]
-    np.testing.assert_array_equal(im.load_image(target), old)
+    np.testing.assert_array_equal(files.load_image(target), old)
 
 
 def test_save_image_rejects_bad_array(tmp_path):
-    with pytest.raises(im.ImageError, match="uint8"):
-        im.save_image(tmp_path / "o.png", np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(files.ImageError, match="uint8"):
+        files.save_image(tmp_path / "o.png", np.zeros((4, 4, 3), np.float32))
     assert os.listdir(tmp_path) == []
 
 
 def test_save_gif_animated_and_loops(tmp_path):
     frames = [np.full((12, 12, 3), v, np.uint8) for v in (0, 128, 255)]
-    im.save_gif(tmp_path / "a.gif", frames, duration_ms=50)
+    files.save_gif(tmp_path / "a.gif", frames, duration_ms=50)
     assert os.listdir(tmp_path) == ["a.gif"]
     with Image.open(tmp_path / "a.gif") as g:
         assert g.n_frames == 3
@@ -200,20 +201,20 @@ def test_save_gif_animated_and_loops(tmp_path):
 
 
 def test_save_gif_rejects_mixed_sizes(tmp_path):
-    with pytest.raises(im.ImageError, match="same size"):
-        im.save_gif(tmp_path / "a.gif", [_rgb(8, 8), _rgb(9, 8)])
+    with pytest.raises(files.ImageError, match="same size"):
+        files.save_gif(tmp_path / "a.gif", [_rgb(8, 8), _rgb(9, 8)])
     assert os.listdir(tmp_path) == []
 
 
 def test_contact_sheet_layout():
     frames = [np.full((5, 7, 3), i * 40, np.uint8) for i in range(5)]
-    sheet = im.contact_sheet(frames)  # 3 columns, 2 rows
+    sheet = files.contact_sheet(frames)  # 3 columns, 2 rows
     assert sheet.shape == (2 * 5 + 2, 3 * 7 + 2 * 2, 3)
     np.testing.assert_array_equal(sheet[5:7], 255)  # horizontal gutter
     np.testing.assert_array_equal(sheet[:, 7:9], 255)  # vertical gutter
     assert (sheet[7:12, 9:16] == 4 * 40).all()  # frame 4: row 1, column 1
     assert (sheet[7:12, 18:25] == 255).all()  # empty sixth cell
-    assert im.contact_sheet(frames, columns=5).shape == (5, 5 * 7 + 4 * 2, 3)
+    assert files.contact_sheet(frames, columns=5).shape == (5, 5 * 7 + 4 * 2, 3)
 
 
 # ----------------------------------------------------------------- model space
@@ -431,9 +432,9 @@ def test_tiled_gradient_seams_move():
 
 def test_contact_sheet_rejects_bad_columns_and_empty():
     with pytest.raises(ValueError):
-        im.contact_sheet([_rgb(4, 4)], columns=0)
-    with pytest.raises(im.ImageError):
-        im.contact_sheet([])
+        files.contact_sheet([_rgb(4, 4)], columns=0)
+    with pytest.raises(files.ImageError):
+        files.contact_sheet([])
 
 
 @pytest.mark.parametrize("factor", [0.85, 0.93, 1.0, 1.07, 1.15])

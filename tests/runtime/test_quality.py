@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ortviz
-from ortviz import imaging
+from ortviz import images, imaging
 from ortviz.defaults import sample
 
 CLASSES = [1, 9, 130, 207, 309, 409, 530, 717, 850, 980]  # spread over the label space
@@ -54,7 +54,7 @@ def test_feature_inversion_at_a_middle_block_keeps_the_class(model):
 
 
 def test_deepdream_raises_the_layer_energy_and_keeps_the_structure(model):
-    photo = imaging.load_image(sample("chelsea.png"))
+    photo = images.load_image(sample("chelsea.png"))
     pic = model.deepdream(seed=0)
     pre = model.bundle.manifest["preprocessing"]
     energy = model.engine.gradient("feature_energy", "_blocks.10")

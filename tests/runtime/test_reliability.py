@@ -28,7 +28,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import ortviz.render
-from ortviz import imaging, locking
+from ortviz import images, imaging, locking
 from ortviz.bundle import Bundle, BundleError, sha256
 from ortviz.cli import app
 from ortviz.cli.techniques import make_command
@@ -300,13 +300,13 @@ def test_ctrl_c_through_the_cli_before_and_after_the_first_iteration(tmp_path):
 
 
 def test_ctrl_c_while_writing_is_held_until_image_and_sidecar_are_complete(tmp_path, monkeypatch):
-    real = imaging.save_image
+    real = images.save_image
 
     def save_and_interrupt(path, rgb):
         os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of write_result
         real(path, rgb)
 
-    monkeypatch.setattr("ortviz.outputs.imaging.save_image", save_and_interrupt)
+    monkeypatch.setattr("ortviz.outputs.images.save_image", save_and_interrupt)
     out = tmp_path / "p.png"
     code = run_request(request(probe(None), out), echo=lambda m: None, err=lambda m: None)
     assert code == 130
