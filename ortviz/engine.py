@@ -54,14 +54,16 @@ class Engine:
         if sess is None:
             so = ort.SessionOptions()
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            so.log_severity_level = 3
+            so.log_severity_level = 4  # failures reach the user as one BundleError line
             if self.threads:
                 so.intra_op_num_threads = self.threads
                 so.inter_op_num_threads = 1
+            path = self.bundle.path_of(rel)
             try:
-                sess = ort.InferenceSession(str(self.bundle.path_of(rel)), so, providers=self._chain)
-            except Exception as exc:
-                raise BundleError(f"cannot load {rel}: {first_line(exc)}") from None
+                sess = ort.InferenceSession(str(path), so, providers=self._chain)
+            except Exception as exc:  # name the bundle, not the pinned /proc/self/fd/N path
+                msg = first_line(exc).replace(str(path.parent), str(self.bundle.root))
+                raise BundleError(f"cannot load {rel}: {msg}") from None
             self._sessions[rel] = sess
         return sess
 
