@@ -23,8 +23,9 @@ INVERT_LAYER = "_blocks.5"
 DREAM_LAYER = "_blocks.10"
 
 # (objective, layer) of the three gradient graphs the techniques use at their defaults
+# (class visualization's default objective is the log-softmax of the target class)
 GRAPHS = {
-    "class-viz": ("class_score", "logits"),
+    "class-viz": ("class_log_softmax", "logits"),
     "invert": ("feature_distance", INVERT_LAYER),
     "dream": ("feature_energy", DREAM_LAYER),
 }

@@ -274,7 +274,7 @@ def ort_ops(path: Path) -> dict:
     return {k: c.get(k, 0) for k in keep}
 
 
-def time_all(size: int, reps: int, warmup: int, threads: list[int]) -> dict:
+def time_all(size: int, reps: int, warmup: int, threads: list[int], only=None) -> dict:
     import statistics
 
     import numpy as np
@@ -288,7 +288,8 @@ def time_all(size: int, reps: int, warmup: int, threads: list[int]) -> dict:
             so = ort.SessionOptions()
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = nt, 1, 3
-            paths = sorted(p for p in model_dir.glob("*.onnx") if not p.name.startswith("_"))
+            paths = sorted(p for p in model_dir.glob("*.onnx") if not p.name.startswith("_")
+                           and (not only or p.stem == "forward" or p.stem.split("__")[-1] in only))
             sess = {p.stem: ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"]) for p in paths}
             rng = np.random.default_rng(0)
             x = rng.standard_normal((1, 3, size, size)).astype(np.float32)
@@ -371,6 +372,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=common.SIZE)
     ap.add_argument("--reps", type=int)
     ap.add_argument("--threads", default="2,1", help="comma-separated (default 2,1)")
+    ap.add_argument("--variants", help="comma-separated: time only these (and the forward)")
     ap.add_argument("--rt-python", default=str(common.ROOT / ".venv/bin/python"))
     ap.add_argument("--export-python", default=str(common.ROOT / ".venv-export/bin/python"))
     ap.add_argument("--out", default=str(HERE / "results"))
@@ -381,7 +383,8 @@ def main() -> None:
         build(args.size)
     elif args.phase == "time":
         common.limit_threads()
-        rec = time_all(args.size, reps, 2 if args.quick else 4, [int(t) for t in args.threads.split(",")])
+        rec = time_all(args.size, reps, 2 if args.quick else 4, [int(t) for t in args.threads.split(",")],
+                       args.variants.split(",") if args.variants else None)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         stem = f"lowering-{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}"
@@ -393,7 +396,7 @@ def main() -> None:
         if not (OUT / f"built-{args.size}.json").exists():
             subprocess.run([args.export_python, __file__, "build", "--size", str(args.size)], check=True)
         cmd = [args.rt_python, __file__, "time", "--size", str(args.size), "--threads", args.threads,
-               "--out", args.out] + (["--quick"] if args.quick else []) + (["--reps", str(args.reps)] if args.reps else [])
+               "--out", args.out] + (["--variants", args.variants] if args.variants else []) + (["--quick"] if args.quick else []) + (["--reps", str(args.reps)] if args.reps else [])
         subprocess.run(cmd, check=True)
 
 

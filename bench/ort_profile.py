@@ -37,7 +37,7 @@ def kind(name: str, op: str) -> str:
     if op in ("Conv", "FusedConv"):
         return "backward convolutions" if backward else "forward convolutions (and fused ReLU6)"
     if op == "ConvTranspose":
-        return "backward strided convolutions (ConvTranspose)"
+        return "backward convolutions left as ConvTranspose"
     if op in ("ReorderInput", "ReorderOutput"):
         return "NCHWc layout reorders"
     if op in MASK_OPS:
@@ -79,14 +79,19 @@ def main() -> None:
     ap.add_argument("--graph", default="class_score@logits", help="OBJECTIVE@LAYER, or 'forward'")
     ap.add_argument("--threads", type=int, default=common.THREADS)
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--onnx", help="profile this .onnx file instead (e.g. a bench/lowering_ab.py variant)")
     args = ap.parse_args()
-    bundle = Bundle.open(args.bundle)
-    if args.graph == "forward":
-        rel = bundle.manifest["forward"]["file"]
+    if args.onnx:
+        rel = path = args.onnx
     else:
-        objective, layer = args.graph.split("@")
-        rel = bundle.graph(objective, layer).file
-    rec = profile(str(bundle.path_of(rel)), args.threads, args.runs)
+        bundle = Bundle.open(args.bundle)
+        if args.graph == "forward":
+            rel = bundle.manifest["forward"]["file"]
+        else:
+            objective, layer = args.graph.split("@")
+            rel = bundle.graph(objective, layer).file
+        path = str(bundle.path_of(rel))
+    rec = profile(path, args.threads, args.runs)
     print(f"{rel}: {rec['model_run_ms']:.1f} ms per run ({args.threads} thread(s), {args.runs} runs, "
           "profiler on)\n\n| kind | ms | share |\n| --- | --- | --- |")
     for k, v in rec["kinds_ms"].items():

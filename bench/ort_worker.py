@@ -60,7 +60,7 @@ class Shared:
     def inputs(self, technique: str) -> dict:
         """The extra inputs of a technique's gradient graph, as the technique makes them."""
         objective, layer = common.GRAPHS[technique]
-        if objective == "class_score":
+        if objective.startswith("class_"):
             w = np.zeros((1, len(self.bundle.labels)), np.float32)
             w[0, self.target] = 1.0
             return {"class_weights": w}

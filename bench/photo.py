@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ortviz import imaging
+from ortviz import images
 from ortviz.defaults import sample
 
 import common
@@ -13,7 +13,7 @@ import common
 
 def square_photo(size: int = common.SIZE) -> np.ndarray:
     """HxWx3 uint8, size x size, so every technique runs its graph at the model's size."""
-    rgb = imaging.load_image(sample(common.PHOTO))
+    rgb = images.load_image(sample(common.PHOTO))
     h, w = rgb.shape[:2]
     k = min(h, w)
     crop = rgb[(h - k) // 2:(h - k) // 2 + k, (w - k) // 2:(w - k) // 2 + k]

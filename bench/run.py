@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 
 ROOT = common.ROOT
-LABELS = {"class-viz": "class visualization (class score @ logits)",
+LABELS = {"class-viz": "class visualization (class log-softmax @ logits)",
           "invert": f"feature inversion (feature distance @ {common.INVERT_LAYER})",
           "dream": f"DeepDream (feature energy @ {common.DREAM_LAYER})"}
 

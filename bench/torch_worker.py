@@ -77,6 +77,8 @@ class Net:
 def objective_loss(net: Net, objective: str, layer: str, x, inputs: dict):
     if objective == "class_score":
         return (net.logits(x) * inputs["class_weights"]).sum()
+    if objective == "class_log_softmax":
+        return (torch.log_softmax(net.logits(x), -1) * inputs["class_weights"]).sum()
     f = net.features(x, layer)
     if objective == "feature_distance":
         d = f - inputs["target_features"]
@@ -145,7 +147,7 @@ class Shared:
 
     def inputs(self, technique: str) -> dict:
         objective, layer = common.GRAPHS[technique]
-        if objective == "class_score":
+        if objective.startswith("class_"):
             w = torch.zeros(1, self.n_classes, device=DEVICE)
             w[0, self.target] = 1.0
             return {"class_weights": w}
@@ -215,12 +217,14 @@ def _normalized(g):
 
 
 def class_viz_row(compiled: bool = False):
-    """class-visualization's loop at one octave: jitter, zoom, class score, L2, normalized
-    ascent, clip, blur every few iterations."""
+    """class-visualization's loop at one octave: jitter, zoom (when on), the class objective
+    (log-softmax or raw score, as the plugin's default), L2, normalized ascent, clip, blur every
+    few iterations."""
     def make(s: Shared):
         net = s.cnet if compiled else s.net
         p = s.technique_params("class-viz")
         inputs = s.inputs("class-viz")
+        objective = {"score": "class_score", "log-softmax": "class_log_softmax"}[p.get("objective", "score")]
         rng = np.random.default_rng(0)
         state = {"x": s.noise(rng), "t": 0}
 
@@ -231,7 +235,7 @@ def class_viz_row(compiled: bool = False):
             xj = torch.roll(x, (oy, ox), (2, 3))
             if z != 1.0:
                 xj = zoom(xj, z)
-            (g,) = torch.autograd.grad(objective_loss(net, "class_score", "logits", xj, inputs), x)
+            (g,) = torch.autograd.grad(objective_loss(net, objective, "logits", xj, inputs), x)
             with torch.no_grad():
                 x = s.clip(x + p["lr"] * _normalized(g) - 2 * p["l2"] * x)
                 state["t"] += 1
