@@ -1,6 +1,10 @@
 """Errors that carry a one-line message for the user (the CLI prints them without a traceback)."""
 
 
+class BundleError(Exception):
+    """A bundle that cannot be used; the message is one line for the user."""
+
+
 class UsageError(Exception):
     """Bad input named in one line."""
 
