@@ -30,6 +30,11 @@ class Step:
     grad: np.ndarray
 
 
+def _scalar(loss: np.ndarray) -> float:
+    """A graph's loss: shape [1] (0-D in bundles exported before OpenVINO support)."""
+    return float(np.asarray(loss).reshape(-1)[0])
+
+
 # Where a provider keeps its tensors, for IO binding.
 DEVICES = {"cuda": "cuda", "tensorrt": "cuda", "rocm": "cuda", "migraphx": "cuda", "directml": "dml"}
 
@@ -119,7 +124,7 @@ class Engine:
 
         def f(image: np.ndarray, **inputs) -> Step:
             loss, grad = sess.run(names, feeds_of(image, inputs))
-            return Step(float(loss), grad)
+            return Step(_scalar(loss), grad)
 
         return f
 
@@ -146,6 +151,6 @@ class Engine:
                     binding.bind_ortvalue_input(k, value)
             sess.run_with_iobinding(binding)
             loss = binding.get_outputs()[0].numpy()
-            return Step(float(loss), np.array(grad.numpy()))  # a copy: the buffer is reused
+            return Step(_scalar(loss), np.array(grad.numpy()))  # a copy: the buffer is reused
 
         return f

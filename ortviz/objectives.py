@@ -56,7 +56,8 @@ class Objective:
 
     ``reads`` is ``"logits"`` (the classifier output) or ``"layer"`` (any layer of the
     bundle's layer table). ``build(patch, tensor, shape)`` appends nodes and returns the
-    name of the scalar it computed; ``inputs(shape)`` names the run-time inputs it adds.
+    name of the one-element tensor it computed (reduce with ``keepdims=1``: no 0-D tensors);
+    ``inputs(shape)`` names the run-time inputs it adds.
     """
 
     name: str
@@ -69,14 +70,16 @@ class Objective:
             raise ValueError(f"objective {self.name}: reads must be 'logits' or 'layer'")
 
     def append_to(self, tensor: str, shape: tuple) -> Patch:
+        """The objective's nodes, ending in ``loss`` of shape [1]: never a 0-D tensor, which
+        some execution providers (OpenVINO) refuse, so builders keep their reduced dims."""
         patch = Patch(prefix=f"objective/{self.name}")
         loss = self.build(patch, tensor, tuple(shape))
-        patch.op("Identity", loss, out=LOSS)
+        patch.op("Reshape", loss, patch.const([1], np.int64), out=LOSS)
         return patch
 
 
 def _sum_over_batch(p: Patch, per_image: str) -> str:
-    return p.op("ReduceSum", per_image, keepdims=0)
+    return p.op("ReduceSum", per_image, keepdims=1)
 
 
 def _class_score(p: Patch, logits: str, shape: tuple) -> str:
@@ -101,7 +104,7 @@ def _feature_distance(p: Patch, feature: str, shape: tuple) -> str:
 def _feature_energy(p: Patch, feature: str, shape: tuple) -> str:
     # mean(phi(x)^2) / 2 per image (normalized by the layer's size), summed over the batch:
     # the mean over all elements times batch/2. No axes, so one form serves every opset.
-    mean_all = p.op("ReduceMean", p.op("Mul", feature, feature), keepdims=0)
+    mean_all = p.op("ReduceMean", p.op("Mul", feature, feature), keepdims=1)
     return p.op("Mul", mean_all, p.const(shape[0] / 2.0))
 
 

@@ -55,7 +55,7 @@ def with_objective(forward: onnx.ModelProto, objective: Objective, tensor: str,
     model.graph.node.extend(patch.nodes)
     model.graph.input.extend(patch.inputs)
     model.graph.initializer.extend(patch.initializers)
-    model.graph.output.append(helper.make_tensor_value_info(LOSS, TensorProto.FLOAT, []))
+    model.graph.output.append(helper.make_tensor_value_info(LOSS, TensorProto.FLOAT, [1]))
     inputs = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in patch.inputs}
     return model, inputs
 
