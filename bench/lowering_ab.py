@@ -53,6 +53,7 @@ def _variants():
     import onnx
 
     from ortviz.export import lowering as L
+    from ortviz.export import speedups as S
 
     def clip_mask(node, ctx):
         """(dY, X, lo, hi, Clip node) of the builder's Clip-gradient Mul, or None."""
@@ -156,7 +157,7 @@ def _variants():
         if min(begin + end) < 0:
             return None
         g = int(a.get("group", 1))
-        w2, nodes = L._conv_weights(ctx, w, ws, g)
+        w2, nodes = S._conv_weights(ctx, w, ws, g)
         c = ctx.shapes[dy][1]
         ones = ctx.node("ConstantOfShape", [ctx.const([c, 1] + [1] * n, np.int64)],
                         value=onnx.numpy_helper.from_array(np.ones(1, np.float32)))

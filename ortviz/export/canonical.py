@@ -17,7 +17,8 @@ from onnx import helper, numpy_helper, version_converter
 
 from ..errors import first_line
 from .folding import fold_step
-from .graph import ExportError, constants, custom_nodes, default_opset, infer_shapes, prune, static_shapes
+from .graph import (ExportError, constants, custom_nodes, default_opset, default_opset_only, infer_shapes,
+                    prune, static_shapes)
 from .layers import SCOPE_KEY, module_scope
 
 MIN_OPSET = 17  # lowered forms use ScatterElements(reduction=add), opset 16+
@@ -136,6 +137,7 @@ def canonicalize(model: onnx.ModelProto, size: int, batch: int = 1,
         pass
     _rewrite_batchnorm(model)
     prune(model, [output_name])
+    default_opset_only(model)
     model = infer_shapes(model)
     shapes = static_shapes(model)
     if output_name not in shapes or len(shapes[output_name]) != 2:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import numpy_helper, shape_inference
+from onnx import helper, numpy_helper, shape_inference
 
 # Constants above this many elements are weights, never created by folding (all weights live
 # once, in the bundle's shared weights file).
@@ -100,6 +100,13 @@ def default_opset(model: onnx.ModelProto) -> int:
     raise ExportError("model imports no default ONNX opset")
 
 
+def default_opset_only(model: onnx.ModelProto) -> None:
+    """Drop the imports of other domains (once no node of theirs is left)."""
+    keep = [o for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    del model.opset_import[:]
+    model.opset_import.extend(keep)
+
+
 def is_standard(node: onnx.NodeProto) -> bool:
     """A default-domain op that the ONNX standard defines (the training build registers some
     of its gradient ops, MaxPoolGrad for one, in the default domain)."""
@@ -108,3 +115,42 @@ def is_standard(node: onnx.NodeProto) -> bool:
 
 def custom_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     return [n for n in model.graph.node if not is_standard(n)]
+
+
+class Context:
+    """What a rewrite rule sees: static shapes, small constants, producers and consumers, and
+    fresh names and constants for the nodes it makes."""
+
+    def __init__(self, model: onnx.ModelProto):
+        self.model = model
+        self.shapes = static_shapes(model)
+        self.consts = constants(model, max_elems=1 << 16)
+        self._n = 0
+        self.producer = {o: n for n in model.graph.node for o in n.output if o}
+        self.consumers = consumers(model)
+        self.weights = {i.name: tuple(i.dims) for i in model.graph.initializer}
+        self._taken = (set(self.producer) | {i.name for i in model.graph.initializer}
+                       | {i.name for i in model.graph.input})
+
+    def fresh(self, hint: str) -> str:
+        """A new value name, never one the graph already uses (passes run more than once)."""
+        while True:
+            self._n += 1
+            name = f"lowered/{hint}_{self._n}"
+            if name not in self._taken:
+                self._taken.add(name)
+                return name
+
+    def const(self, value, dtype=None) -> str:
+        arr = np.asarray(value, dtype=dtype)
+        name = self.fresh("c")
+        self.model.graph.initializer.append(numpy_helper.from_array(arr, name))
+        return name
+
+    def node(self, op: str, inputs: list[str], outputs: list[str] | None = None, **attrs):
+        outputs = outputs or [self.fresh(op)]
+        return helper.make_node(op, inputs, outputs, name=outputs[0], **attrs)
+
+
+def attrs(node: onnx.NodeProto) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}

@@ -1,0 +1,132 @@
+"""Speed rewrites: default-domain forms of lowered gradients that ONNX Runtime runs faster.
+
+``SPEEDUPS[op_type]`` holds (name, rule) pairs; a rule returns replacement nodes or None (no
+match). They run after the last folding on purpose: a weight transform stays a graph node on the
+shared initializer (ONNX Runtime folds it when the session loads), so the bundle still stores
+every weight once. Measured in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import onnx
+
+from .graph import Context, attrs, infer_shapes, is_standard, prune
+
+
+def _conv_weights(ctx: Context, w: str, ws: tuple, group: int) -> tuple[str, list]:
+    """ConvTranspose weights [C, M/g, k...] as those of the same-stride-1 Conv: per group the
+    two channel axes swap and the kernel is flipped. Graph nodes on the initializer (Reshape,
+    Transpose, Slice with step -1), folded by ONNX Runtime at session load."""
+    n = len(ws) - 2
+    c_g, m_g = ws[0] // group, ws[1]
+    out, nodes = w, []
+    if group == 1:
+        if c_g > 1 and m_g > 1:
+            nodes.append(ctx.node("Transpose", [out], perm=[1, 0, *range(2, 2 + n)]))
+        elif c_g > 1 or m_g > 1:
+            nodes.append(ctx.node("Reshape", [out, ctx.const([m_g, c_g, *ws[2:]], np.int64)]))
+    elif c_g > 1 and m_g > 1:
+        r = ctx.node("Reshape", [out, ctx.const([group, c_g, m_g, *ws[2:]], np.int64)])
+        t = ctx.node("Transpose", [r.output[0]], perm=[0, 2, 1, *range(3, 3 + n)])
+        nodes += [r, t, ctx.node("Reshape", [t.output[0],
+                                             ctx.const([group * m_g, c_g, *ws[2:]], np.int64)])]
+    elif c_g > 1 or m_g > 1:
+        nodes.append(ctx.node("Reshape", [out, ctx.const([group * m_g, c_g, *ws[2:]], np.int64)]))
+    out = nodes[-1].output[0] if nodes else out
+    axes = [2 + i for i in range(n) if ws[2 + i] > 1]
+    if axes:
+        k = len(axes)
+        flip = ctx.node("Slice", [out, ctx.const([-1] * k, np.int64),
+                                  ctx.const([np.iinfo(np.int64).min] * k, np.int64),
+                                  ctx.const(axes, np.int64), ctx.const([-1] * k, np.int64)])
+        nodes.append(flip)
+        out = flip.output[0]
+    return out, nodes
+
+
+def conv_transpose_as_conv(node, ctx: Context):
+    """Stride-1 ConvTranspose with constant weights (ConvGrad's dX) as a Conv with transposed,
+    flipped weights: ONNX Runtime runs Conv in its blocked NCHWc layout with fused kernels,
+    ConvTranspose as a GEMM and col2im per group (slow for depthwise). Strided ones stay:
+    every stride-1 form of them measured slower (docs/benchmarks.md)."""
+    dy, w = node.input[:2]
+    ws = ctx.weights.get(w)
+    a = attrs(node)
+    n = len(ws) - 2 if ws else 0
+    auto = a.get("auto_pad", b"NOTSET")
+    if (ws is None or a.get("output_shape") or any(v != 1 for v in a.get("strides") or [1] * n)
+            or (auto.decode() if isinstance(auto, bytes) else auto) not in ("", "NOTSET")):
+        return None
+    k = list(a.get("kernel_shape") or ws[2:])
+    d = list(a.get("dilations") or [1] * n)
+    pads = list(a.get("pads") or [0] * (2 * n))
+    op = list(a.get("output_padding") or [0] * n)
+    begin = [d[i] * (k[i] - 1) - pads[i] for i in range(n)]
+    end = [d[i] * (k[i] - 1) - pads[n + i] + op[i] for i in range(n)]
+    if min(begin + end) < 0:
+        return None
+    group = int(a.get("group", 1))
+    w2, nodes = _conv_weights(ctx, w, ws, group)
+    bias = [node.input[2]] if len(node.input) > 2 and node.input[2] else []
+    return nodes + [ctx.node("Conv", [dy, w2] + bias, [node.output[0]], group=group,
+                             kernel_shape=k, dilations=d, pads=begin + end)]
+
+
+def _same_value(ctx: Context, names, others) -> bool:
+    return len(names) == len(others) and all(
+        a == b or (a in ctx.consts and b in ctx.consts and np.array_equal(ctx.consts[a], ctx.consts[b]))
+        for a, b in zip(names, others))
+
+
+def clip_grad_mask(node, ctx: Context):
+    """The builder's Clip gradient, dY * Cast(And(X >= lo, X <= hi)), as dY * Cast(X == Y)
+    with Y the forward Clip(X, lo, hi): the same mask in three ops instead of five."""
+    for j in (0, 1):
+        cast = ctx.producer.get(node.input[j])
+        if cast is None or cast.op_type != "Cast" or attrs(cast).get("to") != onnx.TensorProto.FLOAT:
+            continue
+        both = ctx.producer.get(cast.input[0])
+        if both is None or both.op_type != "And":
+            continue
+        cmp = {p.op_type: p for p in (ctx.producer.get(i) for i in both.input) if p is not None}
+        ge, le = cmp.get("GreaterOrEqual"), cmp.get("LessOrEqual")
+        if ge is None or le is None or ge.input[0] != le.input[0]:
+            continue
+        x, lo, hi = ge.input[0], ge.input[1], le.input[1]
+        clip = next((c for c in ctx.consumers.get(x, []) if c.op_type == "Clip"
+                     and _same_value(ctx, c.input[1:3], [lo, hi])), None)
+        if clip is None:
+            continue
+        eq = ctx.node("Equal", [x, clip.output[0]])
+        mask = ctx.node("Cast", [eq.output[0]], to=onnx.TensorProto.FLOAT)
+        return [eq, mask, ctx.node("Mul", [node.input[1 - j], mask.output[0]], [node.output[0]])]
+    return None
+
+
+SPEEDUPS: dict[str, list[tuple[str, Callable]]] = {
+    "ConvTranspose": [("conv-transpose-as-conv", conv_transpose_as_conv)],
+    "Mul": [("clip-grad-mask", clip_grad_mask)],
+}
+
+
+def speed_up(model: onnx.ModelProto, speedups=None) -> onnx.ModelProto:
+    """One pass of the speed rewrites (default: all of ``SPEEDUPS``), then pruning."""
+    speedups = SPEEDUPS if speedups is None else speedups
+    model = infer_shapes(model)
+    ctx = Context(model)
+    nodes = []
+    for node in list(model.graph.node):
+        new = None
+        if is_standard(node):
+            for _, rule in speedups.get(node.op_type, ()):
+                new = rule(node, ctx)
+                if new is not None:
+                    break
+        nodes.extend(new if new is not None else [node])
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    prune(model)
+    return model
