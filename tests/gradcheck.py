@@ -44,19 +44,39 @@ def check_default_domain_only(bundle, label: str) -> None:
         path = str(bundle.path_of(g.file))
         onnx.checker.check_model(path, full_check=True)
         model = onnx.load(path, load_external_data=False)
-        bad = sorted({(n.domain, n.op_type) for n in model.graph.node if n.domain not in ("", "ai.onnx")})
+        bad = sorted({(n.domain, n.op_type) for n in model.graph.node
+                      if n.domain not in ("", "ai.onnx")})
         assert not bad, f"{label} {g.file}: non-standard ops {bad}"
         domains = {o.domain for o in model.opset_import}
         assert domains <= {"", "ai.onnx"}, f"{label} {g.file}: opset imports {sorted(domains)}"
 
 
+# Gradient ops the training build itself cannot run on its CPU provider (no kernel, or its kernel
+# fails), so graphs holding them are compared with torch only (check_against_torch).
+RAW_UNRUNNABLE = {
+    "ConvTransposeGrad": "no CPU kernel in onnxruntime-training 1.19.2",
+    "SliceGrad": "its kernel fails ('narrowing_error') on a negative step with an INT64_MIN end",
+}
+
+
+def _raw_blockers(raw) -> set:
+    return {n.op_type for n in raw.graph.node if n.op_type in RAW_UNRUNNABLE}
+
+
 def check_against_training_build(bundle, graphs, label: str, seed: int = 0) -> float:
-    """Every lowered graph against the training build's graph; returns the worst error."""
+    """Every lowered graph against the training build's graph; returns the worst error. A raw
+    graph may fail to run only when it holds an op of RAW_UNRUNNABLE (and the error says so)."""
     worst = 0.0
     for k, g in enumerate(graphs):
         entry = bundle.graph(g.objective, g.layer)
         feeds = feeds_for(entry.inputs, seed=seed + k)
-        raw_loss, raw_grad = run_graph(g.raw, feeds)
+        try:
+            raw_loss, raw_grad = run_graph(g.raw, feeds)
+        except Exception as exc:
+            blockers = _raw_blockers(g.raw)
+            assert any(op in str(exc) for op in blockers), \
+                f"{label} {entry.file}: the training build's graph failed: {exc}"
+            continue
         low_loss, low_grad = run_graph(str(bundle.path_of(entry.file)), feeds)
         err = rel_err(low_grad, raw_grad)
         assert err <= TOL_RAW, f"{label} {entry.file} seed={seed + k}: lowered vs raw rel err {err:.2e}"
@@ -99,7 +119,8 @@ def check_finite_differences(net, bundle, objective: str, layer: str, label: str
         fd = directional_fd(net, objective, layer, image, feeds, v, h=h)
         ad = float((grad.astype(np.float64) * v).sum())
         assert abs(ad - fd) <= tol * max(abs(fd), 1e-3), \
-            f"{label} {entry.file} seed={200 + seed}: <g,v>={ad:.6g} vs central difference {fd:.6g} (h={h:g})"
+            f"{label} {entry.file} seed={200 + seed}: <g,v>={ad:.6g} vs central difference " \
+            f"{fd:.6g} (h={h:g})"
 
 
 def save_reference(path, reference: dict) -> None:

@@ -1,9 +1,9 @@
 """Bring any classifier's ONNX graph to the canonical forward graph a bundle ships.
 
 Canonical means: one image input with a static shape, one logits output, default-domain ops,
-eval-mode BatchNormalization folded into convolutions or rewritten as Mul+Add (it has no
-gradient builder), shape arithmetic (the TorchScript exporter's dynamic "same" padding) folded
-to constants, Pads folded into Conv, Dropout/Identity removed.
+eval-mode BatchNormalization folded into convolutions, shape arithmetic (the TorchScript
+exporter's dynamic "same" padding) folded to constants, Pads folded into Conv, Dropout/Identity
+removed, and the ops the training build cannot differentiate rewritten (:mod:`.rewrites`).
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from __future__ import annotations
 import os
 import tempfile
 
-import numpy as np
 import onnx
-from onnx import helper, numpy_helper, version_converter
+from onnx import version_converter
 
 from ..errors import first_line
 from .folding import fold_step
-from .graph import (ExportError, constants, custom_nodes, default_opset, default_opset_only, infer_shapes,
+from .graph import (ExportError, custom_nodes, default_opset, default_opset_only, infer_shapes,
                     prune, static_shapes)
 from .layers import SCOPE_KEY, module_scope
+from .rewrites import rewrite
 
 MIN_OPSET = 17  # lowered forms use ScatterElements(reduction=add), opset 16+
 
@@ -82,33 +82,6 @@ def _ort_basic(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def _rewrite_batchnorm(model: onnx.ModelProto) -> None:
-    """Eval-mode BatchNormalization left after fusion becomes Mul + Add by per-channel constants."""
-    consts = constants(model)
-    shapes = static_shapes(model)
-    nodes = []
-    for node in model.graph.node:
-        if node.op_type != "BatchNormalization":
-            nodes.append(node)
-            continue
-        x, s, b, m, v = node.input[:5]
-        if not all(k in consts for k in (s, b, m, v)) or x not in shapes:
-            raise ExportError(f"BatchNormalization {node.name!r} has non-constant statistics")
-        eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
-        scale = consts[s] / np.sqrt(consts[v] + eps)
-        shift = consts[b] - consts[m] * scale
-        bshape = [-1] + [1] * (len(shapes[x]) - 2)
-        sname, bname = f"{node.name}/scale", f"{node.name}/shift"
-        model.graph.initializer.extend([
-            numpy_helper.from_array(scale.reshape(bshape).astype(np.float32), sname),
-            numpy_helper.from_array(shift.reshape(bshape).astype(np.float32), bname)])
-        mid = f"{node.output[0]}/scaled"
-        nodes.append(helper.make_node("Mul", [x, sname], [mid], name=f"{node.name}/mul"))
-        nodes.append(helper.make_node("Add", [mid, bname], [node.output[0]], name=node.name))
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-
-
 def canonicalize(model: onnx.ModelProto, size: int, batch: int = 1,
                  channels: int | None = None) -> tuple[onnx.ModelProto, str, str]:
     """Returns (canonical model, input name, logits name)."""
@@ -135,7 +108,8 @@ def canonicalize(model: onnx.ModelProto, size: int, batch: int = 1,
             entry.key, entry.value = SCOPE_KEY, sc
     while fold_step(model := infer_shapes(model)):
         pass
-    _rewrite_batchnorm(model)
+    if rewrite(model):  # ops the training build cannot differentiate
+        model = infer_shapes(model)
     prune(model, [output_name])
     default_opset_only(model)
     model = infer_shapes(model)

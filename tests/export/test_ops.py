@@ -1,0 +1,43 @@
+"""Op coverage: every op form of tests/opnets.py (torch modules through the TorchScript
+exporter, and op forms only an ONNX file has) exported, lowered, and its class-score and
+log-softmax gradients checked against the training build's graph, torch float64 autograd (which
+also checks the loss, so the forward rewrites of ortviz/export/rewrites.py compute what the
+original op did) and a central finite difference.
+"""
+
+import pytest
+from conftest import ARTIFACTS
+from gradcheck import (check_against_torch, check_against_training_build, check_finite_differences,
+                       check_standard_ops)
+from opnets import CASES, ONNX_CASES, SIZE, onnx_opnet, opnet
+
+from ortviz.bundle import Bundle
+from ortviz.export.frontends import from_torch
+from ortviz.export.pipeline import PREPROCESSING, ExportOptions, export_model
+from ortviz.plugins import techniques
+
+LOGIT_OBJECTIVES = {k: v for k, v in techniques().items()}
+
+
+def export_case(name: str, exporter: str = "torchscript"):
+    if exporter == "onnx":
+        model, net = onnx_opnet(name)
+    else:
+        net = opnet(name)
+        model = from_torch(net, SIZE, exporter=exporter)
+    opts = ExportOptions(name=f"op-{name}", source=f"tests/opnets.py:{name}", size=SIZE,
+                         layers="", keep_raw=True, **PREPROCESSING["imagenet"])
+    path, graphs = export_model(model, ARTIFACTS / "ops" / f"{name}_{exporter}", opts,
+                                LOGIT_OBJECTIVES, force=True)
+    return net, Bundle.open(path), graphs, model
+
+
+@pytest.mark.parametrize("name,exporter", [(c, "torchscript") for c in CASES]
+                         + [(c, "onnx") for c in ONNX_CASES])
+def test_op_gradient_matches_torch(name, exporter):
+    net, bundle, graphs, _ = export_case(name, exporter)
+    label = f"op {name} ({exporter})"
+    check_standard_ops(bundle, label)
+    check_against_training_build(bundle, graphs, label)
+    check_against_torch(net, bundle, label)
+    check_finite_differences(net, bundle, "class_score", "logits", label, seeds=range(1))
