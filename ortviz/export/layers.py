@@ -1,10 +1,11 @@
 """The layer table: which intermediate tensors a bundle offers to layer objectives.
 
-Candidates are feature maps (4-D tensors) that are *cut points* of the graph: every path from
+Candidates are feature maps (4-D tensors) and token sequences (3-D, in transformers) that are
+*cut points* of the graph: every path from
 the image to the logits passes through them, as a block's output does (inside a residual block
 the skip path bypasses the tensors, so they are not). The default keeps the last cut point of
 each top-level module of the source network (``_blocks.3``, ``layer2``), so a layer is a block
-or a stage, not a node. ``all`` offers every 4-D tensor on the path to the logits.
+or a stage, not a node. ``all`` offers every 3-D or 4-D tensor on the path to the logits.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class Layer:
 
 
 SCOPE_KEY = "ortviz.module"
+# Feature maps (N, C, H, W) and token sequences (N, T, D) of vision transformers.
+FEATURE_RANKS = (3, 4)
 
 
 def module_scope(node: onnx.NodeProto) -> str | None:
@@ -79,10 +82,10 @@ def candidate_layers(model: onnx.ModelProto, input_name: str, which: str = "defa
     producer = {o: n for n in model.graph.node for o in n.output if o}
     if which == "all":
         tensors = [o for n in model.graph.node for o in n.output
-                   if o and len(shapes.get(o, ())) == 4 and o != input_name]
+                   if o and len(shapes.get(o, ())) in FEATURE_RANKS and o != input_name]
         # only those that lead to the output
         return _named([(t, None) for t in tensors if _leads_to_output(model, t)], shapes, producer)
-    cuts = [t for t in _cut_points(model, input_name) if len(shapes.get(t, ())) == 4]
+    cuts = [t for t in _cut_points(model, input_name) if len(shapes.get(t, ())) in FEATURE_RANKS]
     scoped = [(t, module_scope(producer[t])) for t in cuts]
     if any(s is not None for _, s in scoped):
         groups: list[tuple[str, str | None]] = []
