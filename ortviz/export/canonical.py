@@ -22,6 +22,9 @@ from .layers import SCOPE_KEY, module_scope
 from .rewrites import rewrite
 
 MIN_OPSET = 17  # lowered forms use ScatterElements(reduction=add), opset 16+
+# onnxruntime-training 1.19.2 reads IR versions up to 10 (opsets up to 21): files written by a
+# newer onnx package (IR 11+) are brought down to it.
+MAX_IR, MAX_OPSET = 10, 21
 
 
 def _check_classifier(model: onnx.ModelProto) -> tuple[str, str]:
@@ -94,8 +97,15 @@ def canonicalize(model: onnx.ModelProto, size: int, batch: int = 1,
         n = next(n for n in model.graph.node if n.op_type in ("Loop", "If", "Scan"))
         raise ExportError(f"unsupported op {n.op_type} (node {n.name!r}): dynamic control flow "
                           "has no input gradient here")
-    if default_opset(model) < MIN_OPSET:
-        model = version_converter.convert_version(model, MIN_OPSET)
+    opset = default_opset(model)
+    if opset < MIN_OPSET or opset > MAX_OPSET:
+        target = MIN_OPSET if opset < MIN_OPSET else MAX_OPSET
+        try:
+            model = version_converter.convert_version(model, target)
+        except Exception as exc:
+            raise ExportError(f"cannot convert the model from opset {opset} to {target}: "
+                              f"{first_line(exc)}") from None
+    model.ir_version = min(model.ir_version, MAX_IR)
     dims = model.graph.input[0].type.tensor_type.shape.dim
     c = channels or next((d.dim_value for d in [dims[1]] if d.HasField("dim_value")), 3)
     _set_input_shape(model, input_name, (batch, c, size, size))

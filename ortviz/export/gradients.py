@@ -5,6 +5,7 @@ Needs the export environment (onnxruntime-training 1.19.2 as the ``onnxruntime``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import onnx
@@ -38,6 +39,28 @@ def _builder():
     return GradientGraphBuilder
 
 
+def builder_message(exc: Exception) -> str:
+    """The training build's C++ error as one readable line: the op it has no gradient for, or
+    the check that failed, without the source path and signature."""
+    text = first_line(exc)
+    missing = re.search(r"has not been registered: (\S+) for node\s*(\S*)", text)
+    if missing:
+        op, node = missing.groups()
+        where = f" (node {node!r})" if node else ""
+        return (f"no input gradient for op {op}{where}: onnxruntime-training has none and ortviz "
+                "has no rewrite for it (README, 'Supported models')")
+    if "/onnxruntime_src/" not in text:
+        return text
+    after = text.split("was false.", 1)
+    if len(after) == 2 and after[1].strip():
+        return after[1].strip()
+    impl = re.search(r"GetGradientDefsImpl\(\) const (.+)", text)
+    if impl:
+        return impl.group(1).strip()
+    check = re.search(r"\) (?:const )?(.+?) was false", text)
+    return f"internal check failed: {check.group(1)}" if check else text
+
+
 def with_objective(forward: onnx.ModelProto, objective: Objective, tensor: str,
                    shape: tuple) -> tuple[onnx.ModelProto, dict]:
     """The forward graph with the objective's nodes appended and ``loss`` as an extra output.
@@ -67,7 +90,8 @@ def build(forward: onnx.ModelProto, input_name: str, objective: Objective, layer
     try:
         builder.build()
     except Exception as exc:
-        raise ExportError(f"gradient builder failed for {objective.name} at {layer}: {first_line(exc)}") from None
+        raise ExportError(f"gradient builder failed for {objective.name} at {layer}: "
+                          f"{builder_message(exc)}") from None
     raw = onnx.load_from_string(builder.get_model())
     grad = f"{input_name}_grad"
     if grad not in {o.name for o in raw.graph.output}:
