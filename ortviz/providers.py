@@ -15,6 +15,9 @@ NAMES = {
     "coreml": "CoreMLExecutionProvider",
     "qnn": "QNNExecutionProvider",
 }
+# Options a provider gets by default: gradients need full float32 (OpenVINO may otherwise run in
+# bf16 on CPUs that have it).
+OPTIONS = {"openvino": {"precision": "FP32"}}
 # ``auto`` takes the first available of these; TensorRT is never picked implicitly (its engine
 # build takes minutes per graph).
 AUTO_ORDER = ["cuda", "rocm", "migraphx", "directml", "coreml", "openvino", "cpu"]
@@ -29,8 +32,9 @@ def available() -> list[str]:
     return [short for short, full in NAMES.items() if full in have]
 
 
-def resolve(choice: str) -> tuple[str, list[str]]:
-    """(short name, the providers list for a session); CPU always last as the fallback."""
+def resolve(choice: str) -> tuple[str, list]:
+    """(short name, the providers list for a session: names, or (name, options) pairs); CPU
+    always last as the fallback."""
     have = available()
     choice = choice.lower().strip()
     if choice == "auto":
@@ -43,5 +47,6 @@ def resolve(choice: str) -> tuple[str, list[str]]:
     else:
         raise ProviderError(f"unknown execution provider {choice!r}; choose auto or one of: "
                             f"{', '.join(NAMES)} (available here: {', '.join(have)})")
-    chain = [NAMES[short]] + ([NAMES["cpu"]] if short != "cpu" else [])
+    first = (NAMES[short], OPTIONS[short]) if short in OPTIONS else NAMES[short]
+    chain = [first] + ([NAMES["cpu"]] if short != "cpu" else [])
     return short, chain

@@ -38,17 +38,17 @@ def run_graph(model_or_path, feeds):
 
 
 def check_default_domain_only(bundle, label: str) -> None:
-    """Every graph of the bundle passes onnx.checker's full check and holds only default-domain
-    ops and opset imports (no com.microsoft training ops left unlowered)."""
-    for g in bundle.graphs():
-        path = str(bundle.path_of(g.file))
+    """Every graph of the bundle (the forward one too) passes onnx.checker's full check and holds
+    only default-domain ops and opset imports (no com.microsoft training ops left unlowered)."""
+    for file in [bundle.manifest["forward"]["file"]] + [g.file for g in bundle.graphs()]:
+        path = str(bundle.path_of(file))
         onnx.checker.check_model(path, full_check=True)
         model = onnx.load(path, load_external_data=False)
         bad = sorted({(n.domain, n.op_type) for n in model.graph.node
                       if n.domain not in ("", "ai.onnx")})
-        assert not bad, f"{label} {g.file}: non-standard ops {bad}"
+        assert not bad, f"{label} {file}: non-standard ops {bad}"
         domains = {o.domain for o in model.opset_import}
-        assert domains <= {"", "ai.onnx"}, f"{label} {g.file}: opset imports {sorted(domains)}"
+        assert domains <= {"", "ai.onnx"}, f"{label} {file}: opset imports {sorted(domains)}"
 
 
 # Gradient ops the training build itself cannot run on its CPU provider (no kernel, or its kernel
@@ -126,15 +126,3 @@ def check_finite_differences(net, bundle, objective: str, layer: str, label: str
 def save_reference(path, reference: dict) -> None:
     np.savez(path, **{f"{f}::{k}": v for f, d in reference.items() for k, v in d.items()})
 
-
-def check_standard_ops(bundle, label: str) -> None:
-    """Every graph of the bundle is valid ONNX holding only default-domain ops."""
-    import onnx
-
-    for g in [bundle.forward_path] + [bundle.path_of(e.file) for e in bundle.graphs()]:
-        path = str(g)
-        onnx.checker.check_model(path, full_check=True)
-        model = onnx.load(path, load_external_data=False)
-        bad = [(n.domain, n.op_type) for n in model.graph.node if n.domain not in ("", "ai.onnx")]
-        assert not bad, f"{label} {path}: non-standard ops {bad}"
-        assert {o.domain for o in model.opset_import} <= {"", "ai.onnx"}, f"{label} {path}"

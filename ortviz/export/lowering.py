@@ -26,7 +26,7 @@ def _lower_step(model: onnx.ModelProto) -> bool:
             continue
         rule = RULES.get(node.op_type)
         if rule is None:
-            raise ExportError(f"no lowering for {node.domain}.{node.op_type} (node {node.name!r})")
+            raise ExportError(f"no lowering for {node.domain or 'ai.onnx'}.{node.op_type} (node {node.name!r})")
         new = rule(node, ctx)
         if new is None:
             nodes.append(node)

@@ -8,7 +8,7 @@ original op did) and a central finite difference.
 import pytest
 from conftest import ARTIFACTS
 from gradcheck import (check_against_torch, check_against_training_build, check_finite_differences,
-                       check_standard_ops)
+                       check_default_domain_only)
 from opnets import CASES, ONNX_CASES, SIZE, onnx_opnet, opnet
 
 from ortviz.bundle import Bundle
@@ -37,7 +37,7 @@ def export_case(name: str, exporter: str = "torchscript"):
 def test_op_gradient_matches_torch(name, exporter):
     net, bundle, graphs, _ = export_case(name, exporter)
     label = f"op {name} ({exporter})"
-    check_standard_ops(bundle, label)
+    check_default_domain_only(bundle, label)
     check_against_training_build(bundle, graphs, label)
     check_against_torch(net, bundle, label)
     check_finite_differences(net, bundle, "class_score", "logits", label, seeds=range(1))
