@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Create (or refresh) the project's two environments. Usage: scripts/envs.sh runtime|export|both
-#   .venv         stock onnxruntime + numpy + pillow + typer + onnx (what ortviz needs to run)
-#   .venv-export  onnxruntime-training 1.19.2 (its own runtime) + torch + the default model's
-#                 packages: only for `ortviz export` and the exporter's tests
-# The two cannot be one: onnxruntime, onnxruntime-gpu and onnxruntime-training all install
-# the same `onnxruntime` package.
+# Create (or refresh) the project's environments.
+# Usage: scripts/envs.sh runtime|export|openvino|gpu|both|all   (both: runtime+export; all: those+openvino)
+#   .venv           stock onnxruntime + numpy + pillow + typer + onnx (what ortviz needs to run)
+#   .venv-export    onnxruntime-training 1.19.2 (its own runtime) + torch + the default model's
+#                   packages: only for `ortviz export` and the exporter's tests
+#   .venv-openvino  onnxruntime-openvino (OpenVINO execution provider) instead of onnxruntime, no
+#                   torch: the execution-provider tests (tests/providers)
+#   .venv-gpu       onnxruntime-gpu (CUDA execution provider), no torch: scripts/check-cuda.sh
+# They cannot be one: onnxruntime, onnxruntime-gpu, onnxruntime-openvino and onnxruntime-training
+# all install the same `onnxruntime` package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
@@ -29,12 +33,22 @@ make_env() {  # dir extras [pre-install...]
     "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e tests/plugins/ortviz-saliency 2>&1 | grep -v '^WARNING: Location' || true
   fi
   "$dir/bin/python" -c "import ortviz, onnxruntime, numpy, PIL, typer"
+  case $extras in  # the build this environment is for really carries its execution provider
+    openvino*) "$dir/bin/python" -c "import onnxruntime as o; assert 'OpenVINOExecutionProvider' in o.get_available_providers(), o.get_available_providers()" ;;
+    gpu*)      "$dir/bin/python" -c "import onnxruntime as o; assert 'CUDAExecutionProvider' in o.get_available_providers(), o.get_available_providers()" ;;
+  esac
   stamp > "$dir/.ortviz-stamp"
 }
 
+runtime()  { make_env .venv cpu,test; }
+export_()  { make_env .venv-export export,torch,lite0,test torch==2.13.0; }
+openvino() { make_env .venv-openvino openvino,test; }
 case "${1:-both}" in
-  runtime) make_env .venv cpu,test ;;
-  export)  make_env .venv-export export,torch,lite0,test torch==2.13.0 ;;
-  both)    make_env .venv cpu,test; make_env .venv-export export,torch,lite0,test torch==2.13.0 ;;
-  *) echo "usage: $0 runtime|export|both" >&2; exit 2 ;;
+  runtime)  runtime ;;
+  export)   export_ ;;
+  openvino) openvino ;;
+  gpu)      make_env .venv-gpu gpu,test "onnxruntime-gpu[cuda,cudnn]" ;;  # CUDA, cuDNN as wheels
+  both)     runtime; export_ ;;
+  all)      runtime; export_; openvino ;;
+  *) echo "usage: $0 runtime|export|openvino|gpu|both|all" >&2; exit 2 ;;
 esac
