@@ -12,6 +12,7 @@ before the classifier.
 """
 
 import torch
+from nets import randomize_norms
 from torch import nn
 
 CLASSES = 10
@@ -20,18 +21,7 @@ CLASSES = 10
 def _seeded(cls, seed: int) -> nn.Module:
     """``cls()`` with its default init drawn under ``seed``, then non-trivial norm parameters."""
     torch.manual_seed(seed)
-    net = cls()
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-            elif isinstance(m, nn.LayerNorm):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-    return net.eval()
+    return randomize_norms(cls()).eval()
 
 
 def _conv_bn(cin, cout, k, stride=1, groups=1, act=nn.ReLU, eps=1e-5):

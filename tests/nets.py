@@ -45,10 +45,9 @@ class SmallResNet(nn.Module):
         return self.fc(torch.flatten(self.gap(x), 1))
 
 
-def small_resnet():
-    torch.manual_seed(0)
-    net = SmallResNet()
-    # Non-trivial BatchNorm statistics, so folding them is tested.
+def randomize_norms(net: nn.Module) -> nn.Module:
+    """Non-trivial BatchNorm statistics and affine parameters (and LayerNorm ones), so that
+    folding and rewriting them is tested; draws from torch's global generator."""
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -56,4 +55,12 @@ def small_resnet():
                 m.running_var.uniform_(0.5, 2.0)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.2, 0.2)
-    return net.eval()
+            elif isinstance(m, nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return net
+
+
+def small_resnet():
+    torch.manual_seed(0)
+    return randomize_norms(SmallResNet()).eval()

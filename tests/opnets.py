@@ -7,6 +7,7 @@ uneven where that matters (ceil-mode pools, asymmetric pads, strided convs that 
 
 import torch
 import torch.nn.functional as F
+from nets import randomize_norms
 from torch import nn
 
 SIZE = 10
@@ -36,13 +37,7 @@ class OpNet(nn.Module):
 
 
 def _bn(c):
-    bn = nn.BatchNorm2d(c)
-    with torch.no_grad():
-        bn.running_mean.uniform_(-0.5, 0.5)
-        bn.running_var.uniform_(0.5, 2.0)
-        bn.weight.uniform_(0.5, 1.5)
-        bn.bias.uniform_(-0.2, 0.2)
-    return bn
+    return randomize_norms(nn.BatchNorm2d(c))
 
 
 def _r(*shape):
