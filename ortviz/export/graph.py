@@ -154,3 +154,21 @@ class Context:
 
 def attrs(node: onnx.NodeProto) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def explicit_pads(auto_pad, in_sp, k, s, d, pads) -> list[int]:
+    """Begin-then-end pads of a conv or pool, resolving auto_pad (SAME_UPPER/LOWER, VALID)."""
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    n = len(in_sp)
+    if auto_pad in ("", "NOTSET"):
+        return list(pads) if pads else [0] * (2 * n)
+    if auto_pad == "VALID":
+        return [0] * (2 * n)
+    begin, end = [], []
+    for i in range(n):
+        out = -(-in_sp[i] // s[i])
+        total = max((out - 1) * s[i] + d[i] * (k[i] - 1) + 1 - in_sp[i], 0)
+        small, big = total // 2, total - total // 2
+        begin.append(small if auto_pad == "SAME_UPPER" else big)
+        end.append(big if auto_pad == "SAME_UPPER" else small)
+    return begin + end
