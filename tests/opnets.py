@@ -200,3 +200,38 @@ def onnx_opnet(name: str):
 
 
 ONNX_CASES = sorted(_onnx_cases())
+
+
+# The ONNX op types each case's source model (what the front end gives the exporter) must hold,
+# so a case cannot quietly test some other op form than its name says.
+OP_TYPES = {
+    "conv_grouped": {"Conv"}, "conv_depthwise": {"Conv"}, "conv_depthwise_5x5_strided": {"Conv"},
+    "conv_strided_2": {"Conv"}, "conv_strided_3": {"Conv"}, "conv_dilated": {"Conv"},
+    "conv_asymmetric_pads": {"Pad", "Conv"}, "conv_transpose": {"ConvTranspose"},
+    "conv_transpose_grouped": {"ConvTranspose"}, "batchnorm_eval": {"BatchNormalization"},
+    "relu": {"Relu"}, "relu6_clip": {"Clip"}, "clip_range": {"Clip"}, "leaky_relu": {"LeakyRelu"},
+    "sigmoid": {"Sigmoid"}, "hardsigmoid": {"HardSigmoid"}, "hardswish": {"HardSwish"},
+    "silu": {"Sigmoid", "Mul"}, "x_sigmoid_x": {"Sigmoid", "Mul"}, "gelu_erf": {"Erf"},
+    "gelu_tanh": {"Tanh"}, "tanh": {"Tanh"}, "softmax_channels": {"Softmax"},
+    "softmax_last": {"Softmax"}, "layernorm": {"LayerNormalization"},
+    "layernorm_2d": {"LayerNormalization"}, "maxpool_3x3_s2": {"MaxPool"}, "maxpool_ceil": {"MaxPool"},
+    "avgpool_pad_counted": {"AveragePool"}, "avgpool_pad_excluded": {"AveragePool"},
+    "avgpool_ceil": {"AveragePool"}, "global_avgpool": {"GlobalAveragePool"},
+    "reduce_mean": {"ReduceMean"}, "matmul": {"MatMul"}, "matmul_batched": {"MatMul", "Transpose"},
+    "broadcast_add_mul": {"Add", "Mul"}, "broadcast_sub_div": {"Sub", "Div"},
+    "squeeze_excitation": {"GlobalAveragePool", "Sigmoid", "Mul"}, "residual": {"Add", "Conv"},
+    "concat": {"Concat", "Slice"}, "split": {"Split", "Concat"}, "chunk_spatial": {"Shape", "Slice"},  # torch writes chunk as Slices of Shape arithmetic
+    "slice_steps": {"Slice"}, "slice_negative_step": {"Slice"}, "gather_index": {"Gather"},
+    "gather_repeated": {"Gather"}, "reshape_transpose": {"Reshape", "Transpose"},
+    "flatten_unflatten": {"Flatten", "Transpose", "Reshape"}, "pad_constant": {"Pad"},
+    "pad_reflect": {"Pad"}, "dropout_identity": set(),
+    "onnx_gelu_opset20": {"Gelu"}, "onnx_gelu_tanh_opset20": {"Gelu"},
+    "onnx_hardsigmoid_alpha_beta": {"HardSigmoid"}, "onnx_layernorm_axis1_opset17": {"LayerNormalization"},
+    "onnx_layernorm_axis1_opset18": {"LayerNormalization"}, "onnx_pad_edge": {"Pad"}, "onnx_pad_wrap": {"Pad"},
+}
+# Where the dynamo exporter writes another form than the TorchScript one.
+DYNAMO_OP_TYPES = dict(OP_TYPES, **{
+    "chunk_spatial": {"Split"}, "conv_asymmetric_pads": {"Conv"}, "flatten_unflatten": {"Reshape", "Transpose"},
+    "gather_repeated": {"GatherND"}, "gelu_erf": {"Gelu"}, "gelu_tanh": {"Gelu"},
+    "global_avgpool": {"ReduceMean"}, "squeeze_excitation": {"ReduceMean", "Sigmoid", "Mul"},
+})

@@ -15,7 +15,7 @@ import onnx
 from onnx import numpy_helper
 
 from .graph import Context, ExportError, attrs, explicit_pads
-from .movement import average_pool_grad, gather_grad, max_pool_grad, slice_grad
+from .movement import average_pool_grad, gather_grad, gather_nd_grad, max_pool_grad, slice_grad
 
 
 def conv_grad(node, ctx: Context):
@@ -242,5 +242,6 @@ RULES: dict[str, Callable] = {
     "FusedMatMul": fused_mat_mul,
     "SliceGrad": slice_grad,
     "GatherGrad": gather_grad,
+    "GatherNDGrad": gather_nd_grad,
     "DivGrad": div_grad,
 }

@@ -199,3 +199,28 @@ def _inverse_counts(spatial, a: dict, pads) -> np.ndarray:
         v = np.minimum(start + k[i], spatial[i]) - np.maximum(start, 0)
         valid = valid * np.maximum(v, 0).reshape([-1 if j == i else 1 for j in range(n)])
     return np.where(valid > 0, ratio / np.maximum(valid, 1), 0.0).astype(np.float32)
+
+
+def gather_nd_grad(node, ctx: Context):
+    """GatherNDGrad(shape, indices, dY), batch_dims 0, constant indices: dY summed back onto
+    the positions the tuples index, as a constant one-hot MatMul over the indexed leading axes."""
+    shape_name, indices, dy = node.input[:3]
+    if shape_name not in ctx.consts or dy not in ctx.shapes:
+        return None
+    if indices not in ctx.consts:
+        raise ExportError(f"cannot lower GatherNDGrad node {node.name}: its indices are computed "
+                          "from the image (only constant indices are supported)")
+    if int(attrs(node).get("batch_dims", 0)):
+        raise ExportError(f"cannot lower GatherNDGrad node {node.name}: batch_dims > 0")
+    xs = [int(v) for v in ctx.consts[shape_name]]
+    idx = np.asarray(ctx.consts[indices]).astype(np.int64)
+    k = idx.shape[-1]
+    tuples = idx.reshape(-1, k) % np.array(xs[:k])  # negative indices count from the end
+    positions = np.ravel_multi_index(tuples.T, xs[:k])
+    rows, rest = int(np.prod(xs[:k])), int(np.prod(xs[k:]))
+    onehot_t = np.zeros((rows, len(positions)), np.float32)
+    np.add.at(onehot_t, (positions, np.arange(len(positions))), 1.0)
+    flat = ctx.node("Reshape", [dy, ctx.const([len(positions), rest], np.int64)])
+    summed = ctx.node("MatMul", [ctx.const(onehot_t), flat.output[0]])
+    return [flat, summed, ctx.node("Reshape", [summed.output[0], ctx.const(xs, np.int64)],
+                                   [node.output[0]])]

@@ -9,14 +9,15 @@ import pytest
 from conftest import ARTIFACTS
 from gradcheck import (check_against_torch, check_against_training_build, check_finite_differences,
                        check_default_domain_only)
-from opnets import CASES, ONNX_CASES, SIZE, onnx_opnet, opnet
+from opnets import CASES, DYNAMO_OP_TYPES, ONNX_CASES, OP_TYPES, SIZE, onnx_opnet, opnet
 
 from ortviz.bundle import Bundle
 from ortviz.export.frontends import from_torch
 from ortviz.export.pipeline import PREPROCESSING, ExportOptions, export_model
 from ortviz.plugins import techniques
 
-LOGIT_OBJECTIVES = {k: v for k, v in techniques().items()}
+# The installed techniques; with layers="" only their logits objectives get graphs.
+TECHNIQUES = techniques()
 
 
 def export_case(name: str, exporter: str = "torchscript"):
@@ -25,18 +26,25 @@ def export_case(name: str, exporter: str = "torchscript"):
     else:
         net = opnet(name)
         model = from_torch(net, SIZE, exporter=exporter)
+    held = {n.op_type for n in model.graph.node}  # before the exporter touches the model
     opts = ExportOptions(name=f"op-{name}", source=f"tests/opnets.py:{name}", size=SIZE,
                          layers="", keep_raw=True, **PREPROCESSING["imagenet"])
     path, graphs = export_model(model, ARTIFACTS / "ops" / f"{name}_{exporter}", opts,
-                                LOGIT_OBJECTIVES, force=True)
-    return net, Bundle.open(path), graphs, model
+                                TECHNIQUES, force=True)
+    return net, Bundle.open(path), graphs, held
 
 
-@pytest.mark.parametrize("name,exporter", [(c, "torchscript") for c in CASES]
+def test_every_case_names_its_op_types():
+    assert set(OP_TYPES) == set(CASES) | set(ONNX_CASES)
+
+
+@pytest.mark.parametrize("name,exporter", [(c, e) for c in CASES for e in ("torchscript", "dynamo")]
                          + [(c, "onnx") for c in ONNX_CASES])
 def test_op_gradient_matches_torch(name, exporter):
-    net, bundle, graphs, _ = export_case(name, exporter)
+    net, bundle, graphs, held = export_case(name, exporter)
     label = f"op {name} ({exporter})"
+    want = (DYNAMO_OP_TYPES if exporter == "dynamo" else OP_TYPES)[name]
+    assert want <= held, f"{label}: the source model lacks {want - held} ({sorted(held)})"
     check_default_domain_only(bundle, label)
     check_against_training_build(bundle, graphs, label)
     check_against_torch(net, bundle, label)
