@@ -96,9 +96,9 @@ def _bad(tmp_path, model, name="bad.onnx"):
     return runner.invoke(app, ["export", "onnx", str(path), "-o", str(tmp_path / "out"), "--size", "8"])
 
 
-def _tiny(nodes, inputs, outputs, domain_ops=()):
-    graph = helper.make_graph(nodes, "g", inputs, outputs)
-    opsets = [helper.make_opsetid("", 17)] + [helper.make_opsetid(d, 1) for d in domain_ops]
+def _tiny(nodes, inputs, outputs, domain_ops=(), opset=17, initializers=()):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
+    opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, 1) for d in domain_ops]
     return helper.make_model(graph, opset_imports=opsets)
 
 
@@ -112,6 +112,8 @@ IMG = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
     ("custom_op", "unsupported op com.example.Mystery (node 'mystery')"),
     ("control_flow", "dynamic control flow"),
     ("no_gradient", "no input gradient for op Celu"),
+    ("dilated_avgpool", "cannot lower AveragePoolGrad node"),
+    ("convtranspose_output_shape", "output_shape/auto_pad are not supported"),
 ])
 def test_models_that_are_not_classifiers_are_refused_in_one_line(tmp_path, case, expect):
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])
@@ -128,6 +130,15 @@ def test_models_that_are_not_classifiers_are_refused_in_one_line(tmp_path, case,
         m = _tiny([helper.make_node("Celu", ["x"], ["c"]), *flat[:1],
                    helper.make_node("Flatten", ["p"], ["y"])], [IMG], [y])
         m.graph.node[1].input[0] = "c"
+    elif case == "dilated_avgpool":
+        m = _tiny([helper.make_node("AveragePool", ["x"], ["a"], kernel_shape=[3, 3], dilations=[2, 2]),
+                   helper.make_node("GlobalAveragePool", ["a"], ["p"]), helper.make_node("Flatten", ["p"], ["y"])],
+                  [IMG], [y], opset=19)
+    elif case == "convtranspose_output_shape":
+        w = onnx.numpy_helper.from_array(np.ones((3, 3, 3, 3), np.float32), "w")
+        m = _tiny([helper.make_node("ConvTranspose", ["x", "w"], ["a"], strides=[2, 2], output_shape=[16, 16]),
+                   helper.make_node("GlobalAveragePool", ["a"], ["p"]), helper.make_node("Flatten", ["p"], ["y"])],
+                  [IMG], [y], initializers=[w])
     elif case == "custom_op":
         m = _tiny([helper.make_node("Mystery", ["x"], ["p"], name="mystery", domain="com.example"),
                    helper.make_node("Flatten", ["p"], ["y"])], [IMG], [y], domain_ops=["com.example"])
