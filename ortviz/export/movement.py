@@ -117,19 +117,28 @@ def slice_grad(node, ctx: Context):
     return _chain(ctx, names[0], ctx.shapes[names[0]], plan, node.output[0])
 
 
-def gather_grad(node, ctx: Context):
-    """GatherGrad(shape, indices, dY) with constant indices: the adjoint of a take."""
+def _gathered(node, ctx: Context):
+    """(input shape, constant indices, dY) of a GatherGrad or GatherNDGrad(shape, indices, dY),
+    or None while the shape is not folded yet."""
     shape_name, indices, dy = node.input[:3]
     if shape_name not in ctx.consts or dy not in ctx.shapes:
         return None
     if indices not in ctx.consts:
-        raise ExportError(f"cannot lower GatherGrad node {node.name}: its indices are computed "
+        raise ExportError(f"cannot lower {node.op_type} node {node.name}: its indices are computed "
                           "from the image (only constant indices are supported)")
-    xs = [int(v) for v in ctx.consts[shape_name]]
+    return ([int(v) for v in ctx.consts[shape_name]], np.asarray(ctx.consts[indices]).astype(np.int64),
+            dy)
+
+
+def gather_grad(node, ctx: Context):
+    """GatherGrad(shape, indices, dY) with constant indices: the adjoint of a take."""
+    known = _gathered(node, ctx)
+    if known is None:
+        return None
+    xs, idx, dy = known
     rank = len(xs)
     axis = int(attrs(node).get("axis", 0))
     axis = axis + rank if axis < 0 else axis
-    idx = np.asarray(ctx.consts[indices]).astype(np.int64)
     if idx.ndim > 1:
         raise ExportError(f"cannot lower GatherGrad node {node.name}: {idx.ndim}-D indices")
     index = [int(i) + xs[axis] if i < 0 else int(i) for i in idx.reshape(-1)]
@@ -204,16 +213,12 @@ def _inverse_counts(spatial, a: dict, pads) -> np.ndarray:
 def gather_nd_grad(node, ctx: Context):
     """GatherNDGrad(shape, indices, dY), batch_dims 0, constant indices: dY summed back onto
     the positions the tuples index, as a constant one-hot MatMul over the indexed leading axes."""
-    shape_name, indices, dy = node.input[:3]
-    if shape_name not in ctx.consts or dy not in ctx.shapes:
-        return None
-    if indices not in ctx.consts:
-        raise ExportError(f"cannot lower GatherNDGrad node {node.name}: its indices are computed "
-                          "from the image (only constant indices are supported)")
     if int(attrs(node).get("batch_dims", 0)):
         raise ExportError(f"cannot lower GatherNDGrad node {node.name}: batch_dims > 0")
-    xs = [int(v) for v in ctx.consts[shape_name]]
-    idx = np.asarray(ctx.consts[indices]).astype(np.int64)
+    known = _gathered(node, ctx)
+    if known is None:
+        return None
+    xs, idx, dy = known
     k = idx.shape[-1]
     tuples = idx.reshape(-1, k) % np.array(xs[:k])  # negative indices count from the end
     positions = np.ravel_multi_index(tuples.T, xs[:k])
