@@ -26,6 +26,7 @@ import onnxruntime as ort
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ortviz.bundle import Bundle  # noqa: E402
 from ortviz.defaults import default_bundle  # noqa: E402
+from ortviz.providers import OPTIONS  # noqa: E402
 
 GRAPHS = [("forward", None), ("class_log_softmax", "logits"), ("feature_distance", "_blocks.5"),
           ("feature_energy", "_blocks.10")]
@@ -37,7 +38,7 @@ def sessions(path: str, threads: int) -> dict:
     cpu.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     ov = ort.SessionOptions()
     ov.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-    opts = {"device_type": "CPU", "precision": "FP32", "num_of_threads": str(threads)}
+    opts = {**OPTIONS["openvino"], "device_type": "CPU", "num_of_threads": str(threads)}
     return {"cpu": ort.InferenceSession(path, cpu, providers=["CPUExecutionProvider"]),
             "openvino": ort.InferenceSession(path, ov, providers=[("OpenVINOExecutionProvider", opts)])}
 

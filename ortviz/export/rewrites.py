@@ -112,6 +112,16 @@ def batch_normalization(node, ctx: Context):
                           [node.output[0]])]
 
 
+def _border(mode: str, side: str, n: int, dim: int) -> tuple[int, int, int, int]:
+    """(start, end, step, copies) of the Slice giving the ``n`` entries padded on one side of an
+    axis of size ``dim``: mirrored without the edge (reflect), the edge repeated, or the far end."""
+    if mode == "reflect":
+        return (n, 0, -1, 1) if side == "before" else (dim - 2, dim - 2 - n, -1, 1)
+    if mode == "edge":
+        return (0, 1, 1, n) if side == "before" else (dim - 1, dim, 1, n)
+    return (dim - n, dim, 1, 1) if side == "before" else (0, n, 1, 1)  # wrap
+
+
 def pad(node, ctx: Context):
     """Reflect, edge and wrap padding as Slices and a Concat per axis (constant mode stays:
     the builder differentiates it)."""
@@ -130,6 +140,8 @@ def pad(node, ctx: Context):
     axes = [a + rank if a < 0 else a for a in axes]
     if any(p < 0 for p in pads):
         raise ExportError(f"Pad {node.name!r}: negative pads in {mode} mode")
+    if mode not in ("reflect", "edge", "wrap"):
+        raise ExportError(f"Pad {node.name!r}: unknown mode {mode!r}")
     nodes, cur = [], x
     work = [(ax, pads[k], pads[k + len(axes)]) for k, ax in enumerate(axes)]
     work = [w for w in work if w[1] or w[2]]
@@ -137,23 +149,16 @@ def pad(node, ctx: Context):
         dim = shape[ax]
         if mode == "reflect" and max(before, after) >= dim:
             raise ExportError(f"Pad {node.name!r}: reflect pad {max(before, after)} >= size {dim}")
-
-        def piece(start, end, step=1):
+        parts = [cur]
+        for side, n in (("before", before), ("after", after)):
+            if not n:
+                continue
+            start, end, step, copies = _border(mode, side, n, dim)
             sl = ctx.node("Slice", [cur, ctx.const([start], np.int64), ctx.const([end], np.int64),
                                     ctx.const([ax], np.int64), ctx.const([step], np.int64)])
             nodes.append(sl)
-            return sl.output[0]
-
-        parts = []
-        if before:
-            parts += ({"reflect": lambda: [piece(before, 0, -1)],
-                       "edge": lambda: [piece(0, 1)] * before,
-                       "wrap": lambda: [piece(dim - before, dim)]}[mode])()
-        parts.append(cur)
-        if after:
-            parts += ({"reflect": lambda: [piece(dim - 2, dim - 2 - after, -1)],
-                       "edge": lambda: [piece(dim - 1, dim)] * after,
-                       "wrap": lambda: [piece(0, after)]}[mode])()
+            piece = [sl.output[0]] * copies
+            parts = piece + parts if side == "before" else parts + piece
         last = k == len(work) - 1
         cat = ctx.node("Concat", parts, [node.output[0]] if last else None, axis=ax)
         nodes.append(cat)
