@@ -16,6 +16,16 @@ PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
 
 stamp() { sha256sum pyproject.toml scripts/envs.sh tests/plugins/*/pyproject.toml | sha256sum | cut -c1-16; }
 
+pipq() {  # dir args...: pip install, quiet; its output (build backends' banners) goes to a log
+  local dir=$1; shift
+  local log="$dir/.ortviz-pip.log"
+  if ! "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@" >>"$log" 2>&1; then
+    echo "error: pip install $* failed in $dir; the end of $log:" >&2
+    tail -n 30 "$log" >&2
+    exit 1
+  fi
+}
+
 make_env() {  # dir extras [pre-install...]
   local dir=$1 extras=$2; shift 2
   if [ -f "$dir/.ortviz-stamp" ] && [ "$(cat "$dir/.ortviz-stamp")" = "$(stamp)" ]; then
@@ -24,20 +34,21 @@ make_env() {  # dir extras [pre-install...]
   echo "setting up $dir ..." >&2
   rm -rf "$dir"
   "$PY" -m venv "$dir"
-  "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+  pipq "$dir" --upgrade pip
   if [ $# -gt 0 ]; then
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@" 2>&1 | grep -v '^WARNING: Location' || true
+    pipq "$dir" "$@"
   fi
-  "$dir/bin/python" -m pip install -q --disable-pip-version-check -e ".[$extras]" 2>&1 | grep -v '^WARNING: Location' || true
+  pipq "$dir" -e ".[$extras]"
   if [ "$dir" = .venv ]; then  # the third-party example plugin, installed as a user would
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e tests/plugins/ortviz-saliency 2>&1 | grep -v '^WARNING: Location' || true
+    pipq "$dir" --no-deps -e tests/plugins/ortviz-saliency
   fi
-  "$dir/bin/python" -c "import ortviz, onnxruntime, numpy, PIL, typer"
+  "$dir/bin/python" -c "import ortviz, ortviz_models, onnxruntime, numpy, PIL, typer"
   case $extras in  # the build this environment is for really carries its execution provider
     openvino*) "$dir/bin/python" -c "import onnxruntime as o; assert 'OpenVINOExecutionProvider' in o.get_available_providers(), o.get_available_providers()" ;;
     gpu*)      "$dir/bin/python" -c "import onnxruntime as o; assert 'CUDAExecutionProvider' in o.get_available_providers(), o.get_available_providers()" ;;
   esac
   stamp > "$dir/.ortviz-stamp"
+  echo "  $dir ready" >&2
 }
 
 runtime()  { make_env .venv cpu,test; }

@@ -7,6 +7,8 @@
 #   3. OpenVINO environment (onnxruntime-openvino, no torch): every graph of those bundles and of
 #      the default wholly on the OpenVINO execution provider (no CPU fallback) against the CPU
 #      provider, and the CLI on it. (CUDA, the same tests: scripts/check-cuda.sh, on a GPU machine.)
+#   4. the package: a wheel and an sdist built from the repository, installed with plain pip into
+#      fresh environments (Python 3.11 and 3.13), the techniques run from another directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/envs.sh all
@@ -22,3 +24,5 @@ echo "== stage 3: OpenVINO environment (onnxruntime-openvino) =="
 expect=$([ $# -eq 0 ] && echo 128 || echo 0)
 ORTVIZ_EXPECT_TEST_BUNDLES=${ORTVIZ_EXPECT_TEST_BUNDLES:-$expect} \
   .venv-openvino/bin/python -m pytest tests/providers -q -p no:cacheprovider "$@"
+echo "== stage 4: the package (wheel and sdist, fresh environments) =="
+.venv/bin/python -m pytest tests/package -q -p no:cacheprovider "$@"

@@ -1,0 +1,96 @@
+"""The package as a user installs it: a wheel and an sdist built from this repository, installed
+with plain pip into fresh virtual environments, on every Python the package declares that this
+machine has (3.11 always; 3.13 where pyenv has it, as on this project's machines), and run
+from a directory that is not the repository.
+
+Needs the package registry for the build backend and the runtime dependencies (pip's cache
+serves them after the first run).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PYENV = Path(os.environ.get("PYENV_ROOT", "/root/.pyenv")) / "versions"
+
+
+def _pythons() -> list[str]:
+    found = [sys.executable]  # the environment's own 3.11
+    found += sorted(str(p) for p in PYENV.glob("3.13*/bin/python3.13"))[:1]
+    return found
+
+
+def _run(cmd, cwd=None, env=None, timeout=600):
+    r = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, f"{' '.join(map(str, cmd))} exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory):
+    """sdist, then the wheel built *from the sdist* (python -m build's default), so the sdist
+    is checked to hold everything the wheel needs."""
+    d = tmp_path_factory.mktemp("dist")
+    builder = d / "builder"
+    _run([sys.executable, "-m", "venv", builder])
+    _run([builder / "bin/python", "-m", "pip", "install", "-q", "--disable-pip-version-check", "build"])
+    src = d / "src"  # a copy without build outputs or environments
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv*", "build", "out", ".git",
+                                                             "*.egg-info", "__pycache__"))
+    _run([builder / "bin/python", "-m", "build", "-o", d / "out", src])
+    wheels, sdists = list((d / "out").glob("*.whl")), list((d / "out").glob("*.tar.gz"))
+    assert len(wheels) == 1 and len(sdists) == 1, list((d / "out").iterdir())
+    return wheels[0], sdists[0]
+
+
+def test_the_package_list_names_every_package_of_ortviz():
+    declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "ortviz").rglob("__init__.py")}
+    assert on_disk - declared == set(), f"packages missing from pyproject.toml: {on_disk - declared}"
+
+
+def test_wheel_carries_the_model_and_photos_but_no_tests(dist):
+    wheel, _ = dist
+    names = zipfile.ZipFile(wheel).namelist()
+    for need in ("ortviz_models/efficientnet-lite0/manifest.json",
+                 "ortviz_models/efficientnet-lite0/weights.bin",
+                 "ortviz_models/samples/chelsea.png", "ortviz_models/imagenet_labels.tsv",
+                 "ortviz/cli/__init__.py", "ortviz/techniques/deepdream.py"):
+        assert need in names, f"{need} not in {wheel.name}"
+    manifest = json.loads(zipfile.ZipFile(wheel).read("ortviz_models/efficientnet-lite0/manifest.json"))
+    for f in manifest["files"]:  # every file the bundle lists travels with it
+        assert f"ortviz_models/efficientnet-lite0/{f}" in names, f
+    assert not [n for n in names if n.startswith(("tests/", "bench/", "scripts/"))]
+
+
+@pytest.mark.parametrize("python", _pythons(), ids=lambda p: Path(p).name)
+def test_installed_wheel_runs_the_techniques_anywhere(dist, python, tmp_path):
+    wheel, _ = dist
+    env_dir = tmp_path / "venv"
+    _run([python, "-m", "venv", env_dir])
+    _run([env_dir / "bin/python", "-m", "pip", "install", "-q", "--disable-pip-version-check",
+          f"{wheel}[cpu]"])
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("ORTVIZ_MODELS", "PYTHONPATH")}
+    ortviz = env_dir / "bin/ortviz"
+    quick = {"class-viz": ["--iterations", "2"], "invert": ["--iterations", "2"],
+             "dream": ["--iterations", "2", "--octaves", "1", "--max-side", "224"]}
+    for cmd, args in quick.items():
+        r = _run([ortviz, cmd, *args, "-o", f"{cmd}.png"], cwd=work, env=env)
+        side = json.loads((work / f"{cmd}.png.json").read_text())
+        assert side["status"] == "complete", (cmd, side["status"], r.stderr)
+        assert "site-packages" in side["model"]["bundle"], side["model"]["bundle"]
+    r = _run([env_dir / "bin/python", "-c",
+              "import ortviz; m = ortviz.load(); from ortviz.defaults import sample; "
+              "print(m.classify(sample())[0]['class'])"], cwd=work, env=env)
+    assert r.stdout.split()[-1] == "285", r.stdout  # the bundled cat photo is a cat
