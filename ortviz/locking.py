@@ -35,12 +35,16 @@ def lock_path(bundle: Path) -> Path:
 
 @contextlib.contextmanager
 def exclusive(path: Path, timeout: float = 300.0, poll: float = 0.05):
-    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the ``with`` block."""
+    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the ``with`` block, and
+    remove ``path`` before releasing it, so no lock file stays behind. A process that was
+    waiting on the removed file sees that its inode is no longer at ``path`` and tries again."""
     path = Path(path)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if fcntl is not None:
-            deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if fcntl is None:
+                break
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -50,8 +54,21 @@ def exclusive(path: Path, timeout: float = 300.0, poll: float = 0.05):
                         raise LockTimeout(errno.ETIMEDOUT,
                                           f"another process holds {path} (waited {timeout:.0f}s)")
                     time.sleep(poll)
+            try:
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    break  # locked the file that is at path now
+            except FileNotFoundError:
+                pass  # the holder removed it as we waited
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
         yield
     finally:
+        if fcntl is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # under the lock: a waiter retries on the new file
         os.close(fd)  # closing the descriptor releases the lock
 
 

@@ -95,7 +95,9 @@ def export_onnx(
     ctx: typer.Context,
     model_path: Annotated[Path, typer.Argument(help="Classifier in ONNX format.", dir_okay=False)],
     output: Out,
-    size: Size = 224, batch: Batch = 1, layers: Layers = "default", preprocess: Preset = "imagenet",
+    size: Annotated[Optional[int], typer.Option(
+        help="Input height and width in pixels (default: the model's fixed input size, else 224).",
+        min=8)] = None, batch: Batch = 1, layers: Layers = "default", preprocess: Preset = "imagenet",
     mean: Floats = None, std: Floats = None, labels: LabelsOpt = None, name: Name = None,
     force: Force = False,
 ):

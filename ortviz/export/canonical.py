@@ -44,6 +44,20 @@ def _check_classifier(model: onnx.ModelProto) -> tuple[str, str]:
     return inputs[0].name, g.output[0].name
 
 
+def fixed_size(model: onnx.ModelProto) -> int | None:
+    """The input's height and width when the model fixes them (square), else None."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim if model.graph.input else []
+    if len(dims) != 4:
+        return None
+    h, w = (d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims[2:])
+    if h is None or w is None:
+        return None
+    if h != w:
+        raise ExportError(f"input {model.graph.input[0].name!r} has the fixed non-square size {h}x{w}; "
+                          "ortviz bundles are square (export the model with a dynamic or square input)")
+    return h
+
+
 def _set_input_shape(model: onnx.ModelProto, name: str, shape: tuple[int, ...]) -> None:
     for vi in model.graph.input:
         if vi.name != name:

@@ -57,8 +57,17 @@ def _factory(spec: str):
     return obj
 
 
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise ExportError("exporting a PyTorch model needs torch and the export environment "
+                          "(onnxruntime-training 1.19.2); see README, 'Environments'") from None
+    return torch
+
+
 def torch_module(spec: str, weights: Path | None = None):
-    import torch
+    torch = _torch()
 
     net = _factory(spec)()
     if not isinstance(net, torch.nn.Module):

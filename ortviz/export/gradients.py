@@ -5,7 +5,11 @@ Needs the export environment (onnxruntime-training 1.19.2 as the ``onnxruntime``
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
+import tempfile
 from dataclasses import dataclass
 
 import onnx
@@ -83,12 +87,36 @@ def with_objective(forward: onnx.ModelProto, objective: Objective, tensor: str,
     return model, inputs
 
 
+@contextlib.contextmanager
+def _native_info_filtered():
+    """The training build's gradient builder logs one INFO line per graph transformer to the
+    process's stderr from C++, whatever the default logger's severity: hold file descriptor 2
+    in a temporary file for the block, then pass on every line that is not INFO or VERBOSE."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            for line in held.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if not re.search(r"\[[IV]:onnxruntime:", line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
+
+
 def build(forward: onnx.ModelProto, input_name: str, objective: Objective, layer: str,
           tensor: str, shape: tuple, keep_raw: bool = False) -> GradientGraph:
     model, inputs = with_objective(forward, objective, tensor, shape)
-    builder = _builder()(model.SerializeToString(), {LOSS}, {input_name}, LOSS)
     try:
-        builder.build()
+        with _native_info_filtered():
+            builder = _builder()(model.SerializeToString(), {LOSS}, {input_name}, LOSS)
+            builder.build()
+    except ExportError:
+        raise
     except Exception as exc:
         raise ExportError(f"gradient builder failed for {objective.name} at {layer}: "
                           f"{builder_message(exc)}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from onnx import TensorProto, helper
 
 from .. import __version__
 from ..technique import Need, Technique
-from .canonical import canonicalize
+from .canonical import canonicalize, fixed_size
 from .gradients import GradientGraph, build
 from .graph import ExportError, static_shapes
 from .layers import Layer, select_layers
@@ -30,7 +31,7 @@ PREPROCESSING = {
 class ExportOptions:
     name: str
     source: str
-    size: int = 224
+    size: int | None = None  # None: the model's fixed input size, else 224
     batch: int = 1
     layers: str = "default"
     mean: list[float] = field(default_factory=lambda: PREPROCESSING["imagenet"]["mean"])
@@ -79,6 +80,8 @@ def _forward_with_layers(model: onnx.ModelProto, layers: list[Layer]) -> onnx.Mo
 def export_model(model: onnx.ModelProto, out: Path, opts: ExportOptions,
                  techniques: dict[str, Technique], force: bool = False,
                  progress=lambda msg: None) -> tuple[Path, list[GradientGraph]]:
+    if opts.size is None:
+        opts = dataclasses.replace(opts, size=fixed_size(model) or 224)
     if opts.size < 8 or opts.batch < 1:
         raise ExportError("input size must be at least 8 and batch at least 1")
     check_replaceable(Path(out), force)  # before the slow part; again under the lock at the end

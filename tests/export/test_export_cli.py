@@ -76,6 +76,27 @@ def test_export_torch_cli_with_weights_file(tmp_path):
     assert np.allclose(got, want, atol=1e-4), "the --weights state dict was not loaded"
 
 
+# Rebuilding on another processor does not give the same bytes: onnxruntime's optimizer folds
+# BatchNorm into the convolutions with the processor's own kernels (FMA, AVX-512), and on an
+# Intel AVX-512 machine 461,687 floats of weights.bin differed from this AMD build by up to
+# 1.9e-6 (2.8e-4 relative). So the rebuilt bundle must hold the same files, the same graphs
+# (every node, attribute, input and output) and the same non-float tensors exactly, and float
+# tensors equal within REBUILD_RTOL relative to each element plus REBUILD_ATOL.
+REBUILD_RTOL, REBUILD_ATOL = 1e-4, 1e-5
+
+
+def _graph_and_tensors(path: Path):
+    model = onnx.load(str(path))  # with external data: the tensors' values, not their offsets
+    tensors = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    del model.graph.initializer[:]
+    for node in model.graph.node:  # Constant nodes hold tensors too
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.TENSOR:
+                tensors[f"{node.name}/{a.name}"] = onnx.numpy_helper.to_array(a.t)
+                a.t.Clear()
+    return model.SerializeToString(deterministic=True), tensors
+
+
 def test_default_bundle_rebuilds_from_its_recipe(tmp_path):
     committed = Bundle.open(ROOT / "models" / "efficientnet-lite0")
     work = tmp_path / "repo"
@@ -86,8 +107,27 @@ def test_default_bundle_rebuilds_from_its_recipe(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ortviz", *recipe[1:]], cwd=work,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    rebuilt = json.loads((work / "models" / "efficientnet-lite0" / "manifest.json").read_text())
-    assert rebuilt["files"] == committed.manifest["files"]
+    out = work / "models" / "efficientnet-lite0"
+    rebuilt = json.loads((out / "manifest.json").read_text())
+    assert set(rebuilt["files"]) == set(committed.manifest["files"])
+    strip = lambda m: {k: v for k, v in m.items() if k != "files"}
+    assert strip(rebuilt) == strip(committed.manifest)
+    for name in sorted(rebuilt["files"]):
+        if not name.endswith(".onnx"):
+            continue  # weights.bin: compared tensor by tensor through the graphs that read it
+        g_new, t_new = _graph_and_tensors(out / name)
+        g_old, t_old = _graph_and_tensors(committed.path_of(name))
+        assert g_new == g_old, f"{name}: the rebuilt graph differs"
+        assert set(t_new) == set(t_old), f"{name}: other tensors"
+        for k, old in t_old.items():
+            new = t_new[k]
+            assert new.shape == old.shape and new.dtype == old.dtype, f"{name} {k}"
+            if np.issubdtype(old.dtype, np.floating):
+                bad = np.abs(new.astype(np.float64) - old) > REBUILD_RTOL * np.abs(old) + REBUILD_ATOL
+                assert not bad.any(), (f"{name} {k}: {int(bad.sum())} values beyond the tolerance, "
+                                       f"max diff {np.abs(new - old).max():.3g}")
+            else:
+                assert np.array_equal(new, old), f"{name} {k}: non-float tensor differs"
 
 
 def _bad(tmp_path, model, name="bad.onnx"):
@@ -214,3 +254,20 @@ def test_export_batched_bundle_gradients_are_per_image(tmp_path):
                                  {k: v[1:] for k, v in feeds.items()})
         if objective == "class_score":  # image 1's gradient does not depend on image 0
             assert np.allclose(grad[1:], alone, rtol=1e-4, atol=1e-6), f"seed={seed}"
+
+
+def test_export_onnx_takes_a_fixed_input_size_and_leaves_nothing_but_the_bundle(tmp_path):
+    src = tmp_path / "fixed.onnx"
+    torch.onnx.export(small_resnet().eval(), torch.zeros(1, 3, 32, 32), str(src), dynamo=False,
+                      input_names=["input"], output_names=["logits"])  # no dynamic axes: fixed
+    r = subprocess.run([sys.executable, "-m", "ortviz", "export", "onnx", str(src), "-o",
+                        str(tmp_path / "out"), "--layers", "layer1"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert Bundle.open(tmp_path / "out").input["shape"] == [1, 3, 32, 32]
+    assert "onnxruntime" not in r.stderr, f"native log lines leaked:\n{r.stderr[-1500:]}"
+    assert all(line.startswith("  ") for line in r.stderr.splitlines()), r.stderr  # progress only
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fixed.onnx", "out"]  # no out.lock
+    bad = subprocess.run([sys.executable, "-m", "ortviz", "export", "onnx", str(src), "-o",
+                          str(tmp_path / "o2"), "--size", "64"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "fixed size [1, 3, 32, 32]" in bad.stderr, bad.stderr

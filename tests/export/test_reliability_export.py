@@ -70,7 +70,7 @@ def test_racing_exports_to_one_path_never_corrupt_it(tmp_path):
         reader.join(30)
     assert not bad, bad[0]
     assert "ok" in reads
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["same", "same.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same"]  # the lock file is removed
 
 
 def test_interrupted_export_keeps_the_old_bundle_and_no_temp_dir(tmp_path, monkeypatch):

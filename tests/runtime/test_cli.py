@@ -84,3 +84,12 @@ def test_non_image_file_is_refused(tmp_path):
     bad.write_text("not an image")
     r = invoke("dream", "--image", bad, "-o", tmp_path / "o.png")
     assert r.exit_code == 2 and "photo.png" in r.output and not (tmp_path / "o.png").exists()
+
+
+def test_export_torch_in_the_runtime_environment_names_what_is_missing(tmp_path):
+    r = invoke("export", "torch", "nets:small_resnet", "-o", tmp_path / "b")
+    assert r.exit_code == 2, r.output
+    assert r.output.strip().splitlines() == [
+        "error: exporting a PyTorch model needs torch and the export environment "
+        "(onnxruntime-training 1.19.2); see README, 'Environments'"]
+    assert not (tmp_path / "b").exists()
