@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from . import images, imaging
 from .bundle import Bundle
@@ -55,8 +56,12 @@ class Model:
         self.engine = Engine(self.bundle, provider=provider, threads=threads)
 
     def run(self, technique: str, *, layer=None, target=None, image=None, seed: int = 0,
-            snapshot_every: int = 0, **params) -> Picture:
-        """Run any installed technique by name; ``params`` are its declared parameters."""
+            snapshot_every: int = 0, **params):
+        """Run any installed technique by name; ``params`` are its declared parameters.
+
+        ``image``: a path, an HxWx3 uint8 array or a PIL image. ``target``: a class index or
+        name, or a list of them; a list gives a list of pictures (one per class, batched up to
+        the bundle's batch), anything else one picture."""
         techs = techniques()
         if technique not in techs:
             raise KeyError(f"no technique {technique!r}; installed: {', '.join(techs)}")
@@ -65,16 +70,26 @@ class Model:
         if unknown:
             raise TypeError(f"{technique} has no parameter {sorted(unknown)[0]!r}")
         values = {p.name: p.validate(params.get(p.name, p.default)) for p in tech.params}
+        many = isinstance(target, (list, tuple))
+        wanted = list(target) if many else [] if target is None else [target]
         req = RunRequest(technique=tech, params=values, model=self.bundle.root, layer=layer,
-                         targets=[] if target is None else [target], image=image, seed=seed,
-                         provider=self.engine.provider, snapshot_every=snapshot_every)
+                         targets=wanted, image=_rgb(image) if isinstance(image, Image.Image) else image,
+                         seed=seed, provider=self.engine.provider, threads=self.engine.threads,
+                         snapshot_every=snapshot_every)
         _, layer, targets, photo, _ = prepare(req)
-        result = run_one(req, self.engine, layer, [t for t in targets[:1] if t is not None], photo)[0]
-        meta = sidecar(result, tech.name, values, run_info(req, self.engine, layer, targets[0]),
-                       self.bundle)
-        return Picture(result, meta)
+        pictures = []
+        batch = self.engine.image_shape[0]
+        chunks = [targets[i:i + batch] for i in range(0, len(targets), batch)] \
+            if targets != [None] else [[]]
+        for chunk in chunks:
+            for t, result in zip(chunk or [None], run_one(req, self.engine, layer, chunk, photo)):
+                meta = sidecar(result, tech.name, values, run_info(req, self.engine, layer, t),
+                               self.bundle)
+                pictures.append(Picture(result, meta))
+        return pictures if many else pictures[0]
 
-    def class_visualization(self, target="flamingo", **kw) -> Picture:
+    def class_visualization(self, target=None, **kw):
+        """One picture for a class (default: the bundle's default class), a list for a list."""
         return self.run("class-visualization", target=target, **kw)
 
     def feature_inversion(self, image=None, layer=None, **kw) -> Picture:
@@ -84,11 +99,22 @@ class Model:
         return self.run("deepdream", image=image, layer=layer, **kw)
 
     def classify(self, image) -> list[dict]:
-        """Top-5 classes of a photo (path or HxWx3 uint8 array)."""
-        rgb = image if isinstance(image, np.ndarray) else images.load_image(image)
+        """Top-5 classes of a photo (a path, an HxWx3 uint8 array or a PIL image)."""
         pre = self.bundle.manifest["preprocessing"]
-        return top5(self.engine, imaging.to_model(rgb, pre["mean"], pre["std"],
+        return top5(self.engine, imaging.to_model(_rgb(image), pre["mean"], pre["std"],
                                                   size=tuple(self.engine.image_shape[2:])))[0]
+
+
+def _rgb(image) -> np.ndarray:
+    """HxWx3 uint8 RGB from a path, an array or a PIL image."""
+    if isinstance(image, np.ndarray):
+        return images.check_rgb(image)
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    if isinstance(image, (str, Path)):
+        return images.load_image(image)
+    raise TypeError(f"image must be a path, an HxWx3 uint8 array or a PIL image, "
+                    f"not {type(image).__name__}")
 
 
 def load(bundle=None, provider: str = "auto", threads: int | None = None) -> Model:

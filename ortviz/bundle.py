@@ -27,7 +27,7 @@ import sys
 import weakref
 from pathlib import Path
 
-from .errors import BundleError, first_line
+from .errors import BundleError, did_you_mean, first_line
 from .manifest import GraphEntry, check_manifest
 
 FORMAT = "ortviz-bundle"
@@ -332,9 +332,7 @@ class Bundle:
         if not have:
             raise BundleError(f"bundle has no {objective} graphs; re-export it with the plugin "
                               "that needs them installed")
-        import difflib
-        near = difflib.get_close_matches(layer, have, n=3)
-        hint = f"did you mean {', '.join(near)}?" if near else f"available: {', '.join(have)}"
+        hint = did_you_mean(layer, have) or f"available: {', '.join(have)}"
         raise BundleError(f"bundle has no {objective} graph for layer {layer!r}; {hint}")
 
     def path_of(self, rel: str) -> Path:

@@ -63,6 +63,9 @@ class Engine:
             if self.threads:
                 so.intra_op_num_threads = self.threads
                 so.inter_op_num_threads = 1
+            # Idle worker threads sleep instead of spin-waiting: on a loaded 2-core machine the
+            # spinning default was the slowest setting (bench/threads.py, README "Threads").
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
             path = self.bundle.path_of(rel)
             try:
                 sess = ort.InferenceSession(str(path), so, providers=self._chain)

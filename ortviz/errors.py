@@ -12,3 +12,11 @@ class UsageError(Exception):
 def first_line(exc: BaseException) -> str:
     """An exception's message as one line: its first non-empty line, or its type's name."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def did_you_mean(word: str, choices, n: int = 3, cutoff: float = 0.6, show=str) -> str:
+    """``"did you mean a, b?"`` for the choices closest to ``word``, or ``""`` when none is."""
+    import difflib
+
+    near = difflib.get_close_matches(str(word), list(choices), n=n, cutoff=cutoff)
+    return f"did you mean {', '.join(show(c) for c in near)}?" if near else ""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
+
+from .errors import did_you_mean
 
 
 class LabelError(ValueError):
@@ -33,6 +34,34 @@ def _names(label: str) -> list[str]:
     return [n.strip().lower() for n in label.split(",") if n.strip()]
 
 
+def shared_names(labels: list[str]) -> dict[str, list[int]]:
+    """Names that more than one class carries (ImageNet: ``crane`` is 134 and 517)."""
+    by_name: dict[str, list[int]] = {}
+    for i, l in enumerate(labels):
+        for n in _names(l):
+            by_name.setdefault(n, []).append(i)
+    return {n: ids for n, ids in by_name.items() if len(ids) > 1}
+
+
+def describe(labels: list[str], i: int) -> str:
+    """``index (label)``, and for a class that shares a name with another, its neighbours in
+    the label order, which tell them apart where the order follows a hierarchy (ImageNet's:
+    134 crane sits between bittern and limpkin, the birds; 517 crane between cradle and crash
+    helmet, the things)."""
+    text = f"{i} ({labels[i]})"
+    shared = shared_names(labels)
+    if not any(n in shared for n in _names(labels[i])):
+        return text
+    near = [labels[j].split(",")[0].strip() for j in (i - 1, i + 1) if 0 <= j < len(labels)]
+    return f"{text} next to {' and '.join(near)}"
+
+
+def search(labels: list[str], text: str) -> list[int]:
+    """Classes one of whose names contains ``text`` (case-insensitive; ``_`` as a space)."""
+    q = text.strip().lower().replace("_", " ")
+    return [i for i, l in enumerate(labels) if any(q in n for n in _names(l))]
+
+
 def find_class(labels: list[str], query: str | int) -> int:
     """A class index from an index (``285``) or a name (``Egyptian cat``, ``flamingo``).
 
@@ -51,15 +80,15 @@ def find_class(labels: list[str], query: str | int) -> int:
         return exact[0]
     if len(exact) > 1:
         raise LabelError(f"class name {q!r} is ambiguous: " +
-                         "; ".join(f"{i} ({labels[i]})" for i in exact[:6]))
+                         "; ".join(describe(labels, i) for i in exact[:6]) + "; give the index")
     part = [i for i, l in enumerate(labels) if any(ql in n for n in _names(l))]
     if len(part) == 1:
         return part[0]
     if len(part) > 1:
         raise LabelError(f"class name {q!r} is ambiguous: " +
-                         "; ".join(f"{i} ({labels[i]})" for i in part[:6]) +
-                         ("; ..." if len(part) > 6 else ""))
+                         "; ".join(describe(labels, i) for i in part[:6]) +
+                         (f"; ... ({len(part)} classes; ortviz labels --search {q!r})"
+                          if len(part) > 6 else ""))
     every = {n: i for i, l in enumerate(labels) for n in _names(l)}
-    near = difflib.get_close_matches(ql, list(every), n=4, cutoff=0.6)
-    hint = "; did you mean " + ", ".join(f"{n!r} ({every[n]})" for n in near) + "?" if near else ""
-    raise LabelError(f"unknown class {q!r}{hint}")
+    hint = did_you_mean(ql, every, n=4, show=lambda n: f"{n!r} ({every[n]})")
+    raise LabelError(f"unknown class {q!r}" + (f"; {hint}" if hint else ""))

@@ -26,6 +26,7 @@ from .errors import UsageError, first_line
 from .images import ImageError, load_image
 from .labels import LabelError, find_class
 from .outputs import InterruptedAfterWrite, sidecar, write_result
+from .selection import default_class, resolve_layer
 from .render import Context, NumericalError, Result, render, results
 from .technique import ParamError, Technique
 
@@ -66,19 +67,14 @@ def prepare(req: RunRequest):
     tech = req.technique
     layer = None
     if any(n.on == "layers" for n in tech.needs):
-        layer = req.layer or tech.default_layer
-        names = [l["name"] for l in bundle.layers]
-        if layer not in names:
-            import difflib
-            near = difflib.get_close_matches(str(layer), names, n=3)
-            hint = f"; did you mean {', '.join(near)}?" if near else f"; layers: {', '.join(names)}"
-            raise UsageError(f"unknown layer {layer!r}{hint}")
-        for need in tech.needs:
-            bundle.graph(need.objective.name, layer)
+        layer = resolve_layer(bundle.layers, req.layer or tech.default_layer or "middle")
+    for need in tech.needs:  # each graph where it is read: the logits or the chosen layer
+        bundle.graph(need.objective.name, "logits" if need.on == "logits" else layer)
     targets: list[int | None] = [None]
     if any(n.on == "logits" for n in tech.needs):
         try:
-            targets = [find_class(bundle.labels, t) for t in (req.targets or ["flamingo"])]
+            targets = [find_class(bundle.labels, t) for t in req.targets] if req.targets \
+                else [default_class(bundle.labels)]
         except LabelError as exc:
             raise UsageError(str(exc)) from None
     photo = None

@@ -74,7 +74,9 @@ class Technique:
     needs: tuple[Need, ...]
     params: tuple[Param, ...] = ()
     start: str = "noise"          # "noise" or "photo"
-    default_layer: str | None = None   # None: reads the logits; "middle"/"early"/"late" or a name
+    # The layer when the user names none: "early", "middle", "late" (positions in the bundle's
+    # layer table, see ortviz.selection) or a layer name; None: "middle" for layer techniques.
+    default_layer: str | None = None
     run: Callable[..., np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def defaults(self) -> dict:

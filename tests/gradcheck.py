@@ -11,21 +11,12 @@ import onnx
 import onnxruntime as ort
 from reference import directional_fd, loss_and_grad
 
-# float32 graph against float64 torch: |g - g_ref|max <= TOL * |g_ref|max
-TOL_TORCH = 1e-4
-# lowered against the unlowered training-build graph, both float32
-TOL_RAW = 1e-5
-# <g, v> against a central difference of the float64 torch loss
-TOL_FD = 1e-3
+from tolerances import TOL_FD, TOL_RAW, TOL_TORCH, rel_err  # noqa: F401 (re-exported)
 
 
 def feeds_for(inputs: dict, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in inputs.items()}
-
-
-def rel_err(a, b) -> float:
-    return float(np.abs(np.asarray(a) - np.asarray(b)).max() / max(np.abs(b).max(), 1e-12))
 
 
 def run_graph(model_or_path, feeds):

@@ -12,6 +12,7 @@ app = typer.Typer(help="See what an image classifier learned: class visualizatio
 app.add_typer(export.app, name="export")
 app.command("info")(inspect.info)
 app.command("layers")(inspect.layers)
+app.command("labels")(inspect.labels)
 app.command("plugins")(plugins.plugins)
 
 

@@ -1,4 +1,4 @@
-"""``ortviz info`` and ``ortviz layers``: what a bundle holds."""
+"""``ortviz info``, ``ortviz layers`` and ``ortviz labels``: what a bundle holds."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import friendly, open_bundle, print_json
+from .common import UsageError, friendly, open_bundle, print_json
 
 BundleArg = Annotated[Optional[Path], typer.Argument(
     help="Bundle directory (default: the embedded EfficientNet-Lite0).", show_default=False)]
@@ -45,3 +45,22 @@ def layers(bundle: BundleArg = None, as_json: JsonOpt = False):
     typer.echo(f"{'layer':<24} {'shape':<20} {'op':<12} tensor")
     for l in b.layers:
         typer.echo(f"{l['name']:<24} {str(tuple(l['shape'])):<20} {l['op']:<12} {l['tensor']}")
+
+
+@friendly
+def labels(bundle: BundleArg = None,
+           search: Annotated[Optional[str], typer.Option(
+               "--search", "-s", help="Only classes with a name containing TEXT.")] = None,
+           as_json: JsonOpt = False):
+    """List a bundle's classes (index and names); names two classes share are told apart."""
+    from ..labels import describe, search as find
+
+    b = open_bundle(bundle)
+    ids = find(b.labels, search) if search is not None else range(len(b.labels))
+    if search is not None and not ids:
+        raise UsageError(f"no class name contains {search!r}")
+    if as_json:
+        print_json([{"class": i, "label": b.labels[i]} for i in ids])
+        return
+    for i in ids:
+        typer.echo(describe(b.labels, i))

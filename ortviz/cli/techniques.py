@@ -1,7 +1,8 @@
 """Technique commands, made from each plugin's declared parameters.
 
 ``ortviz run NAME [OPTIONS]`` runs any installed technique; ``class-viz``, ``invert`` and
-``dream`` are the built-ins' short names. Options common to all: model, layer, targets, photo,
+``dream`` are the built-ins' short names, and a third party's technique is also ``ortviz NAME``
+where that name is not already a command. Options common to all: model, layer, targets, photo,
 seed, provider, threads, output, snapshots. A technique's own options come from its ``params``:
 the command's signature is built from them, and typer reads it like any other.
 """
@@ -40,11 +41,13 @@ def _signature(tech) -> inspect.Signature:
              help="Keep a frame every N iterations: frames folder, GIF and contact sheet."),
     ]
     if any(n.on == "layers" for n in tech.needs):
-        ps.append(_opt("layer", Optional[str], tech.default_layer, "--layer", "-l",
-                       help="Layer name (see `ortviz layers`)."))
+        ps.append(_opt("layer", Optional[str], tech.default_layer or "middle", "--layer", "-l",
+                       help="Layer name (see `ortviz layers`), or early, middle, late: the "
+                            "layers 1/3, 3/5 and 5/6 of the way through the bundle's layer table."))
     if any(n.on == "logits" for n in tech.needs):
         ps.append(_opt("targets", Optional[list[str]], None, "--class", "-c",
-                       help="Target class by index or name; repeat for several (default: flamingo)."))
+                       help="Target class by index or name (see `ortviz labels`); repeat for several "
+                            "(default: flamingo where the bundle has it, else class 0)."))
     if tech.start == "photo":
         ps.append(_opt("image", Optional[Path], None, "--image", "-i",
                        help="Photo to start from (default: the bundled chelsea.png)."))
@@ -83,3 +86,7 @@ def add_to(app: typer.Typer) -> None:
     for short, full in SHORT.items():
         if full in loaded:
             app.command(short)(make_command(loaded[full]))
+    taken = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    for name, tech in loaded.items():  # third parties' techniques, where the name is free
+        if name not in SHORT.values() and name not in taken:
+            app.command(name)(make_command(tech))

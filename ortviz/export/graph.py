@@ -6,6 +6,8 @@ have a fixed input size, so every Shape, Size and shape arithmetic folds to cons
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper, shape_inference
@@ -172,3 +174,29 @@ def explicit_pads(auto_pad, in_sp, k, s, d, pads) -> list[int]:
         begin.append(small if auto_pad == "SAME_UPPER" else big)
         end.append(big if auto_pad == "SAME_UPPER" else small)
     return begin + end
+
+
+def splice(model: onnx.ModelProto, rules_for: Callable, keep_metadata: bool = False) -> bool:
+    """One pass over the graph's nodes: each node is replaced by the nodes the first of its
+    rules returns (``rules_for(node)`` lists them; a rule returns None to pass), others stay.
+    ``keep_metadata`` copies the node's metadata (its module scope) onto its replacements.
+    True when any node was replaced."""
+    ctx = Context(model)
+    changed, nodes = False, []
+    for node in list(model.graph.node):
+        new = None
+        for rule in rules_for(node):
+            new = rule(node, ctx)
+            if new is not None:
+                break
+        if new is None:
+            nodes.append(node)
+            continue
+        if keep_metadata:
+            for n in new:
+                n.metadata_props.extend(node.metadata_props)
+        nodes.extend(new)
+        changed = True
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return changed

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import onnx
 
+from ..errors import did_you_mean
 from .graph import ExportError, static_shapes
 
 
@@ -134,9 +135,7 @@ def select_layers(model: onnx.ModelProto, input_name: str, spec: str) -> list[La
     chosen = []
     for name in [s.strip() for s in spec.split(",") if s.strip()]:
         if name not in by_name:
-            import difflib
-            near = difflib.get_close_matches(name, list(by_name), n=3)
-            hint = f"; did you mean {', '.join(near)}?" if near else ""
-            raise ExportError(f"unknown layer {name!r}{hint}")
+            hint = did_you_mean(name, by_name)
+            raise ExportError(f"unknown layer {name!r}" + (f"; {hint}" if hint else ""))
         chosen.append(by_name[name])
     return chosen

@@ -10,32 +10,23 @@ import onnx
 
 from .folding import fold_step
 from .gradops import RULES
-from .graph import Context, ExportError, custom_nodes, default_opset_only, infer_shapes, is_standard, prune
+from .graph import ExportError, custom_nodes, default_opset_only, infer_shapes, is_standard, prune, splice
 from .speedups import SPEEDUPS, speed_up
 
 __all__ = ["RULES", "SPEEDUPS", "lower"]
 
 
+def _rules_for(node: onnx.NodeProto) -> list:
+    if is_standard(node):
+        return []
+    rule = RULES.get(node.op_type)
+    if rule is None:
+        raise ExportError(f"no lowering for {node.domain or 'ai.onnx'}.{node.op_type} (node {node.name!r})")
+    return [rule]
+
+
 def _lower_step(model: onnx.ModelProto) -> bool:
-    ctx = Context(model)
-    changed = False
-    nodes = []
-    for node in list(model.graph.node):
-        if is_standard(node):
-            nodes.append(node)
-            continue
-        rule = RULES.get(node.op_type)
-        if rule is None:
-            raise ExportError(f"no lowering for {node.domain or 'ai.onnx'}.{node.op_type} (node {node.name!r})")
-        new = rule(node, ctx)
-        if new is None:
-            nodes.append(node)
-            continue
-        nodes.extend(new)
-        changed = True
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return changed
+    return splice(model, _rules_for)
 
 
 def lower(model: onnx.ModelProto, outputs: list[str], speedups=None) -> onnx.ModelProto:

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from .graph import Context, ExportError, attrs, default_opset
+from .graph import Context, ExportError, attrs, default_opset, splice
 
 
 def _reduce_mean(ctx: Context, x: str, axes: list[int]):
@@ -179,19 +179,5 @@ REWRITES: dict[str, Callable] = {
 
 def rewrite(model) -> bool:
     """Apply REWRITES to every default-domain node once; True when anything changed."""
-    ctx = Context(model)
-    changed, nodes = False, []
-    for node in list(model.graph.node):
-        rule = REWRITES.get(node.op_type) if node.domain in ("", "ai.onnx") else None
-        new = rule(node, ctx) if rule else None
-        if new is None:
-            nodes.append(node)
-            continue
-        for n in new:
-            n.metadata_props.extend(node.metadata_props)
-        nodes.extend(new)
-        changed = True
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return changed
-
+    return splice(model, lambda n: [REWRITES[n.op_type]] if n.domain in ("", "ai.onnx")
+                  and n.op_type in REWRITES else [], keep_metadata=True)

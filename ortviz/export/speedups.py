@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 import onnx
 
-from .graph import Context, attrs, infer_shapes, is_standard, prune
+from .graph import Context, attrs, infer_shapes, is_standard, prune, splice
 
 
 def _conv_weights(ctx: Context, w: str, ws: tuple, group: int) -> tuple[str, list]:
@@ -116,17 +116,6 @@ def speed_up(model: onnx.ModelProto, speedups=None) -> onnx.ModelProto:
     """One pass of the speed rewrites (default: all of ``SPEEDUPS``), then pruning."""
     speedups = SPEEDUPS if speedups is None else speedups
     model = infer_shapes(model)
-    ctx = Context(model)
-    nodes = []
-    for node in list(model.graph.node):
-        new = None
-        if is_standard(node):
-            for _, rule in speedups.get(node.op_type, ()):
-                new = rule(node, ctx)
-                if new is not None:
-                    break
-        nodes.extend(new if new is not None else [node])
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
+    splice(model, lambda n: [r for _, r in speedups.get(n.op_type, ())] if is_standard(n) else [])
     prune(model)
     return model

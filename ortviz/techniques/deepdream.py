@@ -47,6 +47,6 @@ technique = Technique(
         Param("max_side", int, 512, "Longest side of the result in pixels.", positive),
     ),
     start="photo",
-    default_layer="_blocks.10",
+    default_layer="middle",
     run=run,
 )

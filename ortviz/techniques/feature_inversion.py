@@ -53,6 +53,6 @@ technique = Technique(
         Param("blur_sigma", float, 0.5, "Gaussian blur sigma in pixels.", non_negative),
     ),
     start="photo",
-    default_layer="_blocks.5",
+    default_layer="early",
     run=run,
 )

@@ -4,13 +4,13 @@ same network and weights (from the registry packages)."""
 import numpy as np
 import onnxruntime as ort
 import pytest
+from tolerances import TOL_TORCH, rel_err
 from conftest import HERE
 from reference import loss_and_grad
 
 from ortviz.bundle import Bundle
 from ortviz.export.zoo import efficientnet_lite0
 
-TOL_TORCH = 1e-4  # |g - g_torch64|max <= TOL * |g_torch64|max
 
 
 @pytest.fixture(scope="module")
@@ -32,5 +32,5 @@ def test_default_bundle_gradients_match_torch(lite0, objective, layer):
     sess = ort.InferenceSession(str(bundle.path_of(entry.file)), providers=["CPUExecutionProvider"])
     _, grad = sess.run(["loss", entry.outputs["grad"]], {"image": image, **feeds})
     _, ref = loss_and_grad(net, objective, layer, image, feeds)
-    err = np.abs(grad - ref).max() / np.abs(ref).max()
+    err = rel_err(grad, ref)
     assert err <= TOL_TORCH, f"{entry.file} seed={seed}: rel err {err:.2e} vs torch float64"

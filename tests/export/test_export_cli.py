@@ -11,6 +11,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from tolerances import TOL_TORCH, rel_err
 from conftest import ARTIFACTS, HERE
 from nets import small_resnet
 from onnx import TensorProto, helper
@@ -22,7 +23,6 @@ from ortviz.cli import app
 
 ROOT = HERE.parent
 runner = CliRunner()
-TOL_TORCH = 1e-4
 
 
 def onnx_file(tmp_path: Path) -> Path:
@@ -52,7 +52,7 @@ def test_export_onnx_cli_gives_a_bundle_matching_torch(tmp_path):
     sess = ort.InferenceSession(str(b.path_of(entry.file)), providers=["CPUExecutionProvider"])
     _, grad = sess.run(["loss", entry.outputs["grad"]], {"data": image, "class_weights": weights})
     _, ref = loss_and_grad(small_resnet(), "class_score", "logits", image, {"class_weights": weights})
-    err = np.abs(grad - ref).max() / np.abs(ref).max()
+    err = rel_err(grad, ref)
     assert err <= TOL_TORCH, f"seed=7: rel err {err:.2e}"
 
 
@@ -248,12 +248,13 @@ def test_export_batched_bundle_gradients_are_per_image(tmp_path):
         _, grad = sess.run(["loss", entry.outputs["grad"]], feeds)
         image = feeds.pop("image")
         _, ref = loss_and_grad(small_resnet(), objective, layer, image, feeds)
-        err = np.abs(grad - ref).max() / np.abs(ref).max()
+        err = rel_err(grad, ref)
         assert err <= TOL_TORCH, f"{entry.file} seed={seed}: rel err {err:.2e}"
         _, alone = loss_and_grad(small_resnet(), objective, layer, image[1:],
                                  {k: v[1:] for k, v in feeds.items()})
-        if objective == "class_score":  # image 1's gradient does not depend on image 0
-            assert np.allclose(grad[1:], alone, rtol=1e-4, atol=1e-6), f"seed={seed}"
+        # each image's gradient is its own: image 1 alone gives the same (energy is per image)
+        err = rel_err(grad[1:], alone)
+        assert err <= TOL_TORCH, f"{objective} seed={seed}: image 1 depends on image 0 ({err:.2e})"
 
 
 def test_export_onnx_takes_a_fixed_input_size_and_leaves_nothing_but_the_bundle(tmp_path):

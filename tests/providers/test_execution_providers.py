@@ -34,6 +34,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from tolerances import rel_err
 from conftest import ARTIFACTS
 from ortviz.bundle import Bundle
 from ortviz.cli import app
@@ -169,12 +170,6 @@ def provider_session(path: Path, where: str) -> ort.InferenceSession:
                     f"onnxruntime: {msg}", pytrace=False)
     assert sess.get_providers()[0] == EP, f"{where}: session providers {sess.get_providers()}"
     return sess
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    scale = float(np.abs(b).max()) if b.size else 0.0
-    diff = float(np.abs(a.astype(np.float64) - b).max()) if b.size else 0.0
-    return diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
 
 
 @pytest.mark.parametrize("bundle_dir,file", _cases())

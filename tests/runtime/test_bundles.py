@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from tolerances import TOL_TORCH, rel_err
 from conftest import ARTIFACTS
 
 from ortviz.bundle import Bundle, BundleError
@@ -19,7 +20,6 @@ from ortviz.engine import Engine
 from ortviz.images import load_image
 from ortviz.imaging import to_model
 
-TOL_TORCH = 1e-4  # |g - g_torch64|max <= TOL * |g_torch64|max
 
 
 def test_this_environment_is_the_stock_runtime():
@@ -76,7 +76,7 @@ def test_exported_bundles_match_torch_on_stock_onnxruntime(name):
         inputs = {k: ref[f"{g.file}::{k}"] for k in keys - {"image", "grad", "loss"}}
         step = engine.gradient(g.objective, g.layer)(ref[f"{g.file}::image"], **inputs)
         want = ref[f"{g.file}::grad"]
-        err = np.abs(step.grad - want).max() / np.abs(want).max()
+        err = rel_err(step.grad, want)
         assert err <= TOL_TORCH, f"{g.file} ({exporter}): rel err {err:.2e} vs torch float64"
         checked += 1
     assert checked == len(engine.bundle.graphs()) == len({k.split("::")[0] for k in ref.files})
