@@ -6,7 +6,6 @@ where the runtime stage (stock onnxruntime, no torch) checks them again.
 
 import onnx
 import pytest
-import torch
 from conftest import ARTIFACTS
 from gradcheck import (check_against_torch, check_against_training_build, check_default_domain_only,
                        check_finite_differences, save_reference)
