@@ -28,12 +28,28 @@ def _stats(mean, std) -> tuple[np.ndarray, np.ndarray]:
     return m.reshape(1, 3, 1, 1), s.reshape(1, 3, 1, 1)
 
 
-def to_model(rgb_uint8_hwc: np.ndarray, mean, std, size=None) -> np.ndarray:
+def crop_to_aspect(rgb: np.ndarray, size_hw) -> np.ndarray:
+    """The largest centred crop of an HxWx3 image with the aspect ratio of ``size_hw``."""
+    h, w = rgb.shape[:2]
+    th, tw = int(size_hw[0]), int(size_hw[1])
+    if h * tw > w * th:  # too tall
+        k = max(1, round(w * th / tw))
+        top = (h - k) // 2
+        return rgb[top:top + k]
+    k = max(1, round(h * tw / th))
+    left = (w - k) // 2
+    return rgb[:, left:left + k]
+
+
+def to_model(rgb_uint8_hwc: np.ndarray, mean, std, size=None, crop: bool = False) -> np.ndarray:
     """HxWx3 uint8 -> (1, 3, H, W) float32 normalized; ``size`` (int or (h, w)) resizes
-    first with Pillow's antialiased bicubic filter."""
+    first with Pillow's antialiased bicubic filter, after a centred crop to its aspect ratio
+    with ``crop`` (otherwise the photo is stretched)."""
     a = check_rgb(rgb_uint8_hwc)
     if size is not None:
         h, w = (size, size) if np.isscalar(size) else size
+        if crop:
+            a = np.ascontiguousarray(crop_to_aspect(a, (h, w)))
         a = np.asarray(Image.fromarray(a).resize((int(w), int(h)), Image.Resampling.BICUBIC))
     m, s = _stats(mean, std)
     x = a.astype(np.float32).transpose(2, 0, 1)[None]

@@ -76,9 +76,12 @@ class Context:
         return imaging.clip(x, self.low, self.high).astype(np.float32)
 
     def photo_model(self, size_hw=None) -> np.ndarray:
+        """The photo in model space at ``size_hw`` (default: the model's input size), cropped
+        to that aspect ratio around its centre rather than stretched."""
         if self.photo is None:
             raise ValueError("this technique needs a photo")
-        return self._fill(imaging.to_model(self.photo, self.mean, self.std, size=size_hw or self.size))
+        return self._fill(imaging.to_model(self.photo, self.mean, self.std,
+                                           size=size_hw or self.size, crop=True))
 
     def clip(self, x: np.ndarray) -> np.ndarray:
         return imaging.clip(x, self.low, self.high).astype(np.float32)

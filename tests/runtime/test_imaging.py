@@ -471,3 +471,17 @@ def test_zoom_by_one_is_identity_and_enlarging_moves_content_outward():
     assert np.allclose(im.zoom(x, 1.0), x)
     big = im.zoom(x, 1.3)
     assert np.unravel_index(np.argmax(big[0, 0]), (21, 21))[1] > 15
+
+
+@pytest.mark.parametrize("hw,size,want", [((300, 451), (224, 224), (300, 300)),
+                                          ((700, 1000), (224, 224), (700, 700)),
+                                          ((400, 100), (50, 100), (50, 100)),
+                                          ((300, 451), (300, 451), (300, 451))])
+def test_photos_are_cropped_to_the_aspect_not_stretched(hw, size, want):
+    rgb = np.zeros(hw + (3,), np.uint8)
+    rgb[:, hw[1] // 2] = 255  # a vertical line through the centre stays one column wide
+    c = im.crop_to_aspect(rgb, size)
+    assert c.shape[:2] == want
+    assert (c[:, :, 0].max(axis=0) == 255).sum() == 1
+    x = im.to_model(rgb, 127.0, 128.0, size=size, crop=True)
+    assert x.shape == (1, 3) + tuple(size)
