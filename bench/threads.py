@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import platform
 import statistics
 import time
 
 import numpy as np
 import onnxruntime as ort
 
+import common  # bench/common.py: the machine's description
 from ortviz.bundle import Bundle
 from ortviz.defaults import default_bundle
 
@@ -27,16 +27,6 @@ from ortviz.defaults import default_bundle
 def _burn():
     while True:
         pass
-
-
-def _cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
 
 
 def main():
@@ -72,9 +62,10 @@ def main():
             for _ in range(a.calls):
                 s.run(None, feeds)
             times[n].append((time.perf_counter() - t0) / a.calls * 1e3)
-    load = os.getloadavg()
-    print(f"CPU: {_cpu()}, {os.cpu_count()} logical cores, load average {load[0]:.1f}, "
-          f"{a.burn} burner processes, onnxruntime {ort.__version__}")
+    m, load = common.machine(), os.getloadavg()
+    print(f"{m['date']}: {m['cpu']} ({m['isa']}), {m['cores']} logical cores, load average "
+          f"{m['loadavg'][0]:.1f} at the start and {load[0]:.1f} at the end, {a.burn} burner "
+          f"processes, onnxruntime {ort.__version__}, {a.rounds} rounds of {a.calls} calls")
     print("| threads | median ms / call |\n| --- | --- |")
     for n, ts in times.items():
         print(f"| {n} | {statistics.median(ts):.1f} |")
