@@ -99,10 +99,12 @@ class Model:
         return self.run("deepdream", image=image, layer=layer, **kw)
 
     def classify(self, image) -> list[dict]:
-        """Top-5 classes of a photo (a path, an HxWx3 uint8 array or a PIL image)."""
+        """Top-5 classes of a photo (a path, an HxWx3 uint8 array or a PIL image), cropped
+        to the model's aspect around its centre as the techniques see it."""
         pre = self.bundle.manifest["preprocessing"]
         return top5(self.engine, imaging.to_model(_rgb(image), pre["mean"], pre["std"],
-                                                  size=tuple(self.engine.image_shape[2:])))[0]
+                                                  size=tuple(self.engine.image_shape[2:]),
+                                                  crop=True))[0]
 
 
 def _rgb(image) -> np.ndarray:

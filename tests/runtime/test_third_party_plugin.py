@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from ortviz import plugins
 from ortviz.cli import app
 from ortviz.defaults import sample
+from ortviz.imaging import crop_to_aspect
 
 pytestmark = pytest.mark.runtime
 
@@ -63,7 +64,9 @@ def test_saliency_runs_end_to_end_through_the_cli(tmp_path):
         assert (im.mode, im.size) == ("RGB", (224, 224))
         img = np.asarray(im).astype(np.float64)
     with Image.open(sample()) as im:
-        photo = np.asarray(im.convert("RGB").resize((224, 224), Image.Resampling.BICUBIC))
+        # the photo as the technique sees it: cropped to the model's aspect, then resized
+        square = Image.fromarray(crop_to_aspect(np.asarray(im.convert("RGB")), (224, 224)))
+        photo = np.asarray(square.resize((224, 224), Image.Resampling.BICUBIC))
     photo = photo.astype(np.float64)
     assert np.abs(img - photo).mean() > 20, "the result is just the photo"
     # The overlay is 0.35 * photo + 0.65 * (255, 255 * s, 0): red and blue follow from the
