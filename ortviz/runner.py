@@ -30,7 +30,7 @@ from .errors import UsageError, first_line
 from .guard import GuardedContext, TechniqueFailed, guarded  # noqa: F401 (TechniqueFailed: API)
 from .images import ImageError, load_image
 from .labels import LabelError, find_class
-from . import outputset, signals
+from . import options, outputset, signals
 from .outputs import InterruptedAfterWrite, sidecar, write_result
 from .render import NumericalError, Result, render, results
 from .technique import Technique
@@ -63,7 +63,9 @@ def _progress(enabled: bool):
 
 def prepare(req: RunRequest):
     """Check everything before any work: bundle, layer, classes, photo, output."""
+    options.check_common(req)  # seed, threads, empty names, frames: before opening anything
     bundle = Bundle.open(req.model if req.model is not None else default_bundle())
+    options.check_with_bundle(req, bundle.manifest["input"]["shape"])
     tech = req.technique
     layer = None
     if any(n.on == "layers" for n in tech.needs):
@@ -82,6 +84,7 @@ def prepare(req: RunRequest):
             targets = [find_class(bundle.labels, t) for t in (req.targets or ["flamingo"])]
         except LabelError as exc:
             raise UsageError(str(exc)) from None
+        options.check_targets(req.targets, targets, bundle.labels)
     photo = None
     if tech.start == "photo":
         if isinstance(req.image, np.ndarray):
