@@ -27,6 +27,7 @@ import sys
 import weakref
 from pathlib import Path
 
+from . import paths
 from .errors import BundleError, did_you_mean, first_line
 from .manifest import GraphEntry, check_manifest
 
@@ -114,6 +115,18 @@ def _pin(root: Path) -> tuple[Path, int | None]:
     return base, fd
 
 
+def _check_root(root: Path) -> None:
+    """A bundle path that is missing, a file, a FIFO, a device, a link loop or a /proc entry is
+    refused in its own line before anything is opened (``paths.odd``)."""
+    if not os.path.lexists(root):
+        raise BundleError(f"no bundle at {root}")
+    why = paths.odd(root, "a bundle directory", directory=True)
+    if why and why.endswith("is a file, not a bundle directory"):
+        raise BundleError(f"{root} is not a bundle directory")
+    if why:
+        raise BundleError(why)
+
+
 class Bundle:
     def __init__(self, root: Path, manifest: dict, manifest_sha256: str | None = None,
                  base: Path | None = None, fd: int | None = None):
@@ -143,10 +156,7 @@ class Bundle:
     @classmethod
     def open(cls, path: str | Path, verify: bool = True) -> "Bundle":
         root = Path(path)
-        if not root.exists():
-            raise BundleError(f"no bundle at {root}")
-        if not root.is_dir():
-            raise BundleError(f"{root} is not a bundle directory")
+        _check_root(root)
         base, fd = _pin(root)
         bundle = None
         try:

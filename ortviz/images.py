@@ -3,7 +3,8 @@
 Reading converts what can be converted (grayscale, palette, alpha, CMYK, 16-bit, EXIF
 orientation) and refuses, with one line naming the file, what cannot (missing, empty,
 truncated, non-image, animated, larger than the pixel limit). Writing goes to a temporary name
-in the same directory and is renamed into place, so no partial file is ever left.
+in the same directory and is renamed into place (``atomic``), so no partial file is ever left.
+FIFOs, devices, ``/proc`` files and link loops are named before anything opens them (``paths``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
@@ -19,7 +19,9 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .atomic import atomic_write
 from .errors import first_line
+from .paths import odd
 
 
 class ImageError(ValueError):
@@ -38,10 +40,11 @@ def load_image(path, max_pixels: int = 50_000_000) -> np.ndarray:
     own hard limit (twice ``Image.MAX_IMAGE_PIXELS``) also still applies.
     """
     p = Path(path)
-    if not p.exists():
-        raise ImageError(f"{p}: no such file")
-    if p.is_dir():
-        raise ImageError(f"{p}: is a directory, not an image file")
+    why = odd(p, "an image file")  # a FIFO would block, a device read forever, a loop mislead
+    if why:
+        raise ImageError(why)
+    if not os.access(p, os.R_OK):
+        raise ImageError(f"{p}: cannot read it: permission denied")
     if p.stat().st_size == 0:
         raise ImageError(f"{p}: file is empty")
     try:
@@ -106,38 +109,29 @@ def check_rgb(rgb: np.ndarray, what: str = "image") -> np.ndarray:
     return a
 
 
-def _atomic_write(path: Path, write: Callable) -> None:
-    """Call ``write(file_object)`` on a temp file next to ``path``, then rename it over."""
-    tmp = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.",
-                                      suffix=path.suffix, delete=False)
-    try:
-        with tmp:
-            write(tmp)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        # the temp file is created 0600: keep the old file's mode, else use 0644
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        os.chmod(tmp.name, mode)
-        os.replace(tmp.name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp.name)
-        raise
-
-
-def save_image(path, rgb_uint8_hwc: np.ndarray) -> None:
-    """Write an HxWx3 uint8 image atomically; the format follows the file extension."""
+def image_writer(path, rgb_uint8_hwc: np.ndarray) -> Callable:
+    """``write(file)`` for an HxWx3 uint8 image in the format of ``path``'s extension."""
     p = Path(path)
     fmt = Image.registered_extensions().get(p.suffix.lower())
     if fmt is None or fmt not in Image.SAVE:
         raise ImageError(f"{p}: unknown or unwritable image extension {p.suffix!r}")
     img = Image.fromarray(check_rgb(rgb_uint8_hwc))
     options = {"quality": 95} if fmt == "JPEG" else {}
-    _atomic_write(p, lambda f: img.save(f, format=fmt, **options))
+    return lambda f: img.save(f, format=fmt, **options)
+
+
+def save_image(path, rgb_uint8_hwc: np.ndarray) -> None:
+    """Write an HxWx3 uint8 image atomically; the format follows the file extension."""
+    atomic_write(Path(path), image_writer(path, rgb_uint8_hwc))
 
 
 def save_gif(path, frames: Sequence[np.ndarray], duration_ms: int = 80) -> None:
     """Write frames (HxWx3 uint8, same size) atomically as a GIF that loops forever."""
+    atomic_write(Path(path), gif_writer(path, frames, duration_ms))
+
+
+def gif_writer(path, frames: Sequence[np.ndarray], duration_ms: int = 80) -> Callable:
+    """``write(file)`` for frames (HxWx3 uint8, same size) as a GIF that loops forever."""
     p = Path(path)
     if p.suffix.lower() != ".gif":
         raise ImageError(f"{p}: an animation must be saved with the .gif extension")
@@ -147,9 +141,8 @@ def save_gif(path, frames: Sequence[np.ndarray], duration_ms: int = 80) -> None:
     if any(a.shape != arrays[0].shape for a in arrays):
         raise ImageError("all GIF frames must have the same size")
     images = [Image.fromarray(a) for a in arrays]
-    _atomic_write(p, lambda f: images[0].save(
-        f, format="GIF", save_all=True, append_images=images[1:],
-        duration=int(duration_ms), loop=0))
+    return lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
+                                    duration=int(duration_ms), loop=0)
 
 
 def contact_sheet(frames: Sequence[np.ndarray], columns: int | None = None) -> np.ndarray:

@@ -72,6 +72,60 @@ def exclusive(path: Path, timeout: float = 300.0, poll: float = 0.05):
         os.close(fd)  # closing the descriptor releases the lock
 
 
+class Busy(OSError):
+    """Another process holds the lock (``holder``: its pid as it wrote it, or None)."""
+
+    def __init__(self, path: Path, holder: int | None):
+        super().__init__(errno.EBUSY, f"{path} is held by another process")
+        self.holder = holder
+
+
+@contextlib.contextmanager
+def claimed(path: Path):
+    """Hold an exclusive ``flock`` on ``path`` for the block, or raise :class:`Busy` at once.
+
+    The lock file holds the holder's pid and is removed when the block ends (while still
+    locked; a process that opened the old file notices the unlink and opens the new one), so
+    nothing stays behind. A holder killed by SIGKILL leaves the file but not the lock: the next
+    process takes it.
+    """
+    path = Path(path)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise Busy(path, _holder(fd)) from None
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                now = None
+            mine = os.fstat(fd)
+            if now is not None and (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # its holder removed it as we opened it: take the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _holder(fd: int) -> int | None:
+    try:
+        return int(os.pread(fd, 32, 0).decode().strip() or "x")
+    except (OSError, ValueError):
+        return None
+
+
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 

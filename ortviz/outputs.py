@@ -1,8 +1,9 @@
 """Write a run's results: image, JSON sidecar, and optionally frames, a GIF and a contact sheet.
 
-Every file is written to a temporary name and renamed into place (see ``images``), so a crash
-never leaves a partial file; a Ctrl-C while they are written is held until all of them (image,
-snapshots, sidecar) are in place, then raised as :class:`InterruptedAfterWrite`.
+The files are one output set (``outputset``): all are written to temporary names, then moved in
+together, so a failure leaves the old set or the new one, never a mix; a Ctrl-C (or SIGTERM,
+SIGHUP...) while they are written is held until all of them (image, snapshots, sidecar) are in
+place, then raised as :class:`InterruptedAfterWrite`.
 """
 
 from __future__ import annotations
@@ -10,45 +11,26 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import platform
-import signal
-import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
 import onnxruntime
 
-from . import __version__, images
+from . import __version__, images, outputset, signals
+from .atomic import atomic_write
 from .bundle import sha256
+from .outputset import Files
 from .render import Result
+from .signals import Interrupted
 
 
-class InterruptedAfterWrite(KeyboardInterrupt):
-    """Ctrl-C arrived while a result was written; every file of it is complete (``written``)."""
+class InterruptedAfterWrite(Interrupted):
+    """A signal arrived while a result was written; every file of it is complete (``written``)."""
 
-    def __init__(self, written: list[Path]):
-        super().__init__()
+    def __init__(self, written: list[Path], signum: int):
+        super().__init__(signum)
         self.written = written
-
-
-@contextlib.contextmanager
-def held_interrupts():
-    """Hold SIGINT for the block; yields a list that holds the signal if one came."""
-    got: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield got  # signals only reach the main thread
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is None:  # a handler installed outside Python: leave it alone
-        yield got
-        return
-    signal.signal(signal.SIGINT, lambda sig, frame: got.append(sig))
-    try:
-        yield got
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _plain(value):
@@ -62,20 +44,16 @@ def _plain(value):
     return value
 
 
+def json_writer(value):
+    """``write(text_file)`` for ``value`` as strict JSON (NaN and Infinity as strings)."""
+    def write(f):
+        json.dump(_plain(value), f, indent=1, allow_nan=False)
+        f.write("\n")
+    return write
+
+
 def write_json(path: Path, value) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_plain(value), f, indent=1, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(Path(path), json_writer(value), text=True)
 
 
 def sidecar(result: Result, technique: str, params: dict, run_info: dict, bundle) -> dict:
@@ -98,34 +76,31 @@ def sidecar(result: Result, technique: str, params: dict, run_info: dict, bundle
     }
 
 
-def write_result(out: Path, result: Result, meta: dict) -> list[Path]:
-    """Write the image, the snapshots if any, and the sidecar (last, so a sidecar always
-    describes a complete set). Raises :class:`InterruptedAfterWrite` after writing if a Ctrl-C
-    came meanwhile."""
-    with held_interrupts() as got:
-        written = _write_result(Path(out), result, meta)
+def write_result(out: Path, result: Result, meta: dict, claimed: bool = False) -> list[Path]:
+    """Write the image, the snapshots if any, and the sidecar as one set (``outputset``: the
+    old set stays whole if anything fails). ``claimed``: the caller already checked and locked
+    the set. A signal that comes meanwhile is held until the set is in place, then raised as
+    :class:`InterruptedAfterWrite`."""
+    files = Files(Path(out), bool(result.frames))
+    with contextlib.ExitStack() as stack:
+        if not claimed:
+            outputset.check([files])
+            stack.enter_context(outputset.claim([files]))
+        with signals.held() as got:
+            written = _write_set(files, result, meta)
     if got:
-        raise InterruptedAfterWrite(written)
+        raise InterruptedAfterWrite(written, got[0])
     return written
 
 
-def _write_result(out: Path, result: Result, meta: dict) -> list[Path]:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    written = [out]
-    images.save_image(out, result.image)
+def _write_set(files: Files, result: Result, meta: dict) -> list[Path]:
+    writers, frame_writers = {"image": images.image_writer(files.image, result.image)}, []
     if result.frames:
         frames = result.frames + [result.image] if result.frames[-1].shape == result.image.shape else result.frames
-        gif = out.with_suffix(".gif")
-        images.save_gif(gif, [f for f in frames if f.shape == frames[-1].shape])
-        sheet = out.with_name(out.stem + "-sheet.png")
-        images.save_image(sheet, images.contact_sheet(frames))
-        folder = out.with_name(out.stem + "-frames")
-        folder.mkdir(exist_ok=True)
-        for k, f in enumerate(frames):
-            images.save_image(folder / f"{k:04d}.png", f)
-        written += [gif, sheet, folder]
-        meta = dict(meta, snapshots={"gif": gif.name, "sheet": sheet.name, "frames": folder.name,
-                                     "count": len(frames)})
-    side = out.with_suffix(out.suffix + ".json")
-    write_json(side, meta)
-    return written + [side]
+        writers["GIF"] = images.gif_writer(files.gif, [f for f in frames if f.shape == frames[-1].shape])
+        writers["contact sheet"] = images.image_writer(files.sheet, images.contact_sheet(frames))
+        frame_writers = [images.image_writer(Path("f.png"), f) for f in frames]
+        meta = dict(meta, snapshots={"gif": files.gif.name, "sheet": files.sheet.name,
+                                     "frames": files.frames.name, "count": len(frames)})
+    written = outputset.replace(files, writers, frame_writers, json_writer(meta))
+    return written

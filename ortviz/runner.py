@@ -3,11 +3,15 @@
 What a run ends with (the CLI's exit code in brackets):
 
 - ``complete`` [0]: the image and its sidecar.
-- ``interrupted`` (Ctrl-C) [130]: the last good image and its sidecar, if an iteration finished;
-  a Ctrl-C while files are written is held until they are complete.
+- ``interrupted`` (Ctrl-C [130], SIGTERM [143], SIGHUP [129], any ending signal [128 + signal],
+  see ``signals``): the last good image and its sidecar, if an iteration finished; a signal
+  while files are written is held until they are complete.
 - ``stopped: <reason>`` [1]: NaN/Inf in a loss, gradient or image (caught in the iteration where
   it appears), or an exception inside the technique (named with its plugin package): the last
   good image and its sidecar. With no good image yet, one ``error:`` line and no file.
+
+The output set (every file the run will write, ``outputset``) is checked in ``prepare`` and
+locked before the first iteration.
 """
 
 from __future__ import annotations
@@ -23,17 +27,14 @@ from .bundle import Bundle, BundleError
 from .defaults import default_bundle, sample
 from .engine import Engine
 from .errors import UsageError, first_line
+from .guard import GuardedContext, TechniqueFailed, guarded  # noqa: F401 (TechniqueFailed: API)
 from .images import ImageError, load_image
 from .labels import LabelError, find_class
+from . import options, outputset, signals
 from .outputs import InterruptedAfterWrite, sidecar, write_result
+from .render import NumericalError, Result, render, results
 from .selection import default_class, resolve_layer
-from .render import Context, NumericalError, Result, render, results
-from .technique import ParamError, Technique
-
-
-class TechniqueFailed(NumericalError):
-    """An exception inside a technique's loop, named with its plugin. It takes the render's
-    stop path (a ``NumericalError``): the run ends ``stopped: ...`` with the last good image."""
+from .technique import Technique
 
 
 @dataclass
@@ -63,7 +64,9 @@ def _progress(enabled: bool):
 
 def prepare(req: RunRequest):
     """Check everything before any work: bundle, layer, classes, photo, output."""
+    options.check_common(req)  # seed, threads, empty names, frames: before opening anything
     bundle = Bundle.open(req.model if req.model is not None else default_bundle())
+    options.check_with_bundle(req, bundle.manifest["input"]["shape"])
     tech = req.technique
     layer = None
     if any(n.on == "layers" for n in tech.needs):
@@ -77,6 +80,7 @@ def prepare(req: RunRequest):
                 else [default_class(bundle.labels)]
         except LabelError as exc:
             raise UsageError(str(exc)) from None
+        options.check_targets(req.targets, targets, bundle.labels)
     photo = None
     if tech.start == "photo":
         if isinstance(req.image, np.ndarray):
@@ -89,20 +93,19 @@ def prepare(req: RunRequest):
             except ImageError as exc:
                 raise UsageError(str(exc)) from None
     out = Path(req.output) if req.output else Path("out") / f"{tech.name}.png"
-    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
-        raise UsageError(f"output {out} must end in .png, .jpg, .webp, .bmp or .tif")
-    if out.exists() and out.is_dir():
-        raise UsageError(f"output {out} is a directory")
-    for parent in [out.parent, *out.parent.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UsageError(f"output {out}: {parent} is not a directory")
-            break
+    outputset.check(outputset.plan(out, targets, req.snapshot_every > 0),
+                    inputs=[req.image] if isinstance(req.image, (str, Path)) else [], bundle=bundle.root)
     return bundle, layer, targets, photo, out
 
 
 def run_request(req: RunRequest, echo=print, err=lambda m: print(m, file=sys.stderr)) -> int:
-    bundle, layer, targets, photo, out = prepare(req)
+    with signals.as_interrupts():  # SIGTERM, SIGHUP... end the run as Ctrl-C does
+        bundle, layer, targets, photo, out = prepare(req)
+        with outputset.claim(outputset.plan(out, targets, req.snapshot_every > 0)):
+            return _run_request(req, echo, err, bundle, layer, targets, photo, out)
+
+
+def _run_request(req, echo, err, bundle, layer, targets, photo, out) -> int:
     try:
         engine = Engine(bundle, provider=req.provider, threads=req.threads)
     except ValueError as exc:
@@ -116,28 +119,31 @@ def run_request(req: RunRequest, echo=print, err=lambda m: print(m, file=sys.std
     for chunk in chunks:
         for target, result in zip(chunk or [None], run_one(req, engine, layer, chunk, photo)):
             code = _finish(req, engine, bundle, layer, target, result, out, len(targets), echo, err, code)
-            if code == 130:
+            if code > 128:
                 return code
     return code
 
 
 def _finish(req, engine, bundle, layer, target, result, out, n_targets, echo, err, code) -> int:
     """Write one result and say what happened; the exit code so far."""
-    path = out if n_targets == 1 else out.with_name(f"{out.stem}-{target}{out.suffix}")
-    late_interrupt = False
+    path = outputset.image_for(out, target, n_targets)
+    late_interrupt = None
     try:
         written = write_result(path, result, sidecar(result, req.technique.name, req.params,
-                                                     run_info(req, engine, layer, target), bundle))
-    except InterruptedAfterWrite as exc:  # Ctrl-C while writing: the files are complete
-        written, late_interrupt = exc.written, True
+                                                     run_info(req, engine, layer, target), bundle),
+                               claimed=True)
+    except InterruptedAfterWrite as exc:  # a signal while writing: the files are complete
+        written, late_interrupt = exc.written, exc
     seen = (f"; model sees {result.top5[0]['label'].split(',')[0]} "
             f"p={result.top5[0]['probability']:.2f}" if result.top5 else "")
     echo(f"wrote {written[0]} ({result.status}; {result.iterations_done} iterations in "
          f"{result.seconds:.1f}s; objective {result.history[-1] if result.history else float('nan'):.4g}"
          f"{seen})")
     if result.status == "interrupted" or late_interrupt:
-        err("interrupted; kept the last good image")
-        return 130
+        signum = late_interrupt.signum if late_interrupt else signals.last()
+        by = "" if signum == signals.signal.SIGINT else f" by {signals.name(signum)}"
+        err(f"interrupted{by}; kept the last good image")
+        return 128 + signum
     if result.status != "complete":
         err(f"error: {result.status}; kept the last good image")
         return 1
@@ -170,28 +176,24 @@ def run_one(req: RunRequest, engine: Engine, layer, targets: list, photo) -> lis
             speed = f"{t / max(time.perf_counter() - t0, 1e-9):.1f}"
             bar.update(task, completed=t, loss=loss, speed=speed)
 
-    ctx = Context(engine, np.random.default_rng(req.seed), iterations, layer=layer,
+    ctx = GuardedContext(engine, np.random.default_rng(req.seed), iterations, layer=layer,
                   targets=list(targets), photo=photo, snapshot_every=req.snapshot_every, progress=progress)
     interrupted = []
+    run = guarded(tech, lambda: _origin(tech))
 
-    def guarded(ctx, **params):
+    def watched(ctx, **params):
         try:
-            return tech.run(ctx, **params)
+            return run(ctx, **params)
         except KeyboardInterrupt:
             interrupted.append(True)
             raise
-        except (NumericalError, BundleError, UsageError, ParamError, ImageError):
-            raise
-        except Exception as exc:
-            raise TechniqueFailed(f"technique {tech.name} ({_origin(tech)}) failed: "
-                                  f"{type(exc).__name__}: {first_line(exc)}") from exc
 
     def keep_last_good(status: str) -> list[Result]:
         return results(ctx, ctx.last_good, status, time.perf_counter() - t0, classify=False)
 
     import dataclasses
     try:
-        return render(dataclasses.replace(tech, run=guarded), ctx, req.params)
+        return render(dataclasses.replace(tech, run=watched), ctx, req.params)
     except KeyboardInterrupt:  # after the loop (the final top-5): keep the last good image
         if ctx.last_good is None:
             raise

@@ -67,6 +67,25 @@ def above_one(v):
     return None if v > 1 else "must be greater than 1"
 
 
+def between(lo, hi):
+    """A check for ``lo <= v <= hi`` (caps keep a value from exhausting memory or time)."""
+    def check(v):
+        if v < lo:
+            return {0: "must not be negative", 1: "must be positive"}.get(lo, f"must be at least {lo:g}")
+        return None if v <= hi else f"must be at most {hi:g}, got {v:g}"
+    return check
+
+
+def scale_ratio(v):
+    return None if 1 < v <= 8 else f"must be greater than 1 and at most 8, got {v:g}"
+
+
+ITERATIONS = between(1, 1_000_000)
+JITTER = between(0, 1024)      # and less than the image's side: see ``options``
+BLUR_SIGMA = between(0, 32)    # the kernel's radius is 3 sigma
+OCTAVES = between(1, 16)
+
+
 @dataclass(frozen=True)
 class Technique:
     name: str

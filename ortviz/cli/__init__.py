@@ -5,10 +5,11 @@ from __future__ import annotations
 import typer
 
 from . import export, inspect, plugins, techniques
+from .common import OneLineErrors
 
 app = typer.Typer(help="See what an image classifier learned: class visualization, feature "
                        "inversion and DeepDream on stock ONNX Runtime.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=OneLineErrors)
 app.add_typer(export.app, name="export")
 app.command("info")(inspect.info)
 app.command("layers")(inspect.layers)
@@ -20,4 +21,9 @@ techniques.add_to(app)
 
 
 def main() -> None:
+    import sys
+
+    from ..plugins import skipped_lines
+    for line in skipped_lines():  # a broken plugin is named, once, and every command still works
+        print(line, file=sys.stderr)
     app(prog_name="ortviz")

@@ -2,7 +2,7 @@
 
 Exit codes: 0 done; 2 bad input (a one-line ``error:`` naming it, nothing written); 1 a run that
 failed or stopped (NaN/Inf, a technique's exception, a system error such as a full disk);
-130 interrupted (Ctrl-C). An exception nobody anticipated is still one line, marked
+128 + the signal for a run ended by one (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; see ``signals``). An exception nobody anticipated is still one line, marked
 ``unexpected``; ``ORTVIZ_DEBUG=1`` shows its traceback.
 """
 
@@ -11,9 +11,12 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
+import sys
 from pathlib import Path
 
 import typer
+import typer.core
 
 from ..bundle import Bundle, BundleError
 from ..defaults import default_bundle
@@ -39,9 +42,11 @@ def friendly(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from .. import signals
         from ..render import NumericalError
         try:
-            return fn(*args, **kwargs)
+            with signals.as_interrupts():  # SIGTERM, SIGHUP... end a command as Ctrl-C does
+                return fn(*args, **kwargs)
         except typer.Exit:
             raise
         except NumericalError as exc:  # a run that stopped with nothing good to keep
@@ -50,9 +55,11 @@ def friendly(fn):
         except _expected() as exc:
             typer.echo(f"error: {first_line(exc)}", err=True)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            signum = getattr(exc, "signum", signals.signal.SIGINT)
+            by = "" if signum == signals.signal.SIGINT else f" by {signals.name(signum)}"
+            typer.echo(f"interrupted{by}", err=True)
+            raise typer.Exit(signals.exit_code(exc)) from None
         except OSError as exc:  # the system's: disk full, read-only file system, ...
             typer.echo(f"error: {first_line(exc)}", err=True)
             raise typer.Exit(1) from None
@@ -64,6 +71,46 @@ def friendly(fn):
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+class OneLineErrors(typer.core.TyperGroup):
+    """The ``ortviz`` group: a usage error (unknown command or option, a value typer cannot
+    read) is one ``error:`` line on stderr with exit 2, not click's multi-line box; a command
+    that ``ORTVIZ_PLUGINS`` hides says so."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        click = typer.core._click
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: its help, as before
+            if not typer.core.HAS_RICH:  # rich printed it already
+                exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.ClickException as exc:
+            typer.echo(f"error: {usage_line(exc)}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.core.Abort:
+            typer.echo("interrupted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_line(exc) -> str:
+    """A click usage error as one line, with the ``ORTVIZ_PLUGINS`` hint where it applies."""
+    msg = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None and ctx.command_path:
+        msg += f" (see {ctx.command_path} --help)"
+    hidden = re.match(r"No such command '([^']+)'", exc.format_message())
+    if hidden:
+        from ..cli.techniques import SHORT
+        from ..plugins import hidden_by_allow_list
+        why = hidden_by_allow_list(SHORT.get(hidden.group(1), hidden.group(1)))
+        if why:
+            msg += f"; {why}"
+    return msg
 
 
 def open_bundle(path: Path | None) -> Bundle:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from .. import imaging
 from ..objectives import CLASS_LOG_SOFTMAX, CLASS_SCORE
 from ..optim import normalized
-from ..technique import Need, Param, Technique, above_one, non_negative, positive
+from ..technique import (BLUR_SIGMA, ITERATIONS, JITTER, OCTAVES, Need, Param, Technique, between,
+                         non_negative, positive, scale_ratio)
 
 OBJECTIVES = {"score": CLASS_SCORE.name, "log-softmax": CLASS_LOG_SOFTMAX.name}
 
@@ -47,16 +48,16 @@ technique = Technique(
     summary="From noise, climb a class's score (jitter, L2 decay, blur, clipping).",
     needs=(Need(CLASS_SCORE, on="logits"), Need(CLASS_LOG_SOFTMAX, on="logits")),
     params=(
-        Param("iterations", int, 100, "Iterations per octave.", positive),
+        Param("iterations", int, 100, "Iterations per octave.", ITERATIONS),
         Param("lr", float, 0.1, "Step size of the normalized ascent (model-space units).", positive),
         Param("l2", float, 2e-3, "L2 decay on the image per iteration.", non_negative),
-        Param("jitter", int, 12, "Largest random shift in pixels (circular).", non_negative),
+        Param("jitter", int, 12, "Largest random shift in pixels (circular).", JITTER),
         Param("zoom", float, 0.0, "Random zoom about the center, up to +-this fraction (0: none).",
               lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
         Param("blur_every", int, 2, "Blur every N iterations (0: never).", non_negative),
-        Param("blur_sigma", float, 0.6, "Gaussian blur sigma in pixels.", non_negative),
-        Param("octaves", int, 2, "Scales, smallest first; 1 works at the model's size only.", positive),
-        Param("octave_scale", float, 1.6, "Size ratio between octaves.", above_one),
+        Param("blur_sigma", float, 0.6, "Gaussian blur sigma in pixels.", BLUR_SIGMA),
+        Param("octaves", int, 2, "Scales, smallest first; 1 works at the model's size only.", OCTAVES),
+        Param("octave_scale", float, 1.6, "Size ratio between octaves.", scale_ratio),
         Param("objective", str, "log-softmax", "log-softmax (log-probability) or score (raw logit).",
               lambda v: None if v in OBJECTIVES else f"must be one of {', '.join(OBJECTIVES)}"),
     ),

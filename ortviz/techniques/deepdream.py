@@ -10,7 +10,8 @@ from __future__ import annotations
 from .. import imaging
 from ..objectives import FEATURE_ENERGY
 from ..optim import normalized
-from ..technique import Need, Param, Technique, above_one, non_negative, positive
+from ..technique import (ITERATIONS, JITTER, OCTAVES, Need, Param, Technique, between, positive,
+                         scale_ratio)
 
 
 def run(ctx, iterations, lr, jitter, octaves, octave_scale, max_side):
@@ -39,12 +40,12 @@ technique = Technique(
     summary="From a photo, amplify what a layer sees (jitter, octaves).",
     needs=(Need(FEATURE_ENERGY, on="layers"),),
     params=(
-        Param("iterations", int, 20, "Iterations per octave.", positive),
+        Param("iterations", int, 20, "Iterations per octave.", ITERATIONS),
         Param("lr", float, 0.01, "Step size of the normalized ascent.", positive),
-        Param("jitter", int, 16, "Largest random shift in pixels (circular).", non_negative),
-        Param("octaves", int, 4, "Number of scales, smallest first.", positive),
-        Param("octave_scale", float, 1.4, "Size ratio between octaves.", above_one),
-        Param("max_side", int, 512, "Longest side of the result in pixels.", positive),
+        Param("jitter", int, 16, "Largest random shift in pixels (circular).", JITTER),
+        Param("octaves", int, 4, "Number of scales, smallest first.", OCTAVES),
+        Param("octave_scale", float, 1.4, "Size ratio between octaves.", scale_ratio),
+        Param("max_side", int, 512, "Longest side of the result in pixels.", between(8, 4096)),
     ),
     start="photo",
     default_layer="middle",

@@ -12,7 +12,7 @@ import numpy as np
 from .. import imaging
 from ..objectives import FEATURE_DISTANCE
 from ..optim import Adam
-from ..technique import Need, Param, Technique, non_negative, positive
+from ..technique import BLUR_SIGMA, ITERATIONS, Need, Param, Technique, between, non_negative, positive
 
 
 def run(ctx, iterations, lr, l2, tv, tv_beta, alpha_norm, alpha, blur_every, blur_sigma):
@@ -42,15 +42,15 @@ technique = Technique(
     summary="From noise, reconstruct a photo from its features at a layer.",
     needs=(Need(FEATURE_DISTANCE, on="layers"),),
     params=(
-        Param("iterations", int, 200, "Iterations.", positive),
+        Param("iterations", int, 200, "Iterations.", ITERATIONS),
         Param("lr", float, 0.05, "Adam step size (model-space units).", positive),
         Param("l2", float, 0.0, "L2 decay on the image.", non_negative),
         Param("tv", float, 0.05, "Total-variation weight (per pixel).", non_negative),
         Param("tv_beta", float, 2.0, "Total-variation exponent beta.", positive),
         Param("alpha_norm", float, 0.0, "Alpha-norm weight (per pixel).", non_negative),
-        Param("alpha", float, 6.0, "Alpha-norm exponent.", positive),
+        Param("alpha", float, 6.0, "Alpha-norm exponent.", between(1, 64)),
         Param("blur_every", int, 0, "Blur every N iterations (0: never).", non_negative),
-        Param("blur_sigma", float, 0.5, "Gaussian blur sigma in pixels.", non_negative),
+        Param("blur_sigma", float, 0.5, "Gaussian blur sigma in pixels.", BLUR_SIGMA),
     ),
     start="photo",
     default_layer="early",

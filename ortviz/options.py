@@ -1,0 +1,68 @@
+"""The common options of a run, checked before any work, each refusal one line.
+
+A technique's own parameters are checked by their declared checks (made safe and finite in
+``plugins``); here: the options every technique has, and what needs the bundle to judge.
+
+- ``--seed``: 0 .. 2**64-1 (numpy's generator takes no negative seed).
+- ``--threads``: 1 .. 4x this machine's CPUs (each thread costs memory; 100000 was killed).
+- ``--layer``, ``--class``, ``--provider``: not empty.
+- ``--class``: no class twice (``flamingo`` and ``130`` are one class).
+- ``--snapshot-every``: at most :data:`MAX_FRAMES` frames for the run.
+- ``jitter`` (the shared circular shift of ``imaging``): less than the model input's shorter side.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import UsageError
+
+MAX_FRAMES = 1000
+
+
+def max_threads() -> int:
+    return 4 * (os.cpu_count() or 1)
+
+
+def check_common(req) -> None:
+    """What can be judged without the bundle."""
+    if isinstance(req.seed, bool) or not isinstance(req.seed, int) or not 0 <= req.seed < 2 ** 64:
+        raise UsageError(f"--seed must be an integer from 0 to 2**64-1, got {req.seed!r}")
+    if req.threads is not None:
+        if isinstance(req.threads, bool) or not isinstance(req.threads, int) or \
+                not 1 <= req.threads <= max_threads():
+            raise UsageError(f"--threads must be from 1 to {max_threads()} (4 x this machine's "
+                             f"CPUs), got {req.threads!r}")
+    for flag, value in (("--layer", req.layer), ("--provider", req.provider)):
+        if value is not None and not str(value).strip():
+            raise UsageError(f"{flag} must not be empty")
+    for t in req.targets or []:
+        if isinstance(t, str) and not t.strip():
+            raise UsageError("--class must not be empty")
+    every = req.snapshot_every
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise UsageError(f"--snapshot-every must be a count of iterations (0: none), got {every!r}")
+    total = req.params.get("iterations", 0) * req.params.get("octaves", 1)
+    if every and total // every > MAX_FRAMES:
+        raise UsageError(f"--snapshot-every {every} keeps {total // every} frames of {total} "
+                         f"iterations; at most {MAX_FRAMES} (use --snapshot-every "
+                         f"{-(-total // MAX_FRAMES)} or more)")
+
+
+def check_targets(given: list, resolved: list, labels: list[str]) -> None:
+    """No class asked for twice, under any of its names."""
+    first: dict[int, object] = {}
+    for g, c in zip(given, resolved):
+        if c in first:
+            raise UsageError(f"--class {g} and --class {first[c]} are the same class {c} "
+                             f"({labels[c].split(',')[0]}); give each class once")
+        first[c] = g
+
+
+def check_with_bundle(req, image_shape) -> None:
+    """What needs the model's input size."""
+    side = min(int(image_shape[2]), int(image_shape[3]))
+    jitter = req.params.get("jitter")
+    if isinstance(jitter, int) and not isinstance(jitter, bool) and jitter >= side:
+        raise UsageError(f"--jitter {jitter} must be less than the model input's side ({side} "
+                         "pixels)")
