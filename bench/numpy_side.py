@@ -19,9 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import ortviz  # first: it limits numpy's BLAS to one thread before numpy loads
 import numpy as np
-
-import ortviz
 from ortviz import param as P, recipes, transforms as tf
 from ortviz.optim import Adam, Normalized
 from ortviz.render import Context

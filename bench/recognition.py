@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import ortviz  # noqa: F401  (first: it limits numpy's BLAS to one thread before numpy loads)
 import numpy as np
 
 # goldfish, ostrich, bald eagle, tarantula, flamingo, king penguin, golden retriever, lion, bee,
@@ -101,7 +102,6 @@ def main(argv=None) -> int:
     if args.table:
         print(table(args.table))
         return 0
-    import ortviz
     from ortviz.plugins import techniques
 
     tech = techniques()["class-visualization"]

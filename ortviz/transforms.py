@@ -5,10 +5,12 @@ RandomScale(...), RandomRotate(...), RandomCrop(4)]``. Each transform draws its 
 parameters from an ``np.random.Generator`` and returns a coordinate map (output pixel ->
 input pixel, a 3x3 homogeneous matrix) and its output size. :func:`sample` composes the
 maps of the list, ends with a resize to the model's input size when the sizes differ, and
-returns one :class:`ortviz.warp.Warp`: a forward map and its exact adjoint.
+returns a forward map and its exact adjoint (:class:`Chain` of :class:`ortviz.warp.Warp`).
 
-The composed map is sampled once (one bilinear interpolation for the whole list, not one per
-transform: no blur accumulates, and the numpy side stays a small part of a step). Where the
+The composed map is sampled once for all axis-aligned transforms (one bilinear interpolation
+for pads, crops, scales and the resize together, not one per transform: no blur accumulates),
+and once more for a rotation, whose plan is cached per angle (so the numpy side stays a
+small part of a step). Where the
 map reads outside the canvas, the pipeline's boundary rule applies, set by its ``Pad``
 (``constant`` with a value, or ``reflect``) or ``Jitter`` (``wrap``, a circular shift, as the
 classic loops did); ``edge`` (clamp) when neither is present.
@@ -134,9 +136,58 @@ def boundary(transforms) -> tuple[str, object]:
     return next(iter(rules)) if rules else ("edge", 0.0)
 
 
-def sample(transforms, rng: np.random.Generator, in_hw, out_hw=None) -> Warp:
-    """Draw every transform of the list and compose them into one :class:`Warp` from an
-    ``in_hw`` canvas; then to ``out_hw`` (the model's input size) if given."""
+class Chain:
+    """Warps applied in order; the adjoint runs them back in reverse."""
+
+    def __init__(self, warps):
+        self.warps = [w for w in warps if not w.identity] or warps[-1:]
+        self.in_hw, self.out_hw = warps[0].in_hw, warps[-1].out_hw
+
+    def forward(self, x):
+        for w in self.warps:
+            x = w.forward(x)
+        return x
+
+    def adjoint(self, g):
+        for w in reversed(self.warps):
+            g = w.adjoint(g)
+        return g
+
+    def linear(self) -> "Chain":
+        """The same maps without the constant fill: the linear part ``adjoint`` transposes."""
+        return Chain([w.linear() for w in self.warps])
+
+
+def _rotation_about_centre(hw, angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    cy, cx = (hw[0] - 1) / 2, (hw[1] - 1) / 2
+    return _translate(cy, cx) @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ _translate(-cy, -cx)
+
+
+def _split_rotation(m: np.ndarray, out_hw):
+    """``m = b @ r`` with ``b`` axis-aligned and ``r`` a rotation about the output's centre,
+    or None when the linear part is not of that form (a diagonal times a rotation)."""
+    lin = m[:2, :2]
+    angle = math.atan2(lin[1, 0], lin[1, 1])
+    if abs(angle) < 1e-12:
+        return None
+    r = _rotation_about_centre(out_hw, angle)
+    b = m @ np.linalg.inv(r)
+    if abs(b[0, 1]) > 1e-9 * abs(b[0, 0]) or abs(b[1, 0]) > 1e-9 * abs(b[1, 1]):
+        return None
+    b[0, 1] = b[1, 0] = 0.0
+    return b, r
+
+
+def sample(transforms, rng: np.random.Generator, in_hw, out_hw=None) -> Chain:
+    """Draw every transform of the list and compose them into one map from an ``in_hw``
+    canvas; then to ``out_hw`` (the model's input size) if given. Returns a :class:`Chain`
+    with ``forward`` and its exact ``adjoint``.
+
+    A map with a rotation is sampled as an axis-aligned warp (interpolation matrices) and
+    then the rotation about the output's centre (its plan cached per angle): the same
+    composed coordinate map, interpolated twice, the rotation's corners reading the
+    boundary rule."""
     mode, value = boundary(transforms)
     m, hw = np.eye(3), (int(in_hw[0]), int(in_hw[1]))
     for t in transforms:
@@ -144,7 +195,11 @@ def sample(transforms, rng: np.random.Generator, in_hw, out_hw=None) -> Warp:
         m = m @ step
     if out_hw is not None and tuple(out_hw) != hw:
         m, hw = m @ _resize_map(hw, out_hw), tuple(out_hw)
-    return Warp(in_hw, hw, m, mode=mode, value=value)
+    split = _split_rotation(m, hw)
+    if split is None:
+        return Chain([Warp(in_hw, hw, m, mode=mode, value=value)])
+    b, r = split
+    return Chain([Warp(in_hw, hw, b, mode=mode, value=value), Warp(hw, hw, r, mode=mode, value=value)])
 
 
 PRESETS = ("none", "light", "standard")

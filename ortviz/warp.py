@@ -68,8 +68,15 @@ class _Separable:
 
     @staticmethod
     def _apply(x, left, right_t):
-        y = np.matmul(left, x)
-        return (y.reshape(-1, y.shape[-1]) @ right_t).reshape(y.shape[:-1] + (right_t.shape[1],))
+        """``left @ x @ right_t`` on the last two axes as two single matrix products (a
+        broadcast stacked matmul is many times slower)."""
+        lead, (h, w) = x.shape[:-2], x.shape[-2:]
+        k = int(np.prod(lead)) if lead else 1
+        y = x.reshape(k * h, w) @ right_t.astype(x.dtype, copy=False)          # (k*h, ow)
+        ow = y.shape[1]
+        y = y.reshape(k, h, ow).transpose(1, 0, 2).reshape(h, k * ow)
+        z = left.astype(x.dtype, copy=False) @ y                             # (oh, k*ow)
+        return np.ascontiguousarray(z.reshape(-1, k, ow).transpose(1, 0, 2)).reshape(lead + (z.shape[0], ow))
 
     def forward(self, x):
         return self._apply(x, self.my, self.mx_t)
@@ -143,6 +150,10 @@ class Warp:
         self.value = np.asarray(value, np.float32).reshape(-1)
         self.identity = self.in_hw == self.out_hw and np.array_equal(self.matrix, np.eye(2, 3))
         self._p = None
+
+    def linear(self) -> "Warp":
+        """This map without the constant fill: the linear part :meth:`adjoint` transposes."""
+        return Warp(self.in_hw, self.out_hw, self.matrix, self.mode, 0.0)
 
     @property
     def plan(self):

@@ -97,19 +97,29 @@ class Maco:
             magnitude = (photo_magnitude if magnitude == "photos" else power_magnitude)(h, w)
         self.magnitude = np.asarray(magnitude, np.float32)
         self.params_shape = (n, c, h, w // 2 + 1)
+        self._last = (None, None, None)
         if self.magnitude.shape != self.params_shape[1:]:
             raise ValueError(f"magnitude {self.magnitude.shape} does not fit {self.params_shape[1:]}")
 
     def init(self, rng: np.random.Generator) -> np.ndarray:
         return rng.uniform(-np.pi, np.pi, self.params_shape).astype(np.float32)
 
+    def _trig(self, p: np.ndarray):
+        """``M cos(p)`` and ``M sin(p)``, kept for the adjoint at the same ``p``."""
+        if self._last[0] is not p:
+            self._last = (p, self.magnitude * np.cos(p), self.magnitude * np.sin(p))
+        return self._last[1], self._last[2]
+
     def image(self, p: np.ndarray) -> np.ndarray:
-        z = (self.magnitude * np.exp(1j * p)).astype(np.complex128 if p.dtype == np.float64 else np.complex64)
+        mc, ms = self._trig(p)
+        z = np.empty(mc.shape, np.complex128 if p.dtype == np.float64 else np.complex64)
+        z.real, z.imag = mc, ms
         return np.fft.irfft2(z, s=self.shape[2:], norm="ortho").astype(p.dtype, copy=False)
 
     def image_vjp(self, p: np.ndarray, g: np.ndarray) -> np.ndarray:
         re, im = irfft2_vjp(g, self.shape[3])
-        return (self.magnitude * (im * np.cos(p) - re * np.sin(p))).astype(np.result_type(g.dtype, p.dtype), copy=False)
+        mc, ms = self._trig(p)
+        return (im * mc - re * ms).astype(np.result_type(g.dtype, p.dtype), copy=False)
 
     def project(self, p: np.ndarray) -> np.ndarray:
         return p
