@@ -9,8 +9,8 @@ the exact transpose of its linear part (the constant adds no gradient).
 
 The sampling plan (indices and weights) is computed once per (sizes, matrix, mode) and kept
 in a small cache. Axis-aligned maps (no rotation: pads, crops, scales, resizes) use two
-interpolation matrices, applied as matrix products; others use four gathers forward and one
-``bincount`` back. Float32 in, float32 out (float64 in, float64 out: the tests' adjoint checks).
+interpolation matrices, applied as matrix products; others use four gathers forward and, back,
+gathers from the transposed plan (built once per cached plan). Float32 in, float32 out (float64 in, float64 out: the tests' adjoint checks).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class _General:
         self.w = np.stack(wts).astype(np.float32)
         self.in_hw, self.out_hw = (h, w), (oh, ow)
         self.fill = (1.0 - self.w.sum(0)).reshape(oh, ow) if mode == "constant" else None
-        self._flat = {}
+        self._t = None
 
     def forward(self, x):
         lead = x.shape[:-2]
@@ -110,30 +110,58 @@ class _General:
             y += np.take(xf, self.idx[k], axis=1) * self.w[k]
         return y.reshape(lead + self.out_hw)
 
+    def _transposed(self):
+        """The transpose as gathers: for each input pixel, up to ``K`` (output, weight) pairs
+        that read it, padded with zero weights; pairs past ``K`` (pixels many outputs read,
+        such as a clamped edge) are kept apart for a ``bincount``. Built once per plan."""
+        if self._t is None:
+            n, p = self.in_hw[0] * self.in_hw[1], self.idx.shape[1]
+            keep = np.flatnonzero(self.w.ravel())
+            flat, wts = self.idx.ravel()[keep], self.w.ravel()[keep]
+            order = np.argsort(flat, kind="stable")
+            counts = np.bincount(flat, minlength=n)
+            slot = np.arange(flat.size) - np.repeat(np.cumsum(counts) - counts, counts)
+            k = int(min(counts.max(initial=1), 8))
+            src, dst = keep[order] % p, flat[order]
+            near = slot < k
+            idx_t = np.zeros((k, n), np.intp)
+            w_t = np.zeros((k, n), np.float32)
+            idx_t[slot[near], dst[near]] = src[near]
+            w_t[slot[near], dst[near]] = wts[order][near]
+            rest = (src[~near], dst[~near], wts[order][~near])
+            self._t = (idx_t, w_t, rest)
+        return self._t
+
     def adjoint(self, g):
         lead = g.shape[:-2]
-        gf = g.reshape(-1, 1, self.out_hw[0] * self.out_hw[1])
-        rows, n = gf.shape[0], self.in_hw[0] * self.in_hw[1]
-        if rows not in self._flat:
-            self._flat[rows] = (np.arange(rows)[:, None, None] * n + self.idx[None]).ravel()
-        out = np.bincount(self._flat[rows], weights=(gf * self.w[None]).ravel(), minlength=rows * n)
-        return out.astype(g.dtype, copy=False).reshape(lead + self.in_hw)
+        gf = g.reshape(-1, self.out_hw[0] * self.out_hw[1])
+        idx_t, w_t, (src, dst, wts) = self._transposed()
+        out = np.take(gf, idx_t[0], axis=1) * w_t[0]
+        for k in range(1, idx_t.shape[0]):
+            out += np.take(gf, idx_t[k], axis=1) * w_t[k]
+        if src.size:
+            n = out.shape[1]
+            for r in range(gf.shape[0]):
+                out[r] += np.bincount(dst, weights=gf[r, src] * wts, minlength=n).astype(out.dtype)
+        return out.reshape(lead + self.in_hw)
 
 
-_CACHE: OrderedDict = OrderedDict()
-_CACHE_SIZE = 48
+# plans by kind: separable ones are cheap and many (every crop offset), general ones dear
+# and few (one per rotation angle), so these must not push those out
+_CACHES = {_Separable: (OrderedDict(), 64), _General: (OrderedDict(), 48)}
 
 
 def _plan(in_hw, out_hw, a: np.ndarray, mode: str):
+    cls = _Separable if a[0, 1] == 0 and a[1, 0] == 0 else _General
+    cache, size = _CACHES[cls]
     key = (in_hw, out_hw, np.round(a, 9).tobytes(), mode)
-    plan = _CACHE.get(key)
+    plan = cache.get(key)
     if plan is None:
-        cls = _Separable if a[0, 1] == 0 and a[1, 0] == 0 else _General
-        plan = _CACHE[key] = cls(in_hw, out_hw, a, mode)
-        if len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
+        plan = cache[key] = cls(in_hw, out_hw, a, mode)
+        if len(cache) > size:
+            cache.popitem(last=False)
     else:
-        _CACHE.move_to_end(key)
+        cache.move_to_end(key)
     return plan
 
 
