@@ -9,6 +9,13 @@ import torch
 
 
 def _objective(name, feature, feeds):
+    def t(key):
+        return torch.from_numpy(feeds[key]).double()
+
+    if name == "features":
+        return (feature * t("layer_weights")).sum() + 0.5 * (t("layer_curvature") * feature * feature).sum()
+    if name == "logits":
+        return (feature * t("class_weights")).sum() + (torch.log_softmax(feature, -1) * t("log_softmax_weights")).sum()
     if name == "class_score":
         return (feature * torch.from_numpy(feeds["class_weights"]).double()).sum()
     if name == "class_log_softmax":
