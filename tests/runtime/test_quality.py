@@ -67,8 +67,25 @@ def test_deepdream_raises_the_layer_energy_and_keeps_the_structure(model):
     assert 0.2 < s < 0.95, f"seed=0: SSIM {s:.3f}: the structure is lost or nothing changed"
 
 
-def test_same_seed_same_image_on_cpu(model):
-    a = model.class_visualization(130, iterations=5, seed=3).image
-    b = model.class_visualization(130, iterations=5, seed=3).image
-    c = model.class_visualization(130, iterations=5, seed=4).image
-    assert np.array_equal(a, b) and not np.array_equal(a, c)
+@pytest.mark.parametrize("param,transforms", [("fft", "standard"), ("maco", "standard"), ("pixel", "light")])
+def test_same_seed_same_image_on_cpu(model, param, transforms):
+    kw = dict(iterations=4, param=param, transforms=transforms)
+    a = model.class_visualization(130, seed=3, **kw).image
+    b = model.class_visualization(130, seed=3, **kw).image
+    c = model.class_visualization(130, seed=4, **kw).image
+    assert np.array_equal(a, b), f"{param}/{transforms}, seed=3: two runs differ"
+    assert not np.array_equal(a, c), f"{param}/{transforms}: seeds 3 and 4 gave the same image"
+
+
+def test_a_canvas_larger_than_the_model_is_rendered_through_random_boxes(model):
+    pic = model.class_visualization(130, iterations=3, size=320, crops=2, seed=0)
+    assert pic.status == "complete" and pic.image.shape == (320, 320, 3)
+    assert len(pic.history) == 3
+
+
+def test_octaves_need_the_pixel_parameterization(model):
+    from ortviz.technique import ParamError
+    with pytest.raises(ParamError, match="--octaves 2 needs --param pixel"):
+        model.class_visualization(130, iterations=1, octaves=2, param="fft")
+    pic = model.class_visualization(130, iterations=2, octaves=2, param="pixel", transforms="light")
+    assert pic.status == "complete" and len(pic.history) == 4
