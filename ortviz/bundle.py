@@ -1,11 +1,17 @@
 """The bundle: a directory holding a classifier and its portable gradient graphs.
 
-Layout (format version 1)::
+Layout (format version 2)::
 
     manifest.json          what is here (see README, "Bundle format")
     forward.onnx           classifier; outputs: logits, then every layer of the layer table
     weights.bin            the one external-data file every graph points into
-    grad.<objective>__<layer>.onnx   lowered gradient graphs: outputs ``loss`` and the input gradient
+    grad.features__<layer>.onnx   per layer: L = <W, phi> + 1/2 <A, phi*phi>, W and A inputs
+    grad.logits__logits.onnx      L = <Wz, z> + <C, log_softmax(z)>
+    grad.<objective>__<layer>.onnx   any other objective a technique plugin declared
+
+Every gradient graph outputs ``loss`` and the input gradient, and records in its ONNX metadata
+the bundle's id and the objective and layer it computes (checked against the manifest).
+Format 1 (one graph per baked-in objective) is refused with a "re-export" line.
 
 Bundles may come from anywhere, so opening one trusts nothing in it. Before onnxruntime reads
 any graph, :meth:`Bundle.open` checks the manifest's structure (every field present, of the right
@@ -32,7 +38,9 @@ from .errors import BundleError, did_you_mean, first_line
 from .manifest import GraphEntry, check_manifest
 
 FORMAT = "ortviz-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# What each graph records about itself in its ONNX metadata_props (checked at open).
+IDENTITY_KEYS = ("ortviz.bundle", "ortviz.role", "ortviz.objective", "ortviz.layer", "ortviz.tensor")
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 64 << 20
 
@@ -196,6 +204,10 @@ class Bundle:
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise BundleError(f"{mpath_shown} is not an ortviz bundle manifest")
         version = manifest.get("format_version")
+        if version == 1 and not isinstance(version, bool):
+            raise BundleError(f"bundle {root} has format version 1 (one graph per objective); "
+                              f"re-export it with this version of ortviz (format "
+                              f"{FORMAT_VERSION}), e.g. with the recipe in its manifest")
         if version != FORMAT_VERSION or isinstance(version, bool):
             raise BundleError(f"bundle format version {version!r} is not "
                               f"supported (this ortviz reads version {FORMAT_VERSION})")
@@ -232,17 +244,22 @@ class Bundle:
         fwd = m["forward"]
         layer_shapes = {l["tensor"]: l["shape"] for l in m["layers"]}
         layer_shapes[m["logits"]["name"]] = m["logits"]["shape"]
-        jobs = [(fwd["file"], {image: shape}, {t: layer_shapes.get(t) for t in fwd["outputs"]})]
-        jobs += [(g["file"], g["inputs"], {g["outputs"]["loss"]: None, g["outputs"]["grad"]: shape})
+        bid = m["bundle_id"]
+        jobs = [(fwd["file"], {image: shape}, {t: layer_shapes.get(t) for t in fwd["outputs"]},
+                 {"ortviz.bundle": bid, "ortviz.role": "forward"})]
+        jobs += [(g["file"], g["inputs"], {g["outputs"]["loss"]: None, g["outputs"]["grad"]: shape},
+                  {"ortviz.bundle": bid, "ortviz.role": "gradient", "ortviz.objective": g["objective"],
+                   "ortviz.layer": g["layer"], "ortviz.tensor": g["tensor"]})
                  for g in m["graphs"]]
         sizes: dict = {}
-        for rel, want_in, want_out in jobs:
+        for rel, want_in, want_out, identity in jobs:
             full = safe_member(self._base, rel)
             try:
                 model = onnx.load(str(full), load_external_data=False)
             except Exception as exc:
                 raise BundleError(f"bundle file {rel} is not a readable ONNX model "
                                   f"({first_line(exc)})") from None
+            self._check_identity(rel, model, identity)
             for tensor in _tensors(model.graph):
                 if tensor.data_location == onnx.TensorProto.EXTERNAL:
                     self._check_external(rel, tensor, sizes)
@@ -263,6 +280,19 @@ class Bundle:
                 if want is not None and not _same_shape(_dims(got_out[name]), want):
                     raise BundleError(f"bundle file {rel}: output {name!r} has shape "
                                       f"{_dims(got_out[name])}, the manifest says {want}")
+
+    @staticmethod
+    def _check_identity(rel: str, model, want: dict) -> None:
+        """The graph says it is what the manifest says: this bundle's, and the objective and
+        layer of its entry (a graph file swapped with another's, hashes updated, is refused)."""
+        props = {p.key: p.value for p in model.metadata_props if p.key in IDENTITY_KEYS}
+        for key, value in want.items():
+            got = props.get(key)
+            if got != value:
+                what = key.split(".", 1)[1]
+                shown = "nothing" if got is None else repr(got[:60])
+                raise BundleError(f"bundle file {rel} records {what} {shown}, the manifest says "
+                                  f"{value[:60]!r} (graph files swapped or from another bundle)")
 
     def _check_external(self, rel: str, tensor, sizes: dict) -> None:
         info = {e.key: e.value for e in tensor.external_data}
@@ -335,6 +365,10 @@ class Bundle:
         return [GraphEntry(**g) for g in self.manifest["graphs"]]
 
     def graph(self, objective: str, layer: str) -> GraphEntry:
+        """The graph computing ``objective`` at ``layer``; a format-1 objective name
+        (``class_score``, ``feature_energy``, ...) gives the built-in graph that serves it."""
+        from .objectives import graph_name
+        objective = graph_name(objective)
         for g in self.graphs():
             if g.objective == objective and g.layer == layer:
                 return g

@@ -106,6 +106,10 @@ class Engine:
         return f
 
     def _make_gradient(self, objective: str, layer: str):
+        from .objectives import ALIASES
+        alias = ALIASES.get(objective)
+        if alias is not None:
+            return self._alias_gradient(alias, layer)
         entry = self.bundle.graph(objective, layer)
         sess = self.session(entry.file)
         names = [entry.outputs["loss"], entry.outputs["grad"]]
@@ -128,6 +132,23 @@ class Engine:
         def f(image: np.ndarray, **inputs) -> Step:
             loss, grad = sess.run(names, feeds_of(image, inputs))
             return Step(_scalar(loss), grad)
+
+        return f
+
+    def _alias_gradient(self, alias, layer: str):
+        """A format-1 objective (``feature_energy``, ``class_score``, ...) on the built-in graph
+        that serves it: its inputs become that graph's weights, its constant joins the loss."""
+        inner = self.gradient(alias.via.name, layer)
+        entry = self.bundle.graph(alias.via.name, layer)
+        shape = tuple(next(v for k, v in entry.inputs.items() if k != self.image_name))
+
+        def f(image: np.ndarray, **inputs) -> Step:
+            try:
+                feeds, constant = alias.translate(inputs, shape)
+            except KeyError as exc:
+                raise ValueError(f"{alias.name} needs input {exc.args[0]!r}") from None
+            step = inner(image, **feeds)
+            return Step(step.loss + constant, step.grad)
 
         return f
 

@@ -13,6 +13,10 @@ from dataclasses import dataclass, fields
 from .errors import BundleError
 
 
+# C0/C1 controls, DEL and the bidi overrides: nothing a label should print to a terminal
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 @dataclass(frozen=True)
 class GraphEntry:
     file: str
@@ -83,8 +87,8 @@ def check_manifest(m: dict) -> None:
     for key in ("mean", "std"):
         if len(_field(pre, key, "numbers", "preprocessing")) != shape[1]:
             _bad(f"preprocessing.{key} needs {shape[1]} values (one per channel)")
-    if any(s <= 0 for s in pre["std"]):
-        _bad("preprocessing.std values must be positive")
+    if any(not s > 1e-6 * max(1.0, abs(m)) for s, m in zip(pre["std"], pre["mean"])):
+        _bad(f"preprocessing.std {pre['std']} must be positive and not vanishing")
     logits = _field(m, "logits", "dict", "")
     _field(logits, "name", "str", "logits")
     lshape = _field(logits, "shape", "shape", "logits")
@@ -93,6 +97,12 @@ def check_manifest(m: dict) -> None:
     labels = _field(m, "labels", "strs", "")
     if len(labels) != lshape[1]:
         _bad(f"{len(labels)} labels for {lshape[1]} classes")
+    for k, label in enumerate(labels):
+        if CONTROL.search(label):
+            _bad(f"label {k} holds a control character ({json.dumps(label)[:60]})")
+    bid = _field(m, "bundle_id", "str", "")
+    if not re.fullmatch(r"[0-9a-f]{32}", bid):
+        _bad("bundle_id is not 32 hex digits")
     layers = _field(m, "layers", "list", "")
     names = set()
     for k, layer in enumerate(layers):

@@ -42,6 +42,7 @@ class Context:
     frames: list = field(default_factory=list)
     history: list = field(default_factory=list)
     last_good: np.ndarray | None = None
+    results_per_run: int | None = None         # slots that are results when not one per target
 
     def __post_init__(self):
         pre = self.engine.bundle.manifest["preprocessing"]
@@ -60,6 +61,8 @@ class Context:
     @property
     def slots(self) -> int:
         """How many of the batch's images are results (the others only fill the batch)."""
+        if self.results_per_run:
+            return self.results_per_run
         return max(1, len(self.targets))
 
     def _fill(self, x: np.ndarray) -> np.ndarray:
@@ -96,27 +99,49 @@ class Context:
 
     # -- gradients ---------------------------------------------------------------------------
     def grad(self, objective: str, layer: str, x: np.ndarray, **inputs) -> Step:
-        """Loss and gradient at any image size; raises NumericalError on NaN/Inf."""
+        """Loss and gradient of one of the bundle's graphs at any image size (a format-1 name
+        such as ``class_score`` runs on the built-in graph serving it); raises NumericalError
+        on NaN/Inf."""
         f = self.engine.gradient(objective, layer)
+        return self._at_any_size(lambda t: f(t, **inputs), x, f"{objective} at {layer}")
+
+    def bind(self, objective) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+        """An objective value of :mod:`ortviz.algebra` (or a list: one per batch slot, which
+        also makes each of them a result) as ``f(x) -> (loss, grad)`` at any image size, for
+        the render loop; raises NumericalError on NaN/Inf."""
+        from . import algebra
+        if isinstance(objective, (list, tuple)):
+            bound = algebra.batch(objective).bind(self.engine)
+            self.results_per_run = len(objective)
+        else:
+            bound = objective.bind(self.engine)
+
+        def f(x):
+            step = self._at_any_size(lambda t: Step(*bound(t)), x, bound.text)
+            return step.loss, step.grad
+
+        return f
+
+    def _at_any_size(self, f: Callable[[np.ndarray], Step], x: np.ndarray, what: str) -> Step:
         hw = tuple(x.shape[2:])
         if hw == self.size:
-            step = f(x, **inputs)
+            step = f(x)
         elif hw[0] <= self.size[0] or hw[1] <= self.size[1]:
             big = imaging.resize(x, self.size)
-            inner = f(big, **inputs)
+            inner = f(big)
             step = Step(inner.loss, imaging.resize_transpose(inner.grad, hw))
         else:
             losses = []
 
             def tile_grad(t):
-                s = f(t, **inputs)
+                s = f(t)
                 losses.append(s.loss)
                 return s.grad
 
             g = imaging.tiled_gradient(x, self.size, tile_grad, self.rng)
             step = Step(float(np.mean(losses)), g)
         if not (np.isfinite(step.loss) and np.isfinite(step.grad).all()):
-            raise NumericalError(f"{objective} at {layer} gave a non-finite "
+            raise NumericalError(f"{what} gave a non-finite "
                                  f"{'loss' if not np.isfinite(step.loss) else 'gradient'}")
         return step
 

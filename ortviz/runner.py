@@ -81,6 +81,8 @@ def prepare(req: RunRequest):
         except LabelError as exc:
             raise UsageError(str(exc)) from None
         options.check_targets(req.targets, targets, bundle.labels)
+    if tech.check is not None:
+        tech.check(bundle, req.params)
     photo = None
     if tech.start == "photo":
         if isinstance(req.image, np.ndarray):
@@ -117,8 +119,12 @@ def _run_request(req, echo, err, bundle, layer, targets, photo, out) -> int:
     batch = engine.image_shape[0]  # class targets share a run, up to the graphs' batch
     chunks = [targets[i:i + batch] for i in range(0, len(targets), batch)] if targets != [None] else [[]]
     for chunk in chunks:
-        for target, result in zip(chunk or [None], run_one(req, engine, layer, chunk, photo)):
-            code = _finish(req, engine, bundle, layer, target, result, out, len(targets), echo, err, code)
+        got = run_one(req, engine, layer, chunk, photo)
+        for k, (target, result) in enumerate(zip(chunk or [None] * len(got), got)):
+            # one objective per batch slot (no class targets): NAME-0.png, NAME-1.png, ...
+            path = out if chunk or len(got) == 1 else out.with_name(f"{out.stem}-{k}{out.suffix}")
+            code = _finish(req, engine, bundle, layer, target, result, path,
+                           len(targets) if chunk else 1, echo, err, code)
             if code > 128:
                 return code
     return code

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .objectives import Objective
+from .objectives import Alias, Objective
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Need:
     layer of the bundle's layer table.
     """
 
-    objective: Objective
+    objective: Objective | Alias
     on: str = "layers"
 
     def __post_init__(self):
@@ -97,6 +97,9 @@ class Technique:
     # layer table, see ortviz.selection) or a layer name; None: "middle" for layer techniques.
     default_layer: str | None = None
     run: Callable[..., np.ndarray] | None = field(default=None, repr=False, compare=False)
+    # check(bundle, params) before any work: raise a UsageError (one line) for what the
+    # parameters cannot do on this bundle (an objective string naming a missing layer, ...)
+    check: Callable[..., None] | None = field(default=None, repr=False, compare=False)
 
     def defaults(self) -> dict:
         return {p.name: p.default for p in self.params}

@@ -1,8 +1,9 @@
 """Technique commands, made from each plugin's declared parameters.
 
-``ortviz run NAME [OPTIONS]`` runs any installed technique; ``class-viz``, ``invert`` and
-``dream`` are the built-ins' short names, and a third party's technique is also ``ortviz NAME``
-where that name is not already a command. Options common to all: model, layer, targets, photo,
+``ortviz run NAME [OPTIONS]`` runs any installed technique; ``class-viz``, ``invert``,
+``dream`` and ``feature-viz`` are the built-ins' short names, and a third party's technique is
+also ``ortviz NAME`` where that name is not already a command. Options common to all: model,
+layer, targets, photo,
 seed, provider, threads, output, snapshots. A technique's own options come from its ``params``:
 the command's signature is built from them, and typer reads it like any other.
 """
@@ -18,7 +19,8 @@ import typer
 from ..plugins import discover
 from .common import friendly
 
-SHORT = {"class-viz": "class-visualization", "invert": "feature-inversion", "dream": "deepdream"}
+SHORT = {"class-viz": "class-visualization", "invert": "feature-inversion", "dream": "deepdream",
+         "feature-viz": "feature-visualization"}
 
 
 def _opt(name, annotation, default, *flags, **kw):

@@ -11,6 +11,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from .. import __version__
+from ..objectives import FEATURES, LOGITS, graph_objective
 from ..technique import Need, Technique
 from .canonical import canonicalize, fixed_size
 from .gradients import GradientGraph, build
@@ -42,17 +43,18 @@ class ExportOptions:
 
 
 def collect_needs(techniques: dict[str, Technique]) -> list[Need]:
-    """Every objective the given techniques need, each once (by objective name and target)."""
-    needs, seen = [], set()
+    """The built-in objectives (every bundle has them: they serve every objective of
+    :mod:`ortviz.algebra` and the format-1 names), then any other graph objective the given
+    techniques declare, each once (by objective name and target)."""
+    needs = [Need(LOGITS, on="logits"), Need(FEATURES, on="layers")]
+    seen = {(n.objective.name, n.on) for n in needs}
     for tech in techniques.values():
         for need in tech.needs:
-            key = (need.objective.name, need.on)
+            objective = graph_objective(need.objective)
+            key = (objective.name, need.on)
             if key not in seen:
                 seen.add(key)
-                needs.append(need)
-    if not needs:
-        raise ExportError("no technique plugin is installed or allowed (ORTVIZ_PLUGINS): "
-                          "nothing to export")
+                needs.append(Need(objective, on=need.on))
     return needs
 
 

@@ -1,5 +1,9 @@
 """Write a bundle directory: forward graph, one shared weights file, gradient graphs, manifest.
 
+Every graph records what it is in its ONNX ``metadata_props`` (the bundle's id, and for a
+gradient graph its objective, layer and tensor); opening the bundle checks them against the
+manifest, so graph files swapped between entries or bundles are refused.
+
 Everything is written into a temporary sibling directory, flushed to disk, and swapped into place
 at the end under an exclusive lock on ``<bundle>.lock`` (see :mod:`ortviz.locking`), so a failed
 or interrupted export never leaves a half-written bundle, two exports to one path never mix their
@@ -8,6 +12,7 @@ files, and a reader always finds a complete bundle at the path.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -40,6 +45,29 @@ def _share_weights(graph: onnx.ModelProto, refs: dict[str, onnx.TensorProto],
         if numpy_helper.to_array(init).tobytes() != values[init.name]:
             continue  # same name, different value: keep it inline
         graph.graph.initializer[k].CopyFrom(ref)
+
+
+def _bundle_id(forward: onnx.ModelProto, graphs: list[GradientGraph], manifest: dict) -> str:
+    """What ties a bundle's graphs together: a digest of the forward graph, every gradient
+    graph with its objective and layer, and the manifest's description of the model."""
+    h = hashlib.sha256()
+    h.update(json.dumps({k: manifest[k] for k in ("model", "input", "logits", "layers")},
+                        sort_keys=True).encode())
+    h.update(forward.SerializeToString())
+    for g in graphs:
+        h.update(f"{g.objective}\0{g.layer}\0".encode())
+        h.update(g.lowered.SerializeToString())
+    return h.hexdigest()[:32]
+
+
+def _tag(model: onnx.ModelProto, props: dict) -> None:
+    """Record in the graph what it is (see ortviz.bundle.IDENTITY_KEYS); the bundle checks it."""
+    keep = [p for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
 
 
 def check_replaceable(out: Path, force: bool) -> None:
@@ -93,8 +121,10 @@ def write_bundle(out: Path, forward: onnx.ModelProto, graphs: list[GradientGraph
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
         values = {i.name: numpy_helper.to_array(i).tobytes() for i in forward.graph.initializer}
+        bundle_id = _bundle_id(forward, graphs, manifest)
         fwd = onnx.ModelProto()
         fwd.CopyFrom(forward)
+        _tag(fwd, {"ortviz.bundle": bundle_id, "ortviz.role": "forward"})
         onnx.save_model(fwd, tmp / FORWARD, save_as_external_data=True,
                         all_tensors_to_one_file=True, location=WEIGHTS, size_threshold=1024)
         refs = {i.name: i for i in fwd.graph.initializer
@@ -109,6 +139,9 @@ def write_bundle(out: Path, forward: onnx.ModelProto, graphs: list[GradientGraph
             model = onnx.ModelProto()
             model.CopyFrom(g.lowered)
             _share_weights(model, refs, values)
+            _tag(model, {"ortviz.bundle": bundle_id, "ortviz.role": "gradient",
+                         "ortviz.objective": g.objective, "ortviz.layer": g.layer,
+                         "ortviz.tensor": g.tensor})
             (tmp / rel).write_bytes(model.SerializeToString())
             image = manifest["input"]["name"]
             entries.append({
@@ -116,7 +149,7 @@ def write_bundle(out: Path, forward: onnx.ModelProto, graphs: list[GradientGraph
                 "inputs": {image: manifest["input"]["shape"], **g.inputs},
                 "outputs": {"loss": "loss", "grad": g.grad},
             })
-        manifest = dict(manifest, graphs=entries, weights=WEIGHTS)
+        manifest = dict(manifest, bundle_id=bundle_id, graphs=entries, weights=WEIGHTS)
         manifest["forward"] = dict(manifest.get("forward", {}), file=FORWARD)
         files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
         manifest["files"] = {f: sha256(tmp / f) for f in files}

@@ -18,10 +18,9 @@ def lite0():
     return efficientnet_lite0(), Bundle.open(HERE.parent / "models" / "efficientnet-lite0")
 
 
-@pytest.mark.parametrize("objective,layer", [("class_score", "logits"), ("class_log_softmax", "logits"),
-                                             ("feature_energy", "_blocks.5"),
-                                             ("feature_distance", "_blocks.10"),
-                                             ("feature_energy", "_blocks.15")])
+@pytest.mark.parametrize("objective,layer", [("logits", "logits"), ("features", "_blocks.0"),
+                                             ("features", "_blocks.5"), ("features", "_blocks.10"),
+                                             ("features", "_blocks.15")])
 def test_default_bundle_gradients_match_torch(lite0, objective, layer):
     net, bundle = lite0
     entry = bundle.graph(objective, layer)

@@ -45,13 +45,14 @@ def test_export_onnx_cli_gives_a_bundle_matching_torch(tmp_path):
     b = Bundle.open(out)
     assert b.input["name"] == "data" and b.input["shape"] == [1, 3, 32, 32]
     assert b.labels[3] == "thing 3"
-    entry = b.graph("class_score", "logits")
+    entry = b.graph("logits", "logits")
     rng = np.random.default_rng(7)
     image = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
-    weights = rng.standard_normal((1, 10)).astype(np.float32)
+    weights = {"class_weights": rng.standard_normal((1, 10)).astype(np.float32),
+               "log_softmax_weights": rng.standard_normal((1, 10)).astype(np.float32)}
     sess = ort.InferenceSession(str(b.path_of(entry.file)), providers=["CPUExecutionProvider"])
-    _, grad = sess.run(["loss", entry.outputs["grad"]], {"data": image, "class_weights": weights})
-    _, ref = loss_and_grad(small_resnet(), "class_score", "logits", image, {"class_weights": weights})
+    _, grad = sess.run(["loss", entry.outputs["grad"]], {"data": image, **weights})
+    _, ref = loss_and_grad(small_resnet(), "logits", "logits", image, weights)
     err = rel_err(grad, ref)
     assert err <= TOL_TORCH, f"seed=7: rel err {err:.2e}"
 
@@ -241,7 +242,7 @@ def test_export_batched_bundle_gradients_are_per_image(tmp_path):
     assert b.input["shape"] == [2, 3, 32, 32]
     seed = 13
     rng = np.random.default_rng(seed)
-    for objective, layer in [("class_score", "logits"), ("feature_energy", "layer3")]:
+    for objective, layer in [("logits", "logits"), ("features", "layer3")]:
         entry = b.graph(objective, layer)
         feeds = {k: rng.standard_normal(v).astype(np.float32) for k, v in entry.inputs.items()}
         sess = ort.InferenceSession(str(b.path_of(entry.file)), providers=["CPUExecutionProvider"])
@@ -252,7 +253,7 @@ def test_export_batched_bundle_gradients_are_per_image(tmp_path):
         assert err <= TOL_TORCH, f"{entry.file} seed={seed}: rel err {err:.2e}"
         _, alone = loss_and_grad(small_resnet(), objective, layer, image[1:],
                                  {k: v[1:] for k, v in feeds.items()})
-        # each image's gradient is its own: image 1 alone gives the same (energy is per image)
+        # each image's gradient is its own: image 1 alone gives the same
         err = rel_err(grad[1:], alone)
         assert err <= TOL_TORCH, f"{objective} seed={seed}: image 1 depends on image 0 ({err:.2e})"
 

@@ -115,10 +115,8 @@ def test_layer_table_names_the_family_s_modules(exported):
         assert layer["shape"] == want, \
             f"{exported.label} {layer['name']}: shape {layer['shape']} vs torch {want}"
     built = {(g.objective, g.layer) for g in exported.graphs}
-    missing = [(o, l) for l in layers for o in ("feature_energy", "feature_distance")
-               if (o, l) not in built]
-    missing += [(o, "logits") for o in ("class_score", "class_log_softmax")
-                if (o, "logits") not in built]
+    missing = [("features", l) for l in layers if ("features", l) not in built]
+    missing += [("logits", "logits")] if ("logits", "logits") not in built else []
     assert not missing, f"{exported.label}: graphs not built {missing}"
 
 
@@ -136,8 +134,8 @@ def test_gradients_match_torch_float64(exported):
     save_reference(ARTIFACTS / f"family_{exported.family}_{exported.frontend}.npz", reference)
 
 
-@pytest.mark.parametrize("objective", ["class_score", "feature_energy"])
+@pytest.mark.parametrize("objective", ["logits", "features"])
 def test_gradients_match_finite_differences(exported, objective):
-    layer = "logits" if objective == "class_score" else FD_LAYER[exported.family]
+    layer = "logits" if objective == "logits" else FD_LAYER[exported.family]
     check_finite_differences(exported.net, exported.bundle, objective, layer, exported.label,
                              seeds=FD_SEEDS, h=FD_STEP)

@@ -1,6 +1,6 @@
 """Op coverage: every op form of tests/opnets.py (torch modules through the TorchScript
-exporter, and op forms only an ONNX file has) exported, lowered, and its class-score and
-log-softmax gradients checked against the training build's graph, torch float64 autograd (which
+exporter, and op forms only an ONNX file has) exported, lowered, and its logits graph's gradient
+(class scores and log-softmax at once) checked against the training build's graph, torch float64 autograd (which
 also checks the loss, so the forward rewrites of ortviz/export/rewrites.py compute what the
 original op did) and a central finite difference.
 """
@@ -16,7 +16,8 @@ from ortviz.export.frontends import from_torch
 from ortviz.export.pipeline import PREPROCESSING, ExportOptions, export_model
 from ortviz.plugins import techniques
 
-# The installed techniques; with layers="" only their logits objectives get graphs.
+# The installed techniques; with layers="" only the logits graph (and any logits objective a
+# plugin declares) is built.
 TECHNIQUES = techniques()
 
 
@@ -48,4 +49,4 @@ def test_op_gradient_matches_torch(name, exporter):
     check_default_domain_only(bundle, label)
     check_against_training_build(bundle, graphs, label)
     check_against_torch(net, bundle, label)
-    check_finite_differences(net, bundle, "class_score", "logits", label, seeds=range(1))
+    check_finite_differences(net, bundle, "logits", "logits", label, seeds=range(1))
