@@ -20,6 +20,7 @@ import re
 from types import SimpleNamespace
 
 from . import algebra
+from .selection import POSITIONS, resolve_layer
 from .algebra import ObjectiveError
 
 _NAME = re.compile(r"[^\s:+\-*/()@,\"]+")
@@ -123,6 +124,8 @@ class _Parser:
             self.pos = m.end()
             return self.call(m.group(0), start)
         layer = self.take(_NAME, "a layer name, class:NAME or a function such as energy(LAYER)")
+        if layer in POSITIONS and self.probe is not None:  # early, middle, late of the table
+            layer = resolve_layer(self.probe.bundle.layers, layer)
         if self.peek() != ":":
             return self.check(algebra.energy(layer), start)
         self.pos += 1

@@ -78,8 +78,9 @@ def check_declaration(t: Technique) -> Technique:
         raise ValueError(f"name {t.name!r} is not lower-case letters, digits and '-'")
     if not isinstance(t.summary, str):
         raise TypeError("summary is not a string")
-    if not isinstance(t.needs, tuple) or not t.needs or not all(isinstance(n, Need) for n in t.needs):
-        raise TypeError("needs is not a non-empty tuple of Need")
+    # empty needs: the technique binds run-time objectives (feature-visualization)
+    if not isinstance(t.needs, tuple) or not all(isinstance(n, Need) for n in t.needs):
+        raise TypeError("needs is not a tuple of Need")
     if t.start not in ("noise", "photo"):
         raise ValueError(f"start {t.start!r} is not 'noise' or 'photo'")
     if t.default_layer is not None and not isinstance(t.default_layer, str):
@@ -124,14 +125,14 @@ def _safe_check(p: Param):
             ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
         elif p.type is float:
             ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-        else:
-            ok = isinstance(value, str)
+        else:  # a str parameter whose own check accepts other values (objective values: API)
+            ok = isinstance(value, str) or inner is not None
         if not ok:
             return f"must be {p.type.__name__}, got {value!r}"
         if p.type is float and not math.isfinite(value):
             return f"must be a finite number, got {value}"
-        if p.type is str and not value.strip():
-            return "must not be empty"
+        if p.type is str and isinstance(value, str) and not value.strip() and p.default.strip():
+            return "must not be empty"  # unless empty is the default's own meaning ("none")
         if inner is None:
             return None
         try:

@@ -16,9 +16,9 @@ from .. import recipes
 from ..algebra import Objective, ObjectiveError, PerSlot
 from ..loop import optimize
 from ..param import Pixel
-from ..technique import Param, Technique, non_negative, positive
+from ..technique import BLUR_SIGMA, ITERATIONS, Param, Technique, non_negative
 
-DEFAULT = "_blocks.10:5"
+DEFAULT = "middle:0"  # channel 0 of the middle layer, on any bundle (ortviz.selection)
 
 
 def objectives(bundle, value) -> list:
@@ -74,9 +74,10 @@ technique = Technique(
     needs=(),
     params=(
         Param("objective", str, DEFAULT, "Objective: LAYER:CHANNEL, LAYER:CHANNEL@Y,X, LAYER "
-              "(energy), class:NAME, sums such as '_blocks.9:61 + 0.5*_blocks.12:150 - "
-              "class:flamingo'; ';' between objectives runs one per batch slot.", _objective_ok),
-        Param("iterations", int, 256, "Iterations.", positive),
+              "(its energy; a layer is a name or early/middle/late), class:NAME, sums such as "
+              "'_blocks.9:61 + 0.5*_blocks.12:150 - class:flamingo'; ';' between objectives runs "
+              "one per batch slot.", _objective_ok),
+        Param("iterations", int, 256, "Iterations.", ITERATIONS),
         recipes.param_choice("fft"),
         recipes.transforms_choice("standard"),
         Param("lr", float, 0.0, "Step size; 0: the parameterization's own (pixel: normalized ascent "
@@ -84,7 +85,7 @@ technique = Technique(
         Param("decay", float, 1.0, "Spectrum scaling 1/f^decay (fft).", non_negative),
         Param("l2", float, 2e-3, "L2 decay on the image per iteration (pixel).", non_negative),
         Param("blur_every", int, 2, "Blur every N iterations (pixel; 0: never).", non_negative),
-        Param("blur_sigma", float, 0.6, "Gaussian blur sigma in pixels (pixel).", non_negative),
+        Param("blur_sigma", float, 0.6, "Gaussian blur sigma in pixels (pixel).", BLUR_SIGMA),
     ),
     start="noise",
     default_layer=None,
