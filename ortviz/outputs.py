@@ -81,7 +81,7 @@ def write_result(out: Path, result: Result, meta: dict, claimed: bool = False) -
     old set stays whole if anything fails). ``claimed``: the caller already checked and locked
     the set. A signal that comes meanwhile is held until the set is in place, then raised as
     :class:`InterruptedAfterWrite`."""
-    files = Files(Path(out), bool(result.frames))
+    files = Files(Path(out), bool(result.frames), result.photo is not None)
     with contextlib.ExitStack() as stack:
         if not claimed:
             outputset.check([files])
@@ -102,5 +102,8 @@ def _write_set(files: Files, result: Result, meta: dict) -> list[Path]:
         frame_writers = [images.image_writer(Path("f.png"), f) for f in frames]
         meta = dict(meta, snapshots={"gif": files.gif.name, "sheet": files.sheet.name,
                                      "frames": files.frames.name, "count": len(frames)})
+    if files.photo:
+        writers["photo"] = images.image_writer(files.photo_path, result.photo)
+        meta = dict(meta, photo=files.photo_path.name)
     written = outputset.replace(files, writers, frame_writers, json_writer(meta))
     return written

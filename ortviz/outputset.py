@@ -2,7 +2,8 @@
 locked while the run lasts, and replaced whole.
 
 A result at ``NAME.png`` is the image and ``NAME.png.json`` (the sidecar); with snapshots also
-``NAME.gif``, ``NAME-sheet.png`` and the folder ``NAME-frames/``. Before any work :func:`check`
+``NAME.gif``, ``NAME-sheet.png`` and the folder ``NAME-frames/``; for a technique that shows its
+photo (feature inversion) ``NAME-photo.png``, the photo as the technique saw it. Before any work :func:`check`
 refuses, each in one line: a path that is the input photo (or a link to it), one inside the
 bundle, a directory or special file in the way of a file (or a file in the way of the frames
 folder), a frames folder holding files ortviz did not write, a name too long once the
@@ -47,6 +48,7 @@ class Files:
 
     image: Path
     snapshots: bool = False
+    photo: bool = False
 
     @property
     def sidecar(self) -> Path:
@@ -64,34 +66,45 @@ class Files:
     def frames(self) -> Path:
         return self.image.with_name(self.image.stem + "-frames")
 
+    @property
+    def photo_path(self) -> Path:
+        return self.image.with_name(self.image.stem + "-photo.png")
+
     def members(self) -> list[tuple[str, Path]]:
         """(what, path) for every path of the set; the frames folder is the one directory."""
         out = [("image", self.image), ("sidecar", self.sidecar)]
         if self.snapshots:
             out += [("GIF", self.gif), ("contact sheet", self.sheet), ("frames folder", self.frames)]
+        if self.photo:
+            out.append(("photo", self.photo_path))
         return out
 
     def stale(self) -> list[Path]:
-        """Snapshot files of the old set (as its sidecar names them) that this set will not
-        write; they are removed when it is written."""
-        if self.snapshots:
-            return []
+        """Files of the old set (as its sidecar names them: snapshots, the photo) that this set
+        will not write; they are removed when it is written."""
         try:
             old = json.loads(self.sidecar.read_text())
-            names = old["snapshots"]
-            listed = {names["gif"], names["sheet"], names["frames"]}
         except Exception:  # no old sidecar, or not ours: touch nothing
             return []
+        if not isinstance(old, dict):
+            return []
+        listed: set = set()
+        names = old.get("snapshots")
+        if not self.snapshots and isinstance(names, dict):
+            listed |= {names.get("gif"), names.get("sheet"), names.get("frames")}
+        if not self.photo and isinstance(old.get("photo"), str):
+            listed.add(old["photo"])
+
         def plain(p: Path, folder: bool) -> bool:  # only what ortviz writes: never a link
             return p.name in listed and not p.is_symlink() and (p.is_dir() if folder else p.is_file())
 
-        return [p for p in (self.gif, self.sheet) if plain(p, False)] + \
+        return [p for p in (self.gif, self.sheet, self.photo_path) if plain(p, False)] + \
             [self.frames] * plain(self.frames, True)
 
 
-def plan(out: Path, targets: list, snapshots: bool) -> list[Files]:
+def plan(out: Path, targets: list, snapshots: bool, photo: bool = False) -> list[Files]:
     """The files of each result: ``out`` for one, ``STEM-TARGET.EXT`` for several targets."""
-    return [Files(image_for(out, t, len(targets)), snapshots) for t in targets or [None]]
+    return [Files(image_for(out, t, len(targets)), snapshots, photo) for t in targets or [None]]
 
 
 def image_for(out: Path, target, n_targets: int) -> Path:

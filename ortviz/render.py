@@ -37,6 +37,7 @@ class Context:
     target: int | None = None
     targets: list | None = None                # all targets of a batched run (default [target])
     photo: np.ndarray | None = None            # HxWx3 uint8, photo-start techniques
+    show_photo: bool = False                   # results carry the photo at the model's size
     snapshot_every: int = 0
     progress: Callable[[int, int, float], None] = lambda t, n, loss: None
     frames: list = field(default_factory=list)
@@ -168,6 +169,7 @@ class Result:
     seconds: float
     iterations_done: int
     top5: list
+    photo: np.ndarray | None = None   # HxWx3 uint8: the photo as the technique saw it (shown beside)
 
 
 def top5(engine: Engine, x: np.ndarray) -> list[list[dict]]:
@@ -192,9 +194,10 @@ def results(ctx: Context, x: np.ndarray, status: str, seconds: float,
     """One result per batch slot from the final (or last good) batch ``x``; ``classify=False``
     leaves the top-5 empty (a run interrupted while classifying)."""
     tops = top5(ctx.engine, x[:ctx.slots]) if classify else [[]] * ctx.slots
+    seen = imaging.from_model(ctx.photo_model()[:1], ctx.mean, ctx.std) if ctx.show_photo else None
     return [Result(imaging.from_model(x[i:i + 1], ctx.mean, ctx.std), x[i:i + 1],
                    [f[i] for f in ctx.frames], ctx.history, status, seconds, len(ctx.history),
-                   tops[i]) for i in range(ctx.slots)]
+                   tops[i], seen) for i in range(ctx.slots)]
 
 
 def render(technique: Technique, ctx: Context, params: dict) -> list[Result]:

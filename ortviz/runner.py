@@ -95,7 +95,7 @@ def prepare(req: RunRequest):
             except ImageError as exc:
                 raise UsageError(str(exc)) from None
     out = Path(req.output) if req.output else Path("out") / f"{tech.name}.png"
-    outputset.check(outputset.plan(out, targets, req.snapshot_every > 0),
+    outputset.check(outputset.plan(out, targets, req.snapshot_every > 0, tech.shows_photo),
                     inputs=[req.image] if isinstance(req.image, (str, Path)) else [], bundle=bundle.root)
     return bundle, layer, targets, photo, out
 
@@ -103,7 +103,8 @@ def prepare(req: RunRequest):
 def run_request(req: RunRequest, echo=print, err=lambda m: print(m, file=sys.stderr)) -> int:
     with signals.as_interrupts():  # SIGTERM, SIGHUP... end the run as Ctrl-C does
         bundle, layer, targets, photo, out = prepare(req)
-        with outputset.claim(outputset.plan(out, targets, req.snapshot_every > 0)):
+        with outputset.claim(outputset.plan(out, targets, req.snapshot_every > 0,
+                                            req.technique.shows_photo)):
             return _run_request(req, echo, err, bundle, layer, targets, photo, out)
 
 
@@ -183,7 +184,8 @@ def run_one(req: RunRequest, engine: Engine, layer, targets: list, photo) -> lis
             bar.update(task, completed=t, loss=loss, speed=speed)
 
     ctx = GuardedContext(engine, np.random.default_rng(req.seed), iterations, layer=layer,
-                  targets=list(targets), photo=photo, snapshot_every=req.snapshot_every, progress=progress)
+                         targets=list(targets), photo=photo, snapshot_every=req.snapshot_every,
+                         progress=progress, show_photo=tech.shows_photo)
     interrupted = []
     run = guarded(tech, lambda: _origin(tech))
 

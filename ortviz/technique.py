@@ -93,6 +93,9 @@ class Technique:
     needs: tuple[Need, ...]
     params: tuple[Param, ...] = ()
     start: str = "noise"          # "noise" or "photo"
+    # write the photo as the technique saw it (cropped, at the model's size) beside the
+    # result, NAME-photo.png, for comparison (feature inversion)
+    shows_photo: bool = False
     # The layer when the user names none: "early", "middle", "late" (positions in the bundle's
     # layer table, see ortviz.selection) or a layer name; None: "middle" for layer techniques.
     default_layer: str | None = None

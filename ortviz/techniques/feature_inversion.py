@@ -78,6 +78,7 @@ technique = Technique(
         Param("blur_sigma", float, 0.5, "Gaussian blur sigma in pixels (pixel).", BLUR_SIGMA),
     ),
     start="photo",
+    shows_photo=True,
     default_layer="early",
     run=run,
 )

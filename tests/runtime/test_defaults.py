@@ -122,3 +122,21 @@ def test_api_takes_pil_images_and_class_lists_and_records_threads():
     assert pic.status == "complete" and pic.image.shape[2] == 3
     with pytest.raises(TypeError, match="PIL image"):
         model.classify(42)
+
+
+def test_inversion_writes_the_photo_it_saw_beside_it_and_a_later_run_removes_it(tmp_path):
+    out = tmp_path / "inv.png"
+    photo = tmp_path / "wide.png"
+    wide = np.zeros((100, 300, 3), np.uint8)
+    wide[:, 100:200] = 200  # the centre third: what a square crop keeps
+    Image.fromarray(wide).save(photo)
+    r = invoke("invert", "--image", photo, "--iterations", 1, "-o", out)
+    assert r.exit_code == 0, r.output
+    meta = json.loads(out.with_suffix(".png.json").read_text())
+    assert meta["photo"] == "inv-photo.png"
+    with Image.open(tmp_path / "inv-photo.png") as im:
+        seen = np.asarray(im)
+    assert seen.shape == (224, 224, 3) and seen.min() >= 190, "not the centre crop of the photo"
+    r = invoke("dream", "--iterations", 1, "--octaves", 1, "--max-side", 64, "-o", out)
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "inv-photo.png").exists(), "a stale photo describes another picture"
