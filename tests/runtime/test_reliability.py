@@ -464,14 +464,17 @@ def test_output_under_a_file_is_bad_input(tmp_path):
     assert r.exit_code == 2 and "is not a directory" in one_error_line(r)
 
 
-def test_sidecar_numbers_stay_json(tmp_path):
+def test_non_finite_options_are_refused_and_sidecars_stay_json(tmp_path):
     out = tmp_path / "d.png"
     r = invoke("dream", "--model", SMALL, "--layer", "layer1", "--iterations", 1, "--octaves", 1,
-               "--max-side", 32, "--lr", "1e400", "-o", out)  # inf: positive, so accepted
-    assert r.exit_code in (0, 1)
-    meta = json.loads(out.with_suffix(".png.json").read_text(),
+               "--max-side", 32, "--lr", "1e400", "-o", out)  # inf
+    assert r.exit_code == 2 and "finite" in one_error_line(r), r.output
+    assert not out.exists() and not out.with_suffix(".png.json").exists()
+    from ortviz.outputs import write_json
+    write_json(tmp_path / "s.json", {"loss": float("inf"), "history": [1.0, float("nan")]})
+    meta = json.loads((tmp_path / "s.json").read_text(),
                       parse_constant=lambda c: pytest.fail(f"sidecar holds {c}"))
-    assert meta["params"]["lr"] == "inf"
+    assert meta == {"loss": "inf", "history": [1.0, "nan"]}
 
 
 # -- readers while the bundle is replaced ------------------------------------------------------
@@ -690,8 +693,11 @@ def test_fuzzed_bundles_and_images_give_a_clean_error_or_a_valid_result(tmp_path
             errors = [l for l in r.output.splitlines() if l.startswith("error:")]
             assert len(errors) == 1 and "unexpected" not in errors[0], f"{where}\n{r.output}"
             assert "Traceback" not in r.output, where
-            if r.exit_code == 2 or not out.exists():
+            if r.exit_code == 2:  # bad input: found before any work, nothing written
                 assert not out.exists(), f"{where}: exit {r.exit_code} left {out}"
+            elif not out.exists():  # a run that failed with no good image to keep says so
+                assert r.exit_code == 1 and ("no good image" in errors[0] or "cannot" in errors[0]), \
+                    f"{where}: exit {r.exit_code} wrote nothing: {errors[0]}"
             else:  # a run that stopped keeps its last good image, complete, with its sidecar
                 with Image.open(out) as im:
                     im.load()
