@@ -188,8 +188,8 @@ def run_one(req: RunRequest, engine: Engine, layer, targets: list, photo) -> lis
     def watched(ctx, **params):
         try:
             return run(ctx, **params)
-        except KeyboardInterrupt:
-            interrupted.append(True)
+        except KeyboardInterrupt as exc:
+            interrupted.append(exc)
             raise
 
     def keep_last_good(status: str) -> list[Result]:
@@ -208,7 +208,7 @@ def run_one(req: RunRequest, engine: Engine, layer, targets: list, photo) -> lis
         return keep_last_good(f"stopped: {first_line(exc)}")
     except NumericalError:  # nothing good to keep; a Ctrl-C stays a Ctrl-C
         if interrupted:
-            raise KeyboardInterrupt from None
+            raise interrupted[0] from None
         raise
     finally:
         if bar:
