@@ -96,3 +96,35 @@ def test_ignored_and_foreign_handlers_are_left_alone():
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+SCRIPT = """
+import os, signal, sys
+import numpy as np
+from ortviz import images
+from ortviz.outputs import write_result
+from ortviz.render import Result
+real = images.image_writer
+def writer(path, rgb):
+    write = real(path, rgb)
+    def killed_while_writing(f):
+        os.kill(os.getpid(), signal.SIGTERM)
+        write(f)
+    return killed_while_writing
+images.image_writer = writer
+img = np.zeros((8, 8, 3), np.uint8)
+write_result(sys.argv[1], Result(img, None, [img, img], [1.0], "complete", 0.1, 1, []),
+             {"status": "complete"})
+print("not reached")
+"""
+
+
+def test_a_signal_at_its_default_action_still_waits_for_the_set(tmp_path):
+    # Python's API, no CLI: SIGTERM is at its default action (it would kill the process)
+    r = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "o.png")], capture_output=True,
+                       text=True, timeout=120, env=subprocess_env())
+    assert r.returncode == -signal.SIGTERM and "not reached" not in r.stdout, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o-frames", "o-sheet.png", "o.gif", "o.png",
+                                                          "o.png.json"]
+    assert json.loads((tmp_path / "o.png.json").read_text())["snapshots"]["count"] == 3
+    assert len(list((tmp_path / "o-frames").iterdir())) == 3 and not temp_files(tmp_path)
