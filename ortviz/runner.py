@@ -10,7 +10,7 @@ What a run ends with (the CLI's exit code in brackets):
   it appears), or an exception inside the technique (named with its plugin package): the last
   good image and its sidecar. With no good image yet, one ``error:`` line and no file.
 
-The output set (every file the run will write, ``outputset``) is checked in ``prepare`` and
+The output set (every file the run will write, ``outputset``) is checked by ``run_request`` and
 locked before the first iteration.
 """
 
@@ -97,15 +97,17 @@ def prepare(req: RunRequest):
             except ImageError as exc:
                 raise UsageError(str(exc)) from None
     out = Path(req.output) if req.output else Path("out") / f"{tech.name}.png"
-    outputset.check(outputset.plan(out, targets, req.snapshot_every > 0),
-                    inputs=[req.image] if isinstance(req.image, (str, Path)) else [], bundle=bundle.root)
+    outputset.check_suffix(out)  # the whole set is checked by run_request, which writes it
     return bundle, layer, targets, photo, out
 
 
 def run_request(req: RunRequest, echo=print, err=lambda m: print(m, file=sys.stderr)) -> int:
     with signals.as_interrupts():  # SIGTERM, SIGHUP... end the run as Ctrl-C does
         bundle, layer, targets, photo, out = prepare(req)
-        with outputset.claim(outputset.plan(out, targets, req.snapshot_every > 0)):
+        files = outputset.plan(out, targets, req.snapshot_every > 0)
+        outputset.check(files, inputs=[req.image] if isinstance(req.image, (str, Path)) else [],
+                        bundle=bundle.root)
+        with outputset.claim(files):  # before the first iteration; released at the end
             return _run_request(req, echo, err, bundle, layer, targets, photo, out)
 
 
