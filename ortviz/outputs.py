@@ -82,12 +82,11 @@ def write_result(out: Path, result: Result, meta: dict, claimed: bool = False) -
     the set. A signal that comes meanwhile is held until the set is in place, then raised as
     :class:`InterruptedAfterWrite`."""
     files = Files(Path(out), bool(result.frames), result.photo is not None)
-    with contextlib.ExitStack() as stack:
+    with signals.held() as got, contextlib.ExitStack() as stack:
         if not claimed:
             outputset.check([files])
             stack.enter_context(outputset.claim([files]))
-        with signals.held() as got:
-            written = _write_set(files, result, meta)
+        written = _write_set(files, result, meta)
     if got:
         raise InterruptedAfterWrite(written, got[0])
     return written

@@ -10,7 +10,7 @@ What a run ends with (the CLI's exit code in brackets):
   it appears), or an exception inside the technique (named with its plugin package): the last
   good image and its sidecar. With no good image yet, one ``error:`` line and no file.
 
-The output set (every file the run will write, ``outputset``) is checked in ``prepare`` and
+The output set (every file the run will write, ``outputset``) is checked by ``run_request`` and
 locked before the first iteration.
 """
 
@@ -95,16 +95,18 @@ def prepare(req: RunRequest):
             except ImageError as exc:
                 raise UsageError(str(exc)) from None
     out = Path(req.output) if req.output else Path("out") / f"{tech.name}.png"
-    outputset.check(outputset.plan(out, targets, req.snapshot_every > 0, tech.shows_photo),
-                    inputs=[req.image] if isinstance(req.image, (str, Path)) else [], bundle=bundle.root)
+    outputset.check_suffix(out)  # the whole set is checked by run_request, which writes it
     return bundle, layer, targets, photo, out
 
 
 def run_request(req: RunRequest, echo=print, err=lambda m: print(m, file=sys.stderr)) -> int:
     with signals.as_interrupts():  # SIGTERM, SIGHUP... end the run as Ctrl-C does
         bundle, layer, targets, photo, out = prepare(req)
-        with outputset.claim(outputset.plan(out, targets, req.snapshot_every > 0,
-                                            req.technique.shows_photo)):
+        files = outputset.plan(out, targets, req.snapshot_every > 0,
+                                req.technique.shows_photo)
+        outputset.check(files, inputs=[req.image] if isinstance(req.image, (str, Path)) else [],
+                        bundle=bundle.root)
+        with outputset.claim(files):  # before the first iteration; released at the end
             return _run_request(req, echo, err, bundle, layer, targets, photo, out)
 
 
@@ -192,8 +194,8 @@ def run_one(req: RunRequest, engine: Engine, layer, targets: list, photo) -> lis
     def watched(ctx, **params):
         try:
             return run(ctx, **params)
-        except KeyboardInterrupt:
-            interrupted.append(True)
+        except KeyboardInterrupt as exc:
+            interrupted.append(exc)
             raise
 
     def keep_last_good(status: str) -> list[Result]:
@@ -212,7 +214,7 @@ def run_one(req: RunRequest, engine: Engine, layer, targets: list, photo) -> lis
         return keep_last_good(f"stopped: {first_line(exc)}")
     except NumericalError:  # nothing good to keep; a Ctrl-C stays a Ctrl-C
         if interrupted:
-            raise KeyboardInterrupt from None
+            raise interrupted[0] from None
         raise
     finally:
         if bar:

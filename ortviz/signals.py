@@ -9,12 +9,14 @@ SIGHUP), the shell's convention, so a caller can tell which signal it was.
 
 Only signals at their default action are taken over: one that is ignored (``nohup`` ignores
 SIGHUP) stays ignored, and a handler that an embedding program installed is left alone.
-While the files of a result are written, :func:`held` defers all of them until the set is whole.
+While the files of a result are written, :func:`held` defers all of them until the set is whole
+(one still at its default action then ends the process as it would have, the files complete).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 
@@ -91,7 +93,7 @@ def held():
     previous = {}
     for sig in ENDING:
         current = signal.getsignal(sig)
-        if _ours(current):
+        if _ours(current) or current == signal.SIG_DFL:
             previous[sig] = current
             signal.signal(sig, lambda s, f: got.append(s))
     try:
@@ -99,3 +101,6 @@ def held():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        for sig in got:  # one that would have killed the process does so now, the files whole
+            if previous.get(sig) == signal.SIG_DFL:
+                os.kill(os.getpid(), sig)

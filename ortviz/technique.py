@@ -71,7 +71,9 @@ def between(lo, hi):
     """A check for ``lo <= v <= hi`` (caps keep a value from exhausting memory or time)."""
     def check(v):
         if v < lo:
-            return {0: "must not be negative", 1: "must be positive"}.get(lo, f"must be at least {lo:g}")
+            if lo == 0 or (lo == 1 and isinstance(v, int)):
+                return "must not be negative" if lo == 0 else "must be positive"
+            return f"must be at least {lo:g}"
         return None if v <= hi else f"must be at most {hi:g}, got {v:g}"
     return check
 

@@ -300,13 +300,17 @@ def test_ctrl_c_through_the_cli_before_and_after_the_first_iteration(tmp_path):
 
 
 def test_ctrl_c_while_writing_is_held_until_image_and_sidecar_are_complete(tmp_path, monkeypatch):
-    real = images.save_image
+    real = images.image_writer
 
-    def save_and_interrupt(path, rgb):
-        os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of write_result
-        real(path, rgb)
+    def writer(path, rgb):
+        write = real(path, rgb)
 
-    monkeypatch.setattr("ortviz.outputs.images.save_image", save_and_interrupt)
+        def write_and_interrupt(f):
+            os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of write_result
+            write(f)
+        return write_and_interrupt
+
+    monkeypatch.setattr(images, "image_writer", writer)
     out = tmp_path / "p.png"
     code = run_request(request(probe(None), out), echo=lambda m: None, err=lambda m: None)
     assert code == 130
@@ -467,8 +471,8 @@ def test_output_under_a_file_is_bad_input(tmp_path):
 def test_non_finite_options_are_refused_and_sidecars_stay_json(tmp_path):
     out = tmp_path / "d.png"
     r = invoke("dream", "--model", SMALL, "--layer", "layer1", "--iterations", 1, "--octaves", 1,
-               "--max-side", 32, "--lr", "1e400", "-o", out)  # inf
-    assert r.exit_code == 2 and "finite" in one_error_line(r), r.output
+               "--max-side", 32, "--lr", "1e400", "-o", out)  # inf: refused before the run
+    assert r.exit_code == 2 and "--lr must be a finite number, got inf" in one_error_line(r)
     assert not out.exists() and not out.with_suffix(".png.json").exists()
     from ortviz.outputs import write_json
     write_json(tmp_path / "s.json", {"loss": float("inf"), "history": [1.0, float("nan")]})
