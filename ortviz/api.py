@@ -5,6 +5,11 @@
     r = model.class_visualization("flamingo", iterations=50)
     r.image          # HxWx3 uint8;  r.top5, r.history, r.status, r.meta (the sidecar's content)
     model.deepdream(layer="_blocks.10").save("dream.png")   # writes the image and its sidecar
+
+    from ortviz.algebra import channel, direction, class_log_prob
+    model.feature_visualization(channel("_blocks.9", 61) - 0.5 * class_log_prob("flamingo"))
+    model.feature_visualization("_blocks.10:5")              # the CLI's strings work too
+    f = channel("_blocks.10", 5).bind(model)                 # f(x) -> (loss, grad), x NCHW
 """
 
 from __future__ import annotations
@@ -69,10 +74,11 @@ class Model:
                          targets=[] if target is None else [target], image=image, seed=seed,
                          provider=self.engine.provider, snapshot_every=snapshot_every)
         _, layer, targets, photo, _ = prepare(req)
-        result = run_one(req, self.engine, layer, [t for t in targets[:1] if t is not None], photo)[0]
-        meta = sidecar(result, tech.name, values, run_info(req, self.engine, layer, targets[0]),
-                       self.bundle)
-        return Picture(result, meta)
+        got = run_one(req, self.engine, layer, [t for t in targets[:1] if t is not None], photo)
+        shown = {k: _plain_param(v) for k, v in values.items()}
+        pictures = [Picture(r, sidecar(r, tech.name, shown, run_info(req, self.engine, layer, targets[0]),
+                                       self.bundle)) for r in got]
+        return pictures[0] if len(pictures) == 1 else pictures  # one per objective slot
 
     def class_visualization(self, target="flamingo", **kw) -> Picture:
         return self.run("class-visualization", target=target, **kw)
@@ -83,12 +89,32 @@ class Model:
     def deepdream(self, image=None, layer=None, **kw) -> Picture:
         return self.run("deepdream", image=image, layer=layer, **kw)
 
+    def feature_visualization(self, objective="_blocks.10:5", **kw):
+        """Climb ``objective`` from noise: a string (``"_blocks.9:61 + class:flamingo"``), a
+        value of :mod:`ortviz.algebra`, or a list of them (one per batch slot: a list of
+        pictures comes back)."""
+        return self.run("feature-visualization", objective=objective, **kw)
+
+    def objective(self, text: str):
+        """An objective string parsed and checked against this bundle (see ortviz.algebra)."""
+        from .objective_text import parse
+        return parse(text, self.bundle)
+
     def classify(self, image) -> list[dict]:
         """Top-5 classes of a photo (path or HxWx3 uint8 array)."""
         rgb = image if isinstance(image, np.ndarray) else images.load_image(image)
         pre = self.bundle.manifest["preprocessing"]
         return top5(self.engine, imaging.to_model(rgb, pre["mean"], pre["std"],
                                                   size=tuple(self.engine.image_shape[2:])))[0]
+
+
+def _plain_param(value):
+    """Objective values are written to the sidecar as their strings."""
+    if hasattr(value, "text") and callable(value.text):
+        return value.text()
+    if isinstance(value, (list, tuple)):
+        return [_plain_param(v) for v in value]
+    return value
 
 
 def load(bundle=None, provider: str = "auto", threads: int | None = None) -> Model:

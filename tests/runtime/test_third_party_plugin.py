@@ -20,7 +20,7 @@ from ortviz.defaults import sample
 
 pytestmark = pytest.mark.runtime
 
-BUILT_INS = {"class-visualization", "feature-inversion", "deepdream"}
+BUILT_INS = {"class-visualization", "feature-inversion", "deepdream", "feature-visualization"}
 
 
 @pytest.fixture(autouse=True)
