@@ -229,3 +229,32 @@ def test_several_objectives_in_one_batched_run(tmp_path):
     r = CliRunner().invoke(app, ["feature-viz", "-m", str(bundle), "--objective", "layer3:1; layer3:2; layer3:3",
                                  "-o", str(tmp_path / "three.png")])
     assert r.exit_code == 2 and "batch of 2" in r.output, r.output
+
+
+def test_broken_objective_plugins_are_skipped_with_their_reason(monkeypatch, engine):
+    """A plugin that exits, raises or declares the wrong thing at load is skipped with one
+    reason; the others, and the built-ins, keep working."""
+    from ortviz import objective_plugins as op
+
+    class EP:
+        def __init__(self, name, load):
+            self.name, self.value, self._load, self.dist = name, f"fake:{name}", load, None
+
+        def load(self):
+            return self._load()
+
+    good = op.ObjectivePlugin("twice", "2x a channel", lambda layer, c: 2 * A.channel(layer, int(c)))
+    eps = [EP("exits", lambda: (_ for _ in ()).throw(SystemExit(3))),
+           EP("raises", lambda: 1 / 0),
+           EP("wrong", lambda: "not a plugin"),
+           EP("channel", lambda: op.ObjectivePlugin("channel", "clash", lambda *a: None)),
+           EP("twice", lambda: good)]
+    monkeypatch.setattr(op.metadata, "entry_points", lambda group: eps if group == op.GROUP else [])
+    found = {p.name: p for p in op.discover()}
+    assert found["twice"].plugin is good
+    for name, says in [("exits", "SystemExit"), ("raises", "ZeroDivisionError"),
+                       ("wrong", "not an ObjectivePlugin"), ("channel", "built-in")]:
+        assert found[name].plugin is None and says in found[name].error, found[name]
+    assert parse("twice(_blocks.10, 5)", engine.bundle).text() == "2*_blocks.10:5"
+    with pytest.raises(ObjectiveError, match="unknown objective function 'raises'"):
+        parse("raises(_blocks.10)", engine.bundle)
