@@ -34,6 +34,7 @@ from ortviz import imaging  # noqa: E402
 from ortviz.bundle import Bundle  # noqa: E402
 from ortviz.defaults import default_bundle  # noqa: E402
 from ortviz.engine import Engine  # noqa: E402
+from ortviz.objectives import ALIASES  # noqa: E402
 from ortviz.plugins import techniques  # noqa: E402
 from ortviz.render import Context  # noqa: E402
 from photo import square_photo  # noqa: E402
@@ -109,7 +110,9 @@ def bare_row(technique: str):
         entry = s.bundle.graph(objective, layer)
         sess = s.engine.session(entry.file)
         names = [entry.outputs["loss"], entry.outputs["grad"]]
-        feeds = {s.engine.image_name: s.x, **s.inputs(technique)}
+        shape = tuple(next(v for k, v in entry.inputs.items() if k != s.engine.image_name))
+        graph_feeds, _ = ALIASES[objective].translate(s.inputs(technique), shape)  # format-2 graph
+        feeds = {s.engine.image_name: s.x, **graph_feeds}
         return timed(bare_run(s, sess, names, feeds))
     return make
 
@@ -202,7 +205,7 @@ def scale_row(name: str, threads: int):
         names = [entry.outputs["loss"], entry.outputs["grad"]]
         w = np.zeros(entry.inputs["class_weights"], np.float32)
         w[:, 130] = 1.0
-        feeds = {engine.image_name: x, "class_weights": w}
+        feeds = {engine.image_name: x, "class_weights": w, "log_softmax_weights": 0 * w}
     return timed(lambda: sess.run(names, feeds))
 
 

@@ -5,6 +5,11 @@
     r = model.class_visualization("flamingo", iterations=50)
     r.image          # HxWx3 uint8;  r.top5, r.history, r.status, r.meta (the sidecar's content)
     model.deepdream(layer="_blocks.10").save("dream.png")   # writes the image and its sidecar
+
+    from ortviz.algebra import channel, direction, class_log_prob
+    model.feature_visualization(channel("_blocks.9", 61) - 0.5 * class_log_prob("flamingo"))
+    model.feature_visualization("_blocks.10:5")              # the CLI's strings work too
+    f = channel("_blocks.10", 5).bind(model)                 # f(x) -> (loss, grad), x NCHW
 """
 
 from __future__ import annotations
@@ -77,16 +82,18 @@ class Model:
                          seed=seed, provider=self.engine.provider, threads=self.engine.threads,
                          snapshot_every=snapshot_every)
         _, layer, targets, photo, _ = prepare(req)
+        shown = {k: _plain_param(v) for k, v in values.items()}
         pictures = []
         batch = self.engine.image_shape[0]
         chunks = [targets[i:i + batch] for i in range(0, len(targets), batch)] \
             if targets != [None] else [[]]
         for chunk in chunks:
-            for t, result in zip(chunk or [None], run_one(req, self.engine, layer, chunk, photo)):
-                meta = sidecar(result, tech.name, values, run_info(req, self.engine, layer, t),
+            got = run_one(req, self.engine, layer, chunk, photo)
+            for t, result in zip(chunk or [None] * len(got), got):  # a target or an objective slot
+                meta = sidecar(result, tech.name, shown, run_info(req, self.engine, layer, t),
                                self.bundle)
                 pictures.append(Picture(result, meta))
-        return pictures if many else pictures[0]
+        return pictures if many or len(pictures) > 1 else pictures[0]
 
     def class_visualization(self, target=None, **kw):
         """One picture for a class (default: the bundle's default class), a list for a list."""
@@ -97,6 +104,19 @@ class Model:
 
     def deepdream(self, image=None, layer=None, **kw) -> Picture:
         return self.run("deepdream", image=image, layer=layer, **kw)
+
+    def feature_visualization(self, objective=None, **kw):
+        """Climb ``objective`` from noise: a string (``"_blocks.9:61 + class:flamingo"``), a
+        value of :mod:`ortviz.algebra`, or a list of them (one per batch slot: a list of
+        pictures comes back). Default: channel 0 of the middle layer."""
+        if objective is not None:
+            kw["objective"] = objective
+        return self.run("feature-visualization", **kw)
+
+    def objective(self, text: str):
+        """An objective string parsed and checked against this bundle (see ortviz.algebra)."""
+        from .objective_text import parse
+        return parse(text, self.bundle)
 
     def classify(self, image) -> list[dict]:
         """Top-5 classes of a photo (a path, an HxWx3 uint8 array or a PIL image), cropped
@@ -117,6 +137,15 @@ def _rgb(image) -> np.ndarray:
         return images.load_image(image)
     raise TypeError(f"image must be a path, an HxWx3 uint8 array or a PIL image, "
                     f"not {type(image).__name__}")
+
+
+def _plain_param(value):
+    """Objective values are written to the sidecar as their strings."""
+    if hasattr(value, "text") and callable(value.text):
+        return value.text()
+    if isinstance(value, (list, tuple)):
+        return [_plain_param(v) for v in value]
+    return value
 
 
 def load(bundle=None, provider: str = "auto", threads: int | None = None) -> Model:

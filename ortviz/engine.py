@@ -138,7 +138,10 @@ class Engine:
     def _alias_gradient(self, alias, layer: str):
         """A format-1 objective (``feature_energy``, ``class_score``, ...) on the built-in graph
         that serves it: its inputs become that graph's weights, its constant joins the loss."""
-        inner = self.gradient(alias.via.name, layer)
+        key = (alias.via.name, layer)  # the cache, not self.gradient: one call per step
+        inner = self._gradients.get(key)
+        if inner is None:
+            inner = self._gradients[key] = self._make_gradient(*key)
         entry = self.bundle.graph(alias.via.name, layer)
         shape = tuple(next(v for k, v in entry.inputs.items() if k != self.image_name))
 

@@ -88,7 +88,7 @@ def check_manifest(m: dict) -> None:
         if len(_field(pre, key, "numbers", "preprocessing")) != shape[1]:
             _bad(f"preprocessing.{key} needs {shape[1]} values (one per channel)")
     if any(not s > 1e-6 * max(1.0, abs(m)) for s, m in zip(pre["std"], pre["mean"])):
-        _bad(f"preprocessing.std {pre['std']} must be positive and not vanishing")
+        _bad(f"preprocessing.std values must be positive and not vanishing, got {pre['std']}")
     logits = _field(m, "logits", "dict", "")
     _field(logits, "name", "str", "logits")
     lshape = _field(logits, "shape", "shape", "logits")

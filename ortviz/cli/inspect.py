@@ -37,14 +37,26 @@ def info(bundle: BundleArg = None, as_json: JsonOpt = False):
 
 @friendly
 def layers(bundle: BundleArg = None, as_json: JsonOpt = False):
-    """List the layers a bundle's layer objectives can read."""
+    """List the layers objectives can read: channels (LAYER:0..N-1) and positions of each."""
+    from ..algebra import ObjectiveError, layout
     b = open_bundle(bundle)
+
+    def sizes(shape):
+        try:
+            cax, pax = layout(shape)
+        except ObjectiveError:
+            return None, None
+        return shape[cax], "x".join(str(shape[a]) for a in pax) or "1"
+
     if as_json:
-        print_json(b.layers)
+        print_json([dict(l, channels=sizes(l["shape"])[0], positions=sizes(l["shape"])[1])
+                    for l in b.layers])
         return
-    typer.echo(f"{'layer':<24} {'shape':<20} {'op':<12} tensor")
+    typer.echo(f"{'layer':<24} {'channels':>8} {'positions':>10}  {'shape':<20} {'op':<12} tensor")
     for l in b.layers:
-        typer.echo(f"{l['name']:<24} {str(tuple(l['shape'])):<20} {l['op']:<12} {l['tensor']}")
+        c, p = sizes(l["shape"])
+        typer.echo(f"{l['name']:<24} {c if c is not None else '-':>8} {p or '-':>10}  "
+                   f"{str(tuple(l['shape'])):<20} {l['op']:<12} {l['tensor']}")
 
 
 @friendly

@@ -1,4 +1,4 @@
-"""``ortviz plugins``: the installed technique plugins."""
+"""``ortviz plugins``: the installed technique plugins, then the objective plugins (text only)."""
 
 from __future__ import annotations
 
@@ -21,4 +21,10 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
     for p in found:
         what = p.technique.summary if p.technique else f"FAILED TO LOAD: {p.error}"
         typer.echo(f"{p.name:<22} {p.package + ' ' + p.version:<24} {what}")
-    typer.echo(f"({len(found)} plugins; {ALLOW_ENV} restricts which load)", err=True)
+    from ..objective_plugins import discover as discover_objectives
+    objectives = discover_objectives()
+    for p in objectives:
+        what = p.plugin.summary if p.plugin else f"FAILED TO LOAD: {p.error}"
+        typer.echo(f"{p.name + '(...)':<22} {p.package + ' (objective)':<24} {what}")
+    typer.echo(f"({len(found)} technique plugins, {len(objectives)} objective plugins; "
+               f"{ALLOW_ENV} restricts which load)", err=True)

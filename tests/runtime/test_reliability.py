@@ -41,7 +41,7 @@ from ortviz.runner import RunRequest, run_request
 from ortviz.technique import Need, Param, Technique, positive
 
 SMALL = ARTIFACTS / "small_resnet_torchscript"
-GRAD = "grad.feature_energy__layer1.onnx"
+GRAD = "grad.features__layer1.onnx"
 runner = CliRunner()
 
 
@@ -648,7 +648,7 @@ def _fuzz_case(k: int, rng: random.Random, tmp_path: Path, images: dict) -> tupl
     shutil.copytree(SMALL, b)
     names = sorted(p.name for p in b.iterdir())
     target = rng.choice(["manifest.json"] * 4 + ["forward.onnx", "weights.bin", GRAD,
-                                                 "grad.class_score__logits.onnx"] * 2 + names)
+                                                 "grad.logits__logits.onnx"] * 2 + names)
     data = (b / target).read_bytes()
     how = rng.choice(["flip", "truncate"] + (["json"] * 2 if target == "manifest.json" else []))
     if how == "json":

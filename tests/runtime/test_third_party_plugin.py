@@ -21,7 +21,7 @@ from ortviz.imaging import crop_to_aspect
 
 pytestmark = pytest.mark.runtime
 
-BUILT_INS = {"class-visualization", "feature-inversion", "deepdream"}
+BUILT_INS = {"class-visualization", "feature-inversion", "deepdream", "feature-visualization"}
 
 
 @pytest.fixture(autouse=True)
