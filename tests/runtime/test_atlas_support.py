@@ -65,12 +65,22 @@ technique = Technique(
 '''
 
 
+_PLUGIN: list[str] = []
+
+
+def plugin_path() -> str:
+    """Where the stand-in lives ("" when the real technique is used), for subprocesses."""
+    channel_technique()
+    return _PLUGIN[0] if _PLUGIN else ""
+
+
 @functools.cache
 def channel_technique() -> str:
     """``real`` when feature-visualization is installed, else ``stand-in`` (installed now)."""
     if "feature-visualization" in techniques():
         return "real"
     root = Path(tempfile.mkdtemp(prefix="ortviz-atlas-plugin-"))
+    _PLUGIN.append(str(root))
     (root / "atlas_fake_fv.py").write_text(textwrap.dedent(FAKE))
     info = root / "atlas_fake_fv-0.1.dist-info"
     info.mkdir()
