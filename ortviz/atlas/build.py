@@ -64,11 +64,13 @@ def _check_out(out: Path) -> None:
 
 
 def jobs_of(units: list[Unit], batch: int, photos: dict) -> list[Job]:
-    """One job per unit; class units share a job up to the bundle's batch."""
-    jobs, classes = [], [u for u in units if u.kind == "class"]
-    for i in range(0, len(classes), max(1, batch)):
-        jobs.append(Job(classes[i:i + batch]))
-    jobs += [Job([u], photos.get(u.photo)) for u in units if u.kind != "class"]
+    """One job per unit; on a batched bundle, channel units and class units share a job (one
+    run, a picture per batch slot) up to the bundle's batch."""
+    jobs, batch = [], max(1, batch)
+    for kind in ("channel", "class"):
+        mine = [u for u in units if u.kind == kind]
+        jobs += [Job(mine[i:i + batch]) for i in range(0, len(mine), batch)]
+    jobs += [Job([u], photos.get(u.photo)) for u in units if u.kind not in ("channel", "class")]
     order = {id(u): k for k, u in enumerate(units)}
     return sorted(jobs, key=lambda j: order[id(j.units[0])])
 
@@ -105,14 +107,14 @@ def build(opts: Options, stream=None) -> Report:
     todo = units if opts.force else [u for u in units if not is_done(u, opts.out)]
     layers = spec.layers if spec.layers is not None else [l["name"] for l in bundle.layers]
 
+    outcomes = executors.execute(jobs_of(todo, int(bundle.input["shape"][0]), photos),
+                                 str(bundle.root), opts.provider, opts.executor, opts.workers,
+                                 opts.threads, opts.ray_address) if todo else iter(())
     opts.out.mkdir(parents=True, exist_ok=True)
     progress = Progress(len(units), len(units) - len(todo), stream)
     progress.start(_where(opts))
     errors: dict[str, str] = {}
     rendered, interrupted = 0, False
-    outcomes = executors.execute(jobs_of(todo, int(bundle.input["shape"][0]), photos),
-                                 str(bundle.root), opts.provider, opts.executor, opts.workers,
-                                 opts.threads, opts.ray_address) if todo else iter(())
     try:
         for outcome in outcomes:
             if outcome.interrupted:

@@ -13,18 +13,35 @@ import numpy as np
 from .. import imaging
 
 
+def centre_crop(rgb: np.ndarray, size_hw) -> np.ndarray:
+    """The largest centred crop of an HxWx3 image with the aspect ratio of ``size_hw``."""
+    h, w = rgb.shape[:2]
+    th, tw = int(size_hw[0]), int(size_hw[1])
+    if h * tw > w * th:  # too tall
+        k = max(1, round(w * th / tw))
+        return np.ascontiguousarray(rgb[(h - k) // 2:(h - k) // 2 + k])
+    k = max(1, round(h * tw / th))
+    return np.ascontiguousarray(rgb[:, (w - k) // 2:(w - k) // 2 + k])
+
+
+def photo_input(model, rgb: np.ndarray) -> np.ndarray:
+    """A photo as the model's input (1, 3, H, W): centre-cropped, resized, normalized."""
+    pre = model.bundle.manifest["preprocessing"]
+    size = tuple(model.engine.image_shape[2:])
+    return imaging.to_model(centre_crop(rgb, size), pre["mean"], pre["std"], size=size)
+
+
 def layer_means(model, photos: dict[str, np.ndarray], layers: list[str]) -> dict[str, dict[str, np.ndarray]]:
     """{layer: {photo name: per-channel mean activation (C,)}}."""
     engine, bundle = model.engine, model.bundle
-    pre = bundle.manifest["preprocessing"]
     tensors = {l["name"]: l["tensor"] for l in bundle.layers}
     wanted = [tensors[n] for n in layers]
-    batch, size = engine.image_shape[0], tuple(engine.image_shape[2:])
+    batch = engine.image_shape[0]
     out: dict[str, dict[str, np.ndarray]] = {n: {} for n in layers}
     if not wanted:
         return out
     for name, rgb in photos.items():
-        x = imaging.to_model(rgb, pre["mean"], pre["std"], size=size, crop=True)
+        x = photo_input(model, rgb)
         if batch > 1:
             x = np.repeat(x, batch, axis=0)
         values = engine.forward(x.astype(np.float32), wanted)

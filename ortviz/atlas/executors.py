@@ -104,6 +104,7 @@ def ray_tasks(jobs: list[Job], bundle: str, provider: str, threads: int | None,
 def execute(jobs: list[Job], bundle: str, provider: str, executor: str, workers: int,
             threads: int | None, ray_address: str | None = None) -> Iterator[Outcome]:
     if executor == "ray":
+        _ray()  # not installed: one line now, before anything is written
         return ray_tasks(jobs, bundle, provider, threads or 1, ray_address)
     if executor != "local":
         raise UsageError(f"--executor {executor!r}: choose local or ray")

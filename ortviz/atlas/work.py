@@ -1,11 +1,12 @@
 """Rendering one job through the public Python API, wherever it runs.
 
-A job is one unit, or several class units with the same parameters and seed that share one run
-of a batched bundle. The function here runs in the atlas's own process, in a local worker
-process or in a Ray task alike: it loads the model once per process (``ortviz.load``) and calls
-``model.run(technique, ...)``; the pictures go back to the caller, which writes them, so workers
-never write into the site and a worker that is stopped leaves nothing behind. Photos travel as
-arrays, so a worker on another machine needs the bundle but not the photos.
+A job is one unit, or (on a batched bundle) several channel or class units with the same
+parameters and seed that share one run, a picture per batch slot. The function here runs in
+the atlas's own process, in a local worker process or in a Ray task alike: it loads the model
+once per process (``ortviz.load``) and calls ``model.run(technique, ...)``; the pictures go
+back to the caller, which writes them, so workers never write into the site and a worker that
+is stopped leaves nothing behind. Photos travel as arrays, so a worker on another machine needs
+the bundle but not the photos.
 """
 
 from __future__ import annotations
@@ -53,13 +54,22 @@ def worker_setup(bundle: str, provider: str, threads: int | None) -> None:
     model(bundle, provider, threads)
 
 
-def _call(m, job: Job):
+def _call(m, job: Job) -> list:
     u = job.units[0]
-    if u.kind == "channel":
-        return [m.run(u.technique, layer=u.layer, seed=u.seed, **u.params)]  # params: objective
-    if u.kind == "class":
-        return m.run(u.technique, target=[v.index for v in job.units], seed=u.seed, **u.params)
-    return [m.run(u.technique, image=job.photo, layer=u.layer, seed=u.seed, **u.params)]
+    if u.kind == "channel":  # the objective is in the params; a list: one per batch slot
+        objectives = [v.params["objective"] for v in job.units]
+        got = m.run(u.technique, layer=u.layer, seed=u.seed, **dict(
+            u.params, objective=objectives if len(objectives) > 1 else objectives[0]))
+    elif u.kind == "class":  # a list of targets shares one run of a batched bundle
+        targets = [v.index for v in job.units]
+        got = m.run(u.technique, target=targets if len(targets) > 1 else targets[0], seed=u.seed,
+                    **u.params)
+    else:
+        got = m.run(u.technique, image=job.photo, layer=u.layer, seed=u.seed, **u.params)
+    got = got if isinstance(got, list) else [got]
+    if len(got) != len(job.units):
+        raise RuntimeError(f"{u.technique} gave {len(got)} pictures for {len(job.units)} units")
+    return got
 
 
 def run_job(job: Job, bundle: str, provider: str = "cpu", threads: int | None = None) -> Outcome:

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ortviz import imaging
 from ortviz.api import load as load_model
+from ortviz.atlas.examples import photo_input
 from ortviz.atlas.plan import select_channels, select_classes
 from ortviz.defaults import models_dir
 from ortviz.images import load_image
@@ -139,9 +139,8 @@ def test_ray_tasks_give_the_same_pictures_as_this_process(tmp_path, monkeypatch)
 
 def test_dataset_examples_rank_the_photos_by_mean_channel_activation():
     site, model = small_site(), load_model(threads=1)
-    pre = model.bundle.manifest["preprocessing"]
-    photos = {p: imaging.to_model(load_image(models_dir() / "samples" / p), pre["mean"], pre["std"],
-                                  size=(224, 224), crop=True) for p in ("chelsea.png", "coffee.png")}
+    photos = {p: photo_input(model, load_image(models_dir() / "samples" / p))
+              for p in ("chelsea.png", "coffee.png")}
     for c in load(site)["channels"]:
         means = {p: float(model.engine.features(x, c["layer"])[0, c["channel"]].mean())
                  for p, x in photos.items()}
