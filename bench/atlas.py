@@ -58,7 +58,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--channels", type=int, default=4)
     ap.add_argument("--classes", type=int, default=4)
-    ap.add_argument("--iterations", type=int, default=64)
+    ap.add_argument("--iterations", type=int, default=None,
+                    help="iterations per picture (default: each technique's own)")
     ap.add_argument("--runs", default="local1,local2,ray")
     ap.add_argument("--stand-in", action="store_true")
     ap.add_argument("--json", type=Path)
@@ -76,7 +77,8 @@ def main() -> None:
     channels = sum(int(l["shape"][1]) for l in bundle.layers)
     best = {k: max((r for r in rows if r["kind"] == k), key=lambda r: r["per_hour"]) for k in ("channel", "class")}
     hours = channels / best["channel"]["per_hour"] + 1000 / best["class"]["per_hour"]
-    result = {"machine": machine(), "iterations": args.iterations, "channel_technique": technique,
+    result = {"machine": machine(), "iterations": args.iterations or "technique defaults",
+              "channel_technique": technique,
               "rows": rows, "full_atlas": {"channels": channels, "classes": 1000,
                                             "hours": {m: round(hours / m, 2) for m in (1, 10, 100)},
                                             "from": {k: f"{v['run']} {v['per_hour']}/h" for k, v in best.items()}}}

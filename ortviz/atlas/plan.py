@@ -14,6 +14,7 @@ and ranges ``0-7,12`` (classes may also be named: ``flamingo,goldfish``). ``0`` 
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,8 +199,8 @@ def make_plan(bundle, spec: Spec) -> list[Unit]:
     names = spec.layers if spec.layers is not None else list(table)
     for name in names:
         if name not in table:
-            from ..errors import did_you_mean
-            hint = did_you_mean(name, table) or f"layers: {', '.join(table)}"
+            near = difflib.get_close_matches(name, list(table), n=3, cutoff=0.6)
+            hint = f"did you mean {', '.join(near)}?" if near else f"layers: {', '.join(table)}"
             raise UsageError(f"unknown layer {name!r}; {hint}")
     slugs = [slug(n) for n in names]
     if len(set(slugs)) != len(slugs):
