@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Create (or refresh) the project's environments.
-# Usage: scripts/envs.sh runtime|export|openvino|gpu|both|all   (both: runtime+export; all: those+openvino)
-#   .venv           stock onnxruntime + numpy + pillow + typer + onnx (what ortviz needs to run)
+# Usage: scripts/envs.sh runtime|export|openvino|gpu|browser|both|all
+#   (both: runtime+export; all: those+openvino+browser)
+#   .venv           stock onnxruntime + numpy + pillow + typer + onnx (what ortviz needs to run),
+#                   and ray for the tests of the atlas's optional Ray executor
 #   .venv-export    onnxruntime-training 1.19.2 (its own runtime) + torch + the default model's
 #                   packages: only for `ortviz export` and the exporter's tests
 #   .venv-openvino  onnxruntime-openvino (OpenVINO execution provider) instead of onnxruntime, no
@@ -51,15 +53,22 @@ make_env() {  # dir extras [pre-install...]
   echo "  $dir ready" >&2
 }
 
-runtime()  { make_env .venv cpu,test; }
+runtime()  { make_env .venv cpu,test,ray; }  # ray: the atlas's optional executor, tested
 export_()  { make_env .venv-export export,torch,lite0,test torch==2.13.0; }
 openvino() { make_env .venv-openvino openvino,test; }
+browser() {  # headless Chromium for the atlas's browser test (Debian's package; root installs it)
+  command -v chromium >/dev/null 2>&1 && return 0
+  echo "installing chromium (apt-get) ..." >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+    >/tmp/ortviz-apt-chromium.log 2>&1 || { echo "error: apt-get install chromium failed; see /tmp/ortviz-apt-chromium.log" >&2; exit 1; }
+}
 case "${1:-both}" in
   runtime)  runtime ;;
   export)   export_ ;;
   openvino) openvino ;;
   gpu)      make_env .venv-gpu gpu,test "onnxruntime-gpu[cuda,cudnn]" ;;  # CUDA, cuDNN as wheels
   both)     runtime; export_ ;;
-  all)      runtime; export_; openvino ;;
-  *) echo "usage: $0 runtime|export|openvino|gpu|both|all" >&2; exit 2 ;;
+  all)      runtime; export_; openvino; browser ;;
+  browser)  browser ;;
+  *) echo "usage: $0 runtime|export|openvino|gpu|browser|both|all" >&2; exit 2 ;;
 esac
