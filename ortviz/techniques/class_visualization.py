@@ -68,4 +68,5 @@ technique = Technique(
     start="noise",
     default_layer=None,
     run=run,
+    check=lambda bundle, params: recipes.check_octaves(params["param"], params["octaves"]),
 )
