@@ -5,7 +5,8 @@ A result at ``NAME.png`` is the image and ``NAME.png.json`` (the sidecar); with 
 ``NAME.gif``, ``NAME-sheet.png`` and the folder ``NAME-frames/``. Before any work :func:`check`
 refuses, each in one line: a path that is the input photo (or a link to it), one inside the
 bundle, a directory or special file in the way of a file (or a file in the way of the frames
-folder), a frames folder holding files ortviz did not write, a name too long once the
+folder), a side file (sidecar, GIF, sheet, frames) that the old sidecar does not claim as
+its set's, a frames folder holding files ortviz did not write, a name too long once the
 temporary suffix is added, and a directory that cannot be written. :func:`claim` then takes a
 lock per result (``.NAME.png.lock``, removed at the end): a second run into the same output
 is refused at once, naming the first one's pid.
@@ -71,17 +72,32 @@ class Files:
             out += [("GIF", self.gif), ("contact sheet", self.sheet), ("frames folder", self.frames)]
         return out
 
+    def old_sidecar(self) -> dict | None:
+        """The sidecar already at this set's path if ortviz wrote it (a JSON object naming its
+        technique); None otherwise. Only a regular file is read: a FIFO would block."""
+        p = self.sidecar
+        try:
+            if p.is_symlink() or not p.is_file() or p.stat().st_size > 1 << 20:
+                return None
+            old = json.loads(p.read_text())
+        except (OSError, ValueError):
+            return None
+        return old if isinstance(old, dict) and isinstance(old.get("technique"), str) else None
+
+    def listed(self) -> set[str]:
+        """The snapshot names the old sidecar claims as its set's."""
+        names = (self.old_sidecar() or {}).get("snapshots")
+        if not isinstance(names, dict):
+            return set()
+        return {v for k, v in names.items() if k in ("gif", "sheet", "frames") and isinstance(v, str)}
+
     def stale(self) -> list[Path]:
         """Snapshot files of the old set (as its sidecar names them) that this set will not
         write; they are removed when it is written."""
         if self.snapshots:
             return []
-        try:
-            old = json.loads(self.sidecar.read_text())
-            names = old["snapshots"]
-            listed = {names["gif"], names["sheet"], names["frames"]}
-        except Exception:  # no old sidecar, or not ours: touch nothing
-            return []
+        listed = self.listed()
+
         def plain(p: Path, folder: bool) -> bool:  # only what ortviz writes: never a link
             return p.name in listed and not p.is_symlink() and (p.is_dir() if folder else p.is_file())
 
@@ -151,7 +167,24 @@ def check(sets: list[Files], inputs: list[Path] = (), bundle: Path | None = None
                                   "choose another -o")
             if what != "old snapshot" or p == files.frames:
                 _check_place(what, p, directory=p == files.frames)
+            _check_owned(files, what, p)
         _check_folder(files.image)
+
+
+def _check_owned(files: Files, what: str, p: Path) -> None:
+    """A side file the user did not name (sidecar, GIF, sheet, frames) is replaced only if an
+    earlier run of ortviz wrote it: the old sidecar lists it."""
+    if what in ("image", "old snapshot") or not os.path.lexists(p):
+        return
+    if what == "sidecar":
+        if files.old_sidecar() is None:
+            raise OutputError(f"output {p}: the sidecar would replace a file that is not an "
+                              "ortviz sidecar; move it or choose another -o")
+        return
+    if p.name not in files.listed():
+        raise OutputError(f"output {p}: the {what} would replace a file ortviz did not write "
+                          f"(the sidecar {files.sidecar.name} does not list it); move it or "
+                          "choose another -o")
 
 
 def _check_place(what: str, p: Path, directory: bool) -> None:
