@@ -6,7 +6,8 @@ A result at ``NAME.png`` is the image and ``NAME.png.json`` (the sidecar); with 
 photo (feature inversion) ``NAME-photo.png``, the photo as the technique saw it. Before any work :func:`check`
 refuses, each in one line: a path that is the input photo (or a link to it), one inside the
 bundle, a directory or special file in the way of a file (or a file in the way of the frames
-folder), a frames folder holding files ortviz did not write, a name too long once the
+folder), a side file (sidecar, GIF, sheet, frames) that the old sidecar does not claim as
+its set's, a frames folder holding files ortviz did not write, a name too long once the
 temporary suffix is added, and a directory that cannot be written. :func:`claim` then takes a
 lock per result (``.NAME.png.lock``, removed at the end): a second run into the same output
 is refused at once, naming the first one's pid.
@@ -79,19 +80,33 @@ class Files:
             out.append(("photo", self.photo_path))
         return out
 
+    def old_sidecar(self) -> dict | None:
+        """The sidecar already at this set's path if ortviz wrote it (a JSON object naming its
+        technique); None otherwise. Only a regular file is read: a FIFO would block."""
+        p = self.sidecar
+        try:
+            if p.is_symlink() or not p.is_file() or p.stat().st_size > 1 << 20:
+                return None
+            old = json.loads(p.read_text())
+        except (OSError, ValueError):
+            return None
+        return old if isinstance(old, dict) and isinstance(old.get("technique"), str) else None
+
+    def listed(self) -> set[str]:
+        """The side-file names the old sidecar claims as its set's (snapshots, the photo)."""
+        old = self.old_sidecar() or {}
+        names = old.get("snapshots")
+        out = {v for k, v in names.items() if k in ("gif", "sheet", "frames") and isinstance(v, str)} \
+            if isinstance(names, dict) else set()
+        if isinstance(old.get("photo"), str):
+            out.add(old["photo"])
+        return out
+
     def stale(self) -> list[Path]:
         """Files of the old set (as its sidecar names them: snapshots, the photo) that this set
         will not write; they are removed when it is written."""
-        try:
-            old = json.loads(self.sidecar.read_text())
-        except Exception:  # no old sidecar, or not ours: touch nothing
-            return []
-        if not isinstance(old, dict):
-            return []
-        listed: set = set()
-        names = old.get("snapshots")
-        if not self.snapshots and isinstance(names, dict):
-            listed |= {names.get("gif"), names.get("sheet"), names.get("frames")}
+        old = self.old_sidecar() or {}
+        listed = set() if self.snapshots else self.listed() - {old.get("photo")}
         if not self.photo and isinstance(old.get("photo"), str):
             listed.add(old["photo"])
 
@@ -164,7 +179,24 @@ def check(sets: list[Files], inputs: list[Path] = (), bundle: Path | None = None
                                   "choose another -o")
             if what != "old snapshot" or p == files.frames:
                 _check_place(what, p, directory=p == files.frames)
+            _check_owned(files, what, p)
         _check_folder(files.image)
+
+
+def _check_owned(files: Files, what: str, p: Path) -> None:
+    """A side file the user did not name (sidecar, GIF, sheet, frames) is replaced only if an
+    earlier run of ortviz wrote it: the old sidecar lists it."""
+    if what in ("image", "old snapshot") or not os.path.lexists(p):
+        return
+    if what == "sidecar":
+        if files.old_sidecar() is None:
+            raise OutputError(f"output {p}: the sidecar would replace a file that is not an "
+                              "ortviz sidecar; move it or choose another -o")
+        return
+    if p.name not in files.listed():
+        raise OutputError(f"output {p}: the {what} would replace a file ortviz did not write "
+                          f"(the sidecar {files.sidecar.name} does not list it); move it or "
+                          "choose another -o")
 
 
 def _check_place(what: str, p: Path, directory: bool) -> None:

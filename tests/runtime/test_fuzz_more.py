@@ -36,7 +36,7 @@ def _old_set(case: Path, rng: random.Random) -> str:
     rgb = np.full((8, 8, 3), 40, np.uint8)
     images.save_image(case / "o.png", rgb)
     snaps = rng.random() < 0.5
-    meta = {"status": "complete"}
+    meta = {"technique": "probe", "status": "complete"}
     if snaps:
         images.save_gif(case / "o.gif", [rgb, rgb])
         images.save_image(case / "o-sheet.png", rgb)
@@ -49,18 +49,18 @@ def _old_set(case: Path, rng: random.Random) -> str:
     odd = rng.choice(["garbage sidecar", "list sidecar", "odd snapshot names", "dir at gif",
                       "dir at sheet", "dir at sidecar", "fifo at gif", "link at image",
                       "loop at sheet", "foreign frame", "subdir in frames", "file at frames",
-                      "nothing"])
+                      "user's gif", "fifo at sidecar", "nothing", "nothing"])
     sidecar = case / "o.png.json"
     if odd == "garbage sidecar":
         sidecar.write_bytes(bytes(rng.randrange(256) for _ in range(40)))
     elif odd == "list sidecar":
         sidecar.write_text("[1, 2]")
     elif odd == "odd snapshot names":
-        sidecar.write_text(json.dumps({"snapshots": {"gif": "keep.txt", "sheet": "../x",
+        sidecar.write_text(json.dumps({"technique": "x", "snapshots": {"gif": "keep.txt", "sheet": "../x",
                                                      "frames": "/", "count": "x"}}))
     elif odd.startswith("dir at") or odd.startswith("fifo at") or odd.startswith("loop at"):
         p = {"gif": case / "o.gif", "sheet": case / "o-sheet.png",
-             "sidecar": sidecar}[odd.split()[-1]]
+             "sidecar": sidecar}[odd.split()[-1]]  # a FIFO sidecar must not be read: it blocks
         p.unlink(missing_ok=True)
         if odd.startswith("dir"):
             p.mkdir()
@@ -69,6 +69,9 @@ def _old_set(case: Path, rng: random.Random) -> str:
             os.mkfifo(p)
         else:
             p.symlink_to(p)
+    elif odd == "user's gif":
+        (case / "o.png.json").write_text(json.dumps({"technique": "probe"}))  # lists no snapshots
+        images.save_gif(case / "o.gif", [rgb])
     elif odd == "link at image":
         (case / "o.png").unlink()
         (case / "target.png").write_bytes(b"not an image, the user's file")

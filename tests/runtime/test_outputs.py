@@ -108,6 +108,15 @@ def test_a_directory_in_the_way_is_refused_before_the_run_and_the_old_set_kept(t
     assert calls == [] and snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("member", ["o.gif", "o-sheet.png", "o.png.json"])
+def test_side_files_ortviz_did_not_write_are_never_replaced(tmp_path, member):
+    p = tmp_path / member
+    p.write_bytes(b"the user's own file")
+    r = run_probe(probe(), "-o", tmp_path / "o.png", "--snapshot-every", 1)
+    assert r.exit_code == 2 and "would replace a file" in one_error_line(r), r.output
+    assert p.read_bytes() == b"the user's own file" and not (tmp_path / "o.png").exists()
+
+
 def test_a_frames_folder_holding_other_files_is_refused(tmp_path):
     (tmp_path / "o-frames").mkdir()
     (tmp_path / "o-frames" / "notes.txt").write_text("mine")
