@@ -194,7 +194,7 @@ def test_interrupted_run_keeps_whole_pictures_and_resumes(tmp_path, workers):
     site = tmp_path / "site"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [plugin_path(),
                                                                    os.environ.get("PYTHONPATH")])))
-    proc = subprocess.Popen([sys.executable, "-m", "ortviz.cli.atlas", "-o", str(site), *SMALL,
+    proc = subprocess.Popen([sys.executable, "-m", "ortviz", "atlas", "-o", str(site), *SMALL,
                              "--workers", str(workers)], stderr=subprocess.PIPE, text=True, env=env)
     seen = []
     for line in proc.stderr:

@@ -76,7 +76,7 @@ def test_readers_get_a_whole_bundle_or_a_clean_error_while_it_is_replaced(tmp_pa
     assert successes and len(swaps) >= 5, (len(successes), len(swaps), errors[:3])
     assert all("\n" not in e for e in errors)
     Bundle.open(out)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "bundle.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # the lock file is removed
 
 
 def test_the_swap_waits_for_the_lock(tmp_path):

@@ -90,7 +90,7 @@ def _fuzz_case(k: int, rng: random.Random, tmp_path: Path, images: dict) -> tupl
     shutil.copytree(SMALL, b)
     names = sorted(p.name for p in b.iterdir())
     target = rng.choice(["manifest.json"] * 4 + ["forward.onnx", "weights.bin", GRAD,
-                                                 "grad.class_score__logits.onnx"] * 2 + names)
+                                                 "grad.logits__logits.onnx"] * 2 + names)
     data = (b / target).read_bytes()
     how = rng.choice(["flip", "truncate"] + (["json"] * 2 if target == "manifest.json" else []))
     if how == "json":
