@@ -7,7 +7,7 @@ graph, 224x224) and everything else of a step, interleaved in rounds (this machi
 between fast and slow states, so only ratios inside one run mean much), and reports medians
 and the ratio per parameterization x transform preset. Runtime environment:
 
-    .venv/bin/python bench/numpy_side.py [--rounds 30] [--threads 2] [--out bench/results/numpy-side.json]
+    .venv/bin/python bench/numpy_side.py [--rounds 40] [--warmup 60] [--threads 2] [--out bench/results/numpy-side.json]
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=60,
+                    help="untimed rounds first: a run's first steps build the plans it reuses")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     model = ortviz.load(provider="cpu", threads=args.threads)
@@ -57,12 +59,11 @@ def main(argv=None) -> int:
     x0 = np.zeros(shape, np.float32)
     g_fixed = grad(x0, class_weights=w).grad
     times = {"graph": []} | {f"{n}+{t}": [] for n, t in CONFIGS}
-    for _ in range(3):  # warm up
-        grad(x0, class_weights=w)
-    for _ in range(args.rounds):
+    for r in range(args.warmup + args.rounds):
         t0 = time.perf_counter()
         grad(x0, class_weights=w)
-        times["graph"].append(time.perf_counter() - t0)
+        if r >= args.warmup:
+            times["graph"].append(time.perf_counter() - t0)
         for (name, preset), s in setups.items():
             par, ts, opt, p = s
             t0 = time.perf_counter()
@@ -71,14 +72,15 @@ def main(argv=None) -> int:
             x = warp.forward(img)
             g = warp.adjoint(g_fixed)                   # the graph's output, as in a step
             p = par.project(p - opt.step(par.image_vjp(p, -g)))
-            times[f"{name}+{preset}"].append(time.perf_counter() - t0)
+            if r >= args.warmup:
+                times[f"{name}+{preset}"].append(time.perf_counter() - t0)
             s[3] = p
             assert x.shape == shape
     med = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
     rows = [{"config": k, "numpy_ms": round(v, 2), "ratio_to_graph": round(v / med["graph"], 3)}
             for k, v in med.items() if k != "graph"]
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu_name(), "threads": args.threads,
-              "numpy": np.__version__, "rounds": args.rounds, "graph_ms": round(med["graph"], 2),
+              "numpy": np.__version__, "rounds": args.rounds, "warmup": args.warmup, "graph_ms": round(med["graph"], 2),
               "rows": rows}
     print(f"{result['cpu']}, {args.threads} threads, {args.rounds} interleaved rounds, medians")
     print(f"class-score gradient graph, 224x224: {med['graph']:.2f} ms")

@@ -168,8 +168,9 @@ def _split_rotation(m: np.ndarray, out_hw):
     """``m = b @ r`` with ``b`` axis-aligned and ``r`` a rotation about the output's centre,
     or None when the linear part is not of that form (a diagonal times a rotation)."""
     lin = m[:2, :2]
-    angle = math.atan2(lin[1, 0], lin[1, 1])
-    if abs(angle) < 1e-12:
+    # rounded so the same drawn angle finds its cached plan again (b absorbs the rest)
+    angle = round(math.atan2(lin[1, 0], lin[1, 1]), 9)
+    if angle == 0.0:
         return None
     r = _rotation_about_centre(out_hw, angle)
     b = m @ np.linalg.inv(r)
