@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 from . import algebra
 from .algebra import ObjectiveError
+from .binding import Bound
 
 _NAME = re.compile(r"[^\s:+\-*/()@,\"]+")
 _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -205,7 +206,7 @@ class _Parser:
         """The term against the bundle now, so the error can point at it."""
         if self.probe is not None:
             try:
-                algebra.Bound(self.probe, [value])
+                Bound(self.probe, [value])
             except ObjectiveError as exc:
                 self.fail(str(exc), start)
         return value
