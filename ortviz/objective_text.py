@@ -22,6 +22,7 @@ from types import SimpleNamespace
 from . import algebra
 from .selection import POSITIONS, resolve_layer
 from .algebra import ObjectiveError
+from .binding import Bound
 
 _NAME = re.compile(r"[^\s:+\-*/()@,\"]+")
 _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -208,7 +209,7 @@ class _Parser:
         """The term against the bundle now, so the error can point at it."""
         if self.probe is not None:
             try:
-                algebra.Bound(self.probe, [value])
+                Bound(self.probe, [value])
             except ObjectiveError as exc:
                 self.fail(str(exc), start)
         return value

@@ -39,10 +39,11 @@ def objectives(bundle, value) -> list:
     if len(objs) > batch:
         raise ObjectiveError(f"{len(objs)} objectives for a batch of {batch}: export the bundle "
                              f"with --batch {len(objs)} to run them at once, or run them one by one")
-    from .. import algebra
     from types import SimpleNamespace
+
+    from ..binding import Bound
     probe = SimpleNamespace(bundle=bundle, image_shape=tuple(bundle.input["shape"]))
-    algebra.Bound(probe, objs, per_slot=len(objs) > 1)  # every term fits the bundle
+    Bound(probe, objs, per_slot=len(objs) > 1)  # every term fits the bundle
     return objs
 
 
