@@ -24,6 +24,7 @@ from pathlib import Path
 import ortviz  # noqa: F401  (first: it limits numpy's BLAS to one thread before numpy loads)
 import numpy as np
 
+from ortviz.metrics import ssim
 from recognition import JUDGES, judges
 
 PHOTOS = ("chelsea.png", "coffee.png")
@@ -38,19 +39,6 @@ def top1(j, image: np.ndarray) -> int:
     x = torch.from_numpy(((rgb - 127.0) / 128.0).transpose(2, 0, 1)[None].copy())
     with torch.no_grad():
         return int(net(x)[0].argmax())
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    from ortviz import imaging
-
-    def luma(x):
-        return (x.astype(np.float64) @ [0.299, 0.587, 0.114])[None, None]
-    x, y = luma(a), luma(b)
-    blur = lambda z: imaging.gaussian_blur(z, 1.5)  # noqa: E731
-    mx, my = blur(x), blur(y)
-    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    return float((((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))).mean())
 
 
 def table(path: Path) -> str:

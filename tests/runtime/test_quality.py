@@ -8,6 +8,7 @@ import pytest
 import ortviz
 from ortviz import images, imaging
 from ortviz.defaults import sample
+from ortviz.metrics import ssim
 
 CLASSES = [1, 9, 130, 207, 309, 409, 530, 717, 850, 980]  # spread over the label space
 
@@ -15,19 +16,6 @@ CLASSES = [1, 9, 130, 207, 309, 409, 530, 717, 850, 980]  # spread over the labe
 @pytest.fixture(scope="module")
 def model():
     return ortviz.load(provider="cpu", threads=2)
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM (Wang et al. 2004) of two HxWx3 uint8 images, 7x7 Gaussian windows on luma."""
-    def luma(x):
-        return (x.astype(np.float64) @ [0.299, 0.587, 0.114])[None, None]
-    x, y = luma(a), luma(b)
-    blur = lambda z: imaging.gaussian_blur(z, 1.5)  # noqa: E731
-    mx, my = blur(x), blur(y)
-    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return float(s.mean())
 
 
 def test_class_visualizations_are_classified_as_their_targets(model):

@@ -9,35 +9,17 @@ odd files: ``test_outputs.py``, ``test_signals.py``, ``test_plugin_safety.py``, 
 
 import json
 import shutil
-import traceback
 from pathlib import Path
 
 import onnx
 import pytest
 from conftest import ARTIFACTS
-from typer.testing import CliRunner
+from probes import invoke, one_error_line
 
 from ortviz.bundle import Bundle, BundleError, sha256
-from ortviz.cli import app
 
 SMALL = ARTIFACTS / "small_resnet_torchscript"
 GRAD = "grad.features__layer1.onnx"
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_error_line(r) -> str:
-    """The single ``error:`` line of a failed command (and no traceback)."""
-    assert r.exception is None or isinstance(r.exception, SystemExit), (
-        "".join(traceback.format_exception(r.exception)))
-    assert "Traceback" not in r.output, r.output
-    errors = [l for l in r.output.splitlines() if l.startswith("error:")]
-    assert len(errors) == 1, r.output
-    assert "unexpected" not in errors[0], r.output
-    return errors[0]
 
 
 def no_temp_files(folder: Path) -> bool:
