@@ -16,7 +16,8 @@ from PIL import Image
 from ortviz.cli import app
 from ortviz.defaults import sample
 
-from test_reliability import GRAD, SMALL, no_temp_files, rehash, runner
+from probes import runner
+from test_reliability import GRAD, SMALL, no_temp_files, rehash
 
 # -- fuzz ------------------------------------------------------------------------------------
 

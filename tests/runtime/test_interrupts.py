@@ -25,7 +25,8 @@ from ortviz.optim import normalized
 from ortviz.runner import RunRequest, run_request
 from ortviz.technique import Need, Param, Technique, positive
 
-from test_reliability import SMALL, invoke, no_temp_files, one_error_line, runner
+from probes import invoke, one_error_line, runner
+from test_reliability import SMALL, no_temp_files
 
 # -- interrupts, numerical faults, exceptions in a technique ------------------------------------
 
