@@ -39,6 +39,25 @@ TECHNIQUES = {
 }
 
 
+def interleaved(calls: list, rounds: int, warmup: int = 2) -> dict:
+    """Seconds per call of each callable, ``rounds`` times, in a new shuffled order each round
+    (so a slow spell of a shared machine falls on all of them alike), after ``warmup`` calls
+    each (sessions, weights). Keyed by ``id(call)``."""
+    import random
+    for c in calls:
+        for _ in range(warmup):
+            c()
+    times = {id(c): [] for c in calls}
+    for _ in range(rounds):
+        order = list(calls)
+        random.shuffle(order)
+        for c in order:
+            t0 = time.perf_counter()
+            c()
+            times[id(c)].append(time.perf_counter() - t0)
+    return times
+
+
 def limit_threads(threads: int = THREADS) -> None:
     """Before numpy/torch/onnxruntime load: their helper pools get the benchmark's thread count
     (OpenBLAS one thread, as ortviz itself sets, so numpy does not fight the runtime)."""

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
-import time
 from pathlib import Path
+
+import common  # bench/common.py: interleaved timing
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -106,17 +106,7 @@ def time_it(rounds: int, threads: int) -> None:
         want = f2(x)
         err = float(np.abs(got[1] - want[1]).max() / np.abs(want[1]).max())
         print(f"{cut}: cut-point vs features-graph sum, rel err {err:.2e}")
-    calls = [c for r in rows for c in r[1:]]
-    for c in calls:
-        c(), c()
-    times = {id(c): [] for c in calls}
-    for _ in range(rounds):
-        order = list(calls)
-        random.shuffle(order)
-        for c in order:
-            t0 = time.perf_counter()
-            c()
-            times[id(c)].append(time.perf_counter() - t0)
+    times = common.interleaved([c for r in rows for c in r[1:]], rounds)
     print(f"| row ({threads} threads, {rounds} rounds) | cut-point ms | features ms | ratio cut/features |")
     print("|---|---|---|---|")
     for name, cut_call, feat_call in rows:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import ortviz  # noqa: F401  (first: it limits numpy's BLAS to one thread before
 import numpy as np
 
 from ortviz.metrics import ssim
-from recognition import JUDGES, judges
+from recognition import JUDGES, _save, judges
 
 PHOTOS = ("chelsea.png", "coffee.png")
 LAYERS = ("_blocks.2", "_blocks.8", "_blocks.14")
@@ -105,16 +104,6 @@ def main(argv=None) -> int:
     run["complete"] = True
     _save(args.out, run)
     return 0
-
-
-def _save(path, run):
-    if path is None:
-        return
-    data = json.loads(path.read_text()) if path.exists() else {}
-    runs = [r for r in data.get("runs", []) if r.get("name") != run["name"]] + [run]
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"runs": runs}, indent=1) + "\n")
-    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import random
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,8 @@ import tempfile
 import time
 from io import BytesIO
 from pathlib import Path
+
+import common  # bench/common.py: interleaved timing
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -121,17 +122,7 @@ def main() -> None:
         rows.append(("... - class:flamingo (3 runs)", "class_log_softmax @ logits",
                      lambda: three(x), old_call("class_log_softmax", "logits", class_weights=onehot)))
 
-        calls = [c for r in rows for c in (r[2], r[3])]
-        for c in calls:  # warm-up: sessions, weights
-            c(), c()
-        times = {id(c): [] for c in calls}
-        for _ in range(args.rounds):
-            order = list(calls)
-            random.shuffle(order)
-            for c in order:
-                t0 = time.perf_counter()
-                c()
-                times[id(c)].append(time.perf_counter() - t0)
+        times = common.interleaved([c for r in rows for c in (r[2], r[3])], args.rounds)
         out = []
         for name, base_name, new, base in rows:
             tn, tb = times[id(new)], times[id(base)]

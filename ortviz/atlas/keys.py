@@ -15,15 +15,8 @@ import json
 from pathlib import Path
 
 from .. import __version__
+from ..bundle import sha256
 from .plan import Unit
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def unit_key(unit: Unit, manifest_sha256: str, photo_sha256: str | None = None) -> str:
@@ -37,7 +30,7 @@ def unit_key(unit: Unit, manifest_sha256: str, photo_sha256: str | None = None) 
 
 def assign_keys(units: list[Unit], manifest_sha256: str, photos: dict[str, Path]) -> None:
     """Fill in every unit's key (photos: file name -> path, hashed once each)."""
-    sums = {name: file_sha256(p) for name, p in photos.items()}
+    sums = {name: sha256(p) for name, p in photos.items()}
     for u in units:
         u.key = unit_key(u, manifest_sha256, sums.get(u.photo) if u.photo else None)
 
