@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import subprocess
+import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -93,3 +97,27 @@ def subprocess_env(**extra) -> dict:
     env = dict(os.environ, **extra)
     env.pop("ORTVIZ_PLUGINS", None) if "ORTVIZ_PLUGINS" not in extra else None
     return env
+
+
+def dream_until(tmp_path, sig: int, *args: str, wait: float = 2) -> tuple[int, str]:
+    """A real ``ortviz dream`` process (``args``: its options; default a long run at 64 px),
+    sent ``sig`` after it has run ``wait`` seconds; its exit code and stderr."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ortviz", "dream",
+         *(args or ("--iterations", "100000", "--octaves", "1", "--max-side", "64")),
+         "--threads", "1", "--provider", "cpu", "-o", "d.png"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    try:
+        ready, _, _ = select.select([proc.stderr], [], [], 120)
+        assert ready, "the run did not start within 120 s"
+        started = proc.stderr.readline()
+        assert started.startswith("deepdream on efficientnet-lite0"), started
+        time.sleep(wait)  # some iterations
+        assert proc.poll() is None, "the run ended before the signal"
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, stderr

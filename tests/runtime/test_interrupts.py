@@ -4,11 +4,7 @@
 
 import json
 import os
-import select
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +21,7 @@ from ortviz.optim import normalized
 from ortviz.runner import RunRequest, run_request
 from ortviz.technique import Need, Param, Technique, positive
 
-from probes import invoke, one_error_line, runner
+from probes import dream_until, invoke, one_error_line, runner
 from test_reliability import SMALL, no_temp_files
 
 # -- interrupts, numerical faults, exceptions in a technique ------------------------------------
@@ -137,24 +133,9 @@ def test_ctrl_c_after_the_loop_still_keeps_the_image(tmp_path, monkeypatch):
 
 
 def test_ctrl_c_on_a_real_process_writes_the_last_good_image(tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ortviz", "dream", "--iterations", "200", "--octaves", "2",
-         "--max-side", "256", "--threads", "1", "--provider", "cpu", "-o", "d.png"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        ready, _, _ = select.select([proc.stderr], [], [], 120)
-        assert ready, "the run did not start within 120 s"
-        started = proc.stderr.readline()
-        assert started.startswith("deepdream on efficientnet-lite0"), started
-        time.sleep(4)  # some iterations
-        assert proc.poll() is None, "the run ended before the interrupt"
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, stderr
+    code, stderr = dream_until(tmp_path, signal.SIGINT, "--iterations", "200", "--octaves", "2",
+                               "--max-side", "256", wait=4)
+    assert code == 130, stderr
     assert "interrupted; kept the last good image" in stderr and "Traceback" not in stderr
     meta = json.loads((tmp_path / "d.png.json").read_text())
     assert meta["status"] == "interrupted" and 0 < meta["timing"]["iterations"] < 400

@@ -3,7 +3,6 @@ last good image and an ``interrupted`` sidecar, exit 128 + signal, and no tempor
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -13,34 +12,12 @@ import pytest
 from PIL import Image
 
 from ortviz import images, signals
-from probes import probe, run_probe, saved, subprocess_env, temp_files
-
-
-def _dream_until(tmp_path, sig: int) -> tuple[int, str]:
-    """A real ``ortviz dream`` process, sent ``sig`` after it has run a while."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ortviz", "dream", "--iterations", "100000", "--octaves", "1",
-         "--max-side", "64", "--threads", "1", "--provider", "cpu", "-o", "d.png"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
-    try:
-        ready, _, _ = select.select([proc.stderr], [], [], 120)
-        assert ready, "the run did not start within 120 s"
-        started = proc.stderr.readline()
-        assert started.startswith("deepdream on efficientnet-lite0"), started
-        time.sleep(2)  # some iterations
-        assert proc.poll() is None, "the run ended before the signal"
-        proc.send_signal(sig)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc.returncode, stderr
+from probes import dream_until, probe, run_probe, saved, subprocess_env, temp_files
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_keep_the_last_good_image_like_ctrl_c(tmp_path, sig):
-    code, stderr = _dream_until(tmp_path, sig)
+    code, stderr = dream_until(tmp_path, sig)
     assert code == 128 + sig, stderr
     assert f"interrupted by {signal.Signals(sig).name}; kept the last good image" in stderr
     assert "Traceback" not in stderr
