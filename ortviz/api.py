@@ -27,7 +27,7 @@ from .engine import Engine
 from .outputs import sidecar, write_result
 from .plugins import techniques
 from .render import Result, top5
-from .runner import RunRequest, prepare, run_info, run_one
+from .runner import RunRequest, chunks, prepare, run_info, run_one
 
 
 @dataclass
@@ -84,10 +84,7 @@ class Model:
         _, layer, targets, photo, _ = prepare(req)
         shown = {k: _plain_param(v) for k, v in values.items()}
         pictures = []
-        batch = self.engine.image_shape[0]
-        chunks = [targets[i:i + batch] for i in range(0, len(targets), batch)] \
-            if targets != [None] else [[]]
-        for chunk in chunks:
+        for chunk in chunks(targets, self.engine.image_shape[0]):
             got = run_one(req, self.engine, layer, chunk, photo)
             for t, result in zip(chunk or [None] * len(got), got):  # a target or an objective slot
                 meta = sidecar(result, tech.name, shown, run_info(req, self.engine, layer, t),

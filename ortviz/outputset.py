@@ -92,9 +92,10 @@ class Files:
             return None
         return old if isinstance(old, dict) and isinstance(old.get("technique"), str) else None
 
-    def listed(self) -> set[str]:
-        """The side-file names the old sidecar claims as its set's (snapshots, the photo)."""
-        old = self.old_sidecar() or {}
+    def listed(self, old: dict | None = None) -> set[str]:
+        """The side-file names the old sidecar (``old``, read when not given) claims as its
+        set's (snapshots, the photo)."""
+        old = (self.old_sidecar() or {}) if old is None else old
         names = old.get("snapshots")
         out = {v for k, v in names.items() if k in ("gif", "sheet", "frames") and isinstance(v, str)} \
             if isinstance(names, dict) else set()
@@ -105,8 +106,8 @@ class Files:
     def stale(self) -> list[Path]:
         """Files of the old set (as its sidecar names them: snapshots, the photo) that this set
         will not write; they are removed when it is written."""
-        old = self.old_sidecar() or {}
-        listed = set() if self.snapshots else self.listed() - {old.get("photo")}
+        old = self.old_sidecar() or {}  # read once
+        listed = set() if self.snapshots else self.listed(old) - {old.get("photo")}
         if not self.photo and isinstance(old.get("photo"), str):
             listed.add(old["photo"])
 

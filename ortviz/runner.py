@@ -119,9 +119,7 @@ def _run_request(req, echo, err, bundle, layer, targets, photo, out) -> int:
     err(f"{req.technique.name} on {bundle.name} ({engine.provider} execution provider"
         f"{', chosen by auto' if req.provider == 'auto' else ''})")
     code = 0
-    batch = engine.image_shape[0]  # class targets share a run, up to the graphs' batch
-    chunks = [targets[i:i + batch] for i in range(0, len(targets), batch)] if targets != [None] else [[]]
-    for chunk in chunks:
+    for chunk in chunks(targets, engine.image_shape[0]):
         got = run_one(req, engine, layer, chunk, photo)
         for k, (target, result) in enumerate(zip(chunk or [None] * len(got), got)):
             # one objective per batch slot (no class targets): NAME-0.png, NAME-1.png, ...
@@ -167,6 +165,13 @@ def run_info(req: RunRequest, engine: Engine, layer, target) -> dict:
             "target": None if target is None else {"class": target,
                                                    "label": engine.bundle.labels[target]},
             "image": image}
+
+
+def chunks(targets: list, batch: int) -> list[list]:
+    """Class targets in runs of up to the graphs' batch; ``[[]]`` (one run) for no targets."""
+    if targets == [None]:
+        return [[]]
+    return [targets[i:i + batch] for i in range(0, len(targets), batch)]
 
 
 def run_one(req: RunRequest, engine: Engine, layer, targets: list, photo) -> list[Result]:
