@@ -43,7 +43,8 @@ class Engine:
     def __init__(self, bundle: Bundle | str | Path, provider: str = "auto",
                  threads: int | None = None, io_binding: bool | None = None):
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
-        self.provider, self._chain = providers.resolve(provider)
+        self._choice = providers.resolve(provider)
+        self.provider = self._choice.short
         if threads is not None and threads < 1:
             raise ValueError("threads must be at least 1")
         self.threads = threads
@@ -68,7 +69,8 @@ class Engine:
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
             path = self.bundle.path_of(rel)
             try:
-                sess = ort.InferenceSession(str(path), so, providers=self._chain)
+                sess = ort.InferenceSession(str(path), so,
+                                            providers=self._choice.providers(so, self.threads))
             except Exception as exc:  # name the bundle, not the pinned /proc/self/fd/N path
                 msg = first_line(exc).replace(str(path.parent), str(self.bundle.root))
                 raise BundleError(f"cannot load {rel}: {msg}") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import atlas, export, inspect, plugins, techniques
+from . import atlas, export, inspect, plugins, providers, techniques
 from .common import OneLineErrors
 
 app = typer.Typer(help="See what an image classifier learned: class visualization, feature "
@@ -15,6 +15,7 @@ app.command("info")(inspect.info)
 app.command("layers")(inspect.layers)
 app.command("labels")(inspect.labels)
 app.command("plugins")(plugins.plugins)
+app.command("providers")(providers.providers)
 app.command("atlas")(atlas.atlas)
 
 

@@ -65,7 +65,7 @@ def test_info_and_layers_default_and_json():
     (["dream", "--jitter", "-2"], "--jitter must not be negative"),
     (["dream", "--octave-scale", "1.0"], "--octave-scale must be greater than 1"),
     (["dream", "--provider", "warp"], "unknown execution provider 'warp'"),
-    (["dream", "--provider", "cuda"], "not available in this onnxruntime build; available: cpu"),
+    (["dream", "--provider", "cuda"], "not in this onnxruntime build and no plugin package provides it; available here: cpu"),
     (["dream", "--model", "/nonexistent/bundle"], "no bundle at /nonexistent/bundle"),
     (["dream", "--image", "/nonexistent.png"], "nonexistent.png"),
     (["class-viz", "--objective", "margin"], "--objective must be one of"),
