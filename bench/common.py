@@ -66,23 +66,31 @@ def limit_threads(threads: int = THREADS) -> None:
         os.environ[var] = str(threads)
 
 
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
 def machine() -> dict:
-    cpu = platform.processor() or "?"
+    """What the numbers were measured on: CPU model and vendor, the ISA flags that change
+    onnxruntime's kernels (AVX2, AVX-512, VNNI, BF16, AMX), cores, load, OS; ``kind`` names the
+    machine type a result table belongs to (docs/benchmarks.md keeps one table per kind)."""
+    cpu, vendor, have = platform.processor() or "?", "?", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "model name" and cpu in ("?", "", platform.processor()):
+                cpu = value.strip()
+            elif key == "vendor_id" and vendor == "?":
+                vendor = {"AuthenticAMD": "AMD", "GenuineIntel": "Intel"}.get(value.strip(), value.strip())
+            elif key == "flags" and not have:
+                have = set(value.split())
     except OSError:
         pass
-    flags = ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        have = set(text.split("flags", 1)[1].split("\n", 1)[0].split()) if "flags" in text else set()
-        flags = ",".join(f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile") if f in have)
-    except (OSError, IndexError):
-        pass
-    return {"host": platform.node(), "cpu": cpu, "isa": flags, "cores": os.cpu_count(),
+    flags = [f for f in ISA_FLAGS if f in have]
+    widest = "AMX" if "amx_tile" in have else "AVX-512" if "avx512f" in have else \
+        "AVX2" if "avx2" in have else "no AVX2"
+    return {"host": platform.node(), "cpu": cpu, "vendor": vendor, "isa": ",".join(flags),
+            "kind": f"{vendor} {widest}, {os.cpu_count()} cores", "cores": os.cpu_count(),
             "os": platform.platform(), "python": platform.python_version(),
             "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}

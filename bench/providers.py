@@ -1,19 +1,26 @@
-"""Gradient-graph time per call on the OpenVINO EP against the CPU EP, interleaved in one run.
+"""OpenVINO EP against the CPU EP, as ortviz runs them: graphs and whole iterations, interleaved.
 
 Run in the OpenVINO environment (its onnxruntime has both providers):
 
     .venv-openvino/bin/python bench/providers.py [--rounds 30] [--threads 2] [--out FILE]
 
-For each graph, one session per provider (the OpenVINO one with CPU fallback disabled, FP32);
-every round calls each session once in a shuffled order after a warm-up; it reports the median
-and min-max per provider and the median of the per-round ratios OpenVINO / CPU.
+Two engines on the default bundle, ``--provider cpu`` and ``--provider openvino``, with ortviz's
+own session options (no spin-waiting, ``--threads`` also given to OpenVINO). Rows:
+
+- *graph*: one call of a graph's session (forward; the class-score graph at the logits;
+  the features graphs at ``_blocks.5`` and ``_blocks.10``, which inversion and DeepDream run);
+- *iteration*: each technique at its defaults at the model's size (DeepDream one octave, longest
+  side 224), ``--iters`` iterations per call through the Python API, per iteration; that is
+  what ``--provider auto`` decides between.
+
+Each round calls every (row, provider) once in a shuffled order after warm-up; reported: the
+median and min-max per provider and the median of the per-round ratios OpenVINO / CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import statistics
 import sys
@@ -24,65 +31,81 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from ortviz.bundle import Bundle  # noqa: E402
-from ortviz.defaults import default_bundle  # noqa: E402
-from ortviz.providers import OPTIONS  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+import ortviz  # noqa: E402
+from ortviz.defaults import sample  # noqa: E402
 
-GRAPHS = [("forward", None), ("class_log_softmax", "logits"), ("feature_distance", "_blocks.5"),
-          ("feature_energy", "_blocks.10")]
+GRAPHS = [("forward", None), ("class_score", "logits"), ("features", "_blocks.5"),
+          ("features", "_blocks.10")]
+TECHNIQUES = {"class-viz": ("class-visualization", {}),
+              "invert": ("feature-inversion", {}),
+              "dream": ("deepdream", {"octaves": 1, "max_side": common.SIZE})}
 
 
-def sessions(path: str, threads: int) -> dict:
-    cpu = ort.SessionOptions()
-    cpu.intra_op_num_threads, cpu.inter_op_num_threads = threads, 1
-    cpu.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    ov = ort.SessionOptions()
-    ov.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-    opts = {**OPTIONS["openvino"], "device_type": "CPU", "num_of_threads": str(threads)}
-    return {"cpu": ort.InferenceSession(path, cpu, providers=["CPUExecutionProvider"]),
-            "openvino": ort.InferenceSession(path, ov, providers=[("OpenVINOExecutionProvider", opts)])}
+def graph_call(model, objective, layer, rng):
+    b = model.bundle
+    if objective == "forward":
+        sess = model.engine.session(b.manifest["forward"]["file"])
+        feeds = {b.input["name"]: rng.standard_normal(b.input["shape"]).astype(np.float32)}
+    else:
+        entry = b.graph(objective, layer)
+        sess = model.engine.session(entry.file)
+        feeds = {k: rng.standard_normal(v).astype(np.float32) for k, v in entry.inputs.items()}
+    return lambda: sess.run(None, feeds)
+
+
+def technique_call(model, name, params, iters):
+    tech, defaults = TECHNIQUES[name]
+    photo = None if tech == "class-visualization" else sample(common.PHOTO)
+
+    def call():
+        r = model.run(tech, image=photo, iterations=iters, **defaults, **params)
+        return r.result.seconds / iters
+    return call
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=8, help="iterations per technique call")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    bundle = Bundle.open(default_bundle())
+    models = {p: ortviz.load(provider=p, threads=args.threads) for p in ("cpu", "openvino")}
     rng = np.random.default_rng(0)
-    rows = []
-    for objective, layer in GRAPHS:
-        if objective == "forward":
-            path, inputs = str(bundle.forward_path), {bundle.input["name"]: bundle.input["shape"]}
-        else:
-            entry = bundle.graph(objective, layer)
-            path, inputs = str(bundle.path_of(entry.file)), entry.inputs
-        feeds = {k: rng.standard_normal(v).astype(np.float32) for k, v in inputs.items()}
-        sess = sessions(path, args.threads)
-        for s in sess.values():
-            for _ in range(3):
-                s.run(None, feeds)
-        times = {k: [] for k in sess}
-        order = list(sess)
-        for _ in range(args.rounds):
-            random.shuffle(order)
-            for k in order:
-                t = time.perf_counter()
-                sess[k].run(None, feeds)
-                times[k].append(1e3 * (time.perf_counter() - t))
-        ratios = [o / c for o, c in zip(times["openvino"], times["cpu"])]
-        row = {"graph": objective if layer is None else f"{objective} @ {layer}",
-               **{f"{k}_ms": round(statistics.median(v), 2) for k, v in times.items()},
-               **{f"{k}_range_ms": [round(min(v), 2), round(max(v), 2)] for k, v in times.items()},
-               "ratio_openvino_over_cpu": round(statistics.median(ratios), 3)}
-        rows.append(row)
-        print(f"{row['graph']:<34} cpu {row['cpu_ms']:7.2f} ms  openvino {row['openvino_ms']:7.2f} ms"
+    rows = [(f"graph: {o}" + (f" @ {l}" if l else ""), {p: graph_call(m, o, l, rng) for p, m in models.items()}, False)
+            for o, l in GRAPHS]
+    rows += [(f"iteration: {t}", {p: technique_call(m, t, {}, args.iters) for p, m in models.items()}, True)
+             for t in TECHNIQUES]
+    calls = [(label, p, f, per_iter) for label, fs, per_iter in rows for p, f in fs.items()]
+    for _, _, f, _ in calls:  # warm-up: sessions made and compiled, caches filled
+        f(), f()
+    times = {(label, p): [] for label, p, _, _ in calls}
+    for rnd in range(args.rounds):
+        order = list(calls)
+        random.Random(rnd).shuffle(order)
+        for label, p, f, per_iter in order:
+            t = time.perf_counter()
+            got = f()
+            times[(label, p)].append(1e3 * (got if per_iter else time.perf_counter() - t))
+        print(f"\rround {rnd + 1}/{args.rounds}", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    out = []
+    for label, _, _ in rows:
+        c, o = times[(label, "cpu")], times[(label, "openvino")]
+        row = {"row": label, "cpu_ms": round(statistics.median(c), 2),
+               "openvino_ms": round(statistics.median(o), 2),
+               "cpu_range_ms": [round(min(c), 2), round(max(c), 2)],
+               "openvino_range_ms": [round(min(o), 2), round(max(o), 2)],
+               "ratio_openvino_over_cpu": round(statistics.median(a / b for a, b in zip(o, c)), 3)}
+        out.append(row)
+        print(f"{label:<34} cpu {row['cpu_ms']:7.2f} ms  openvino {row['openvino_ms']:7.2f} ms"
               f"  ratio {row['ratio_openvino_over_cpu']:.2f}")
     if args.out:
         args.out.write_text(json.dumps({"rounds": args.rounds, "threads": args.threads,
-                                        "onnxruntime": ort.__version__, "machine": platform.processor()
-                                        or platform.machine(), "rows": rows}, indent=1) + "\n")
+                                        "iters": args.iters, "onnxruntime": ort.__version__,
+                                        "machine": common.machine(), "rows": out}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -158,6 +158,7 @@ def markdown(rec: dict) -> str:
              "execution provider, bare runs through IO binding with device-resident buffers; "
              "PyTorch on CUDA (timed with torch.cuda.synchronize). " if gpu else "")
     lines = [
+        f"**Machine: {m.get('kind', '?')}** ({m['cpu']}; {m['isa'] or 'no AVX2'})", "",
         where + f"Measured {m['date']} on `{m['host']}`: {m['cpu']} ({m['isa']}), {m['cores']} cores, "
         f"{m['os']}; load average {', '.join(f'{v:.1f}' for v in m['loadavg'])} at the start, "
         f"{', '.join(f'{v:.1f}' for v in rec['loadavg_end'])} at the end. "
@@ -339,7 +340,7 @@ def main(argv=None) -> None:
     print(f"written: {out / (stem + '.json')}, {out / (stem + '.md')} (worker log {log_path})",
           file=sys.stderr)
     if args.all:
-        for script in ("scale.py", "lowering_ab.py"):
+        for script in ("scale.py", "throughput.py", "lowering_ab.py"):
             cmd = [sys.executable, str(HERE / script), "--rt-python", args.rt_python,
                    "--export-python", args.torch_python] + (["--quick"] if args.quick else [])
             print(f"== {script} ==", file=sys.stderr)
