@@ -104,16 +104,22 @@ def forward_row(s: Shared):
     return timed(bare_run(s, sess, names, feeds))
 
 
+def graph_feeds(s: Shared, technique: str, entry) -> dict:
+    """The feeds of the format-2 graph serving a technique's objective, as the engine makes
+    them from the technique's inputs (ortviz.objectives.ALIASES)."""
+    objective, _ = common.GRAPHS[technique]
+    shape = tuple(next(v for k, v in entry.inputs.items() if k != s.engine.image_name))
+    feeds, _ = ALIASES[objective].translate(s.inputs(technique), shape)
+    return {s.engine.image_name: s.x, **feeds}
+
+
 def bare_row(technique: str):
     def make(s: Shared):
         objective, layer = common.GRAPHS[technique]
         entry = s.bundle.graph(objective, layer)
         sess = s.engine.session(entry.file)
         names = [entry.outputs["loss"], entry.outputs["grad"]]
-        shape = tuple(next(v for k, v in entry.inputs.items() if k != s.engine.image_name))
-        graph_feeds, _ = ALIASES[objective].translate(s.inputs(technique), shape)  # format-2 graph
-        feeds = {s.engine.image_name: s.x, **graph_feeds}
-        return timed(bare_run(s, sess, names, feeds))
+        return timed(bare_run(s, sess, names, graph_feeds(s, technique, entry)))
     return make
 
 
@@ -136,7 +142,7 @@ def overhead_row(technique: str):
         sess = engine.session(entry.file)
         inputs = s.inputs(technique)
         stored = sess.run([entry.outputs["loss"], entry.outputs["grad"]],
-                          {engine.image_name: s.x, **inputs})
+                          graph_feeds(s, technique, entry))
         sess.run = lambda names, feeds, *a, **k: stored  # this engine's session only
         ctx = Context(engine, np.random.default_rng(0), 1, layer=layer, target=s.target, photo=s.photo)
         return timed(lambda: ctx.grad(objective, layer, s.x, **inputs))
