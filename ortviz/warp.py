@@ -8,9 +8,11 @@ its four neighbours. Where a neighbour falls outside the input the boundary ``mo
 the exact transpose of its linear part (the constant adds no gradient).
 
 The sampling plan (indices and weights) is computed once per (sizes, matrix, mode) and kept
-in a small cache. Axis-aligned maps (no rotation: pads, crops, scales, resizes) use two
-interpolation matrices, applied as matrix products; others use four gathers forward and, back,
-gathers from the transposed plan (built once per cached plan). Float32 in, float32 out (float64 in, float64 out: the tests' adjoint checks).
+in a small cache. Whole-pixel shifts (a jitter, a crop inside the image) are exact copies:
+``np.roll`` in ``wrap`` mode when the size is kept, a slice when the box lies inside the input
+(any mode), at any image size without an interpolation matrix. Other axis-aligned maps (pads,
+scales, resizes) use two interpolation matrices, applied as matrix products; others use four
+gathers forward and, back, gathers from the transposed plan (built once per cached plan). Float32 in, float32 out (float64 in, float64 out: the tests' adjoint checks).
 """
 
 from __future__ import annotations
@@ -85,6 +87,41 @@ class _Separable:
         return self._apply(g, self.my_t, self.mx)
 
 
+class _Shift:
+    """Output ``(i, j)`` reads input ``(i + oy, j + ox)``, whole pixels: a circular shift
+    (``wrap``, same size) or a box inside the input (any mode). A copy both ways, no weights."""
+
+    fill = None
+
+    def __init__(self, in_hw, out_hw, oy: int, ox: int):
+        self.in_hw, self.out_hw, self.oy, self.ox = in_hw, out_hw, oy, ox
+        self.inside = 0 <= oy and oy + out_hw[0] <= in_hw[0] and 0 <= ox and ox + out_hw[1] <= in_hw[1]
+
+    @staticmethod
+    def applies(in_hw, out_hw, a, mode) -> tuple[int, int] | None:
+        """The whole-pixel offsets when the map ``a`` is such a shift, else None."""
+        if a[0, 0] != 1 or a[1, 1] != 1 or a[0, 1] != 0 or a[1, 0] != 0:
+            return None
+        oy, ox = a[0, 2], a[1, 2]
+        if oy != round(oy) or ox != round(ox):
+            return None
+        oy, ox = int(oy), int(ox)
+        inside = 0 <= oy and oy + out_hw[0] <= in_hw[0] and 0 <= ox and ox + out_hw[1] <= in_hw[1]
+        return (oy, ox) if inside or (mode == "wrap" and tuple(in_hw) == tuple(out_hw)) else None
+
+    def forward(self, x):
+        if self.inside:
+            return np.ascontiguousarray(x[..., self.oy:self.oy + self.out_hw[0], self.ox:self.ox + self.out_hw[1]])
+        return np.roll(x, (-self.oy, -self.ox), axis=(-2, -1))
+
+    def adjoint(self, g):
+        if self.inside:
+            out = np.zeros(g.shape[:-2] + self.in_hw, g.dtype)
+            out[..., self.oy:self.oy + self.out_hw[0], self.ox:self.ox + self.out_hw[1]] = g
+            return out
+        return np.roll(g, (self.oy, self.ox), axis=(-2, -1))
+
+
 class _General:
     def __init__(self, in_hw, out_hw, a, mode):
         (h, w), (oh, ow) = in_hw, out_hw
@@ -152,6 +189,9 @@ _CACHES = {_Separable: (OrderedDict(), 64), _General: (OrderedDict(), 48)}
 
 
 def _plan(in_hw, out_hw, a: np.ndarray, mode: str):
+    shift = _Shift.applies(in_hw, out_hw, a, mode)
+    if shift is not None:
+        return _Shift(in_hw, out_hw, *shift)
     cls = _Separable if a[0, 1] == 0 and a[1, 0] == 0 else _General
     cache, size = _CACHES[cls]
     key = (in_hw, out_hw, np.round(a, 9).tobytes(), mode)
