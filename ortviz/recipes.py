@@ -50,10 +50,8 @@ def optimizer(name: str, lr: float):
     return Normalized(lr) if name == "pixel" else Adam(lr)
 
 
-def spectral(ctx, name: str, hw, decay: float = 1.0, start=None):
-    """The parameterization ``name`` for a ``(ctx.batch, 3, *hw)`` canvas in the model's valid
-    range; ``start``: a model-space picture to start from (see :func:`ortviz.param.make`)."""
-    return parameterizations.make(name, (ctx.batch, 3, *hw), ctx.low, ctx.high, decay=decay, start=start)
+def spectral(ctx, name: str, hw, decay: float = 1.0):
+    return parameterizations.make(name, (ctx.batch, 3, *hw), ctx.low, ctx.high, decay=decay)
 
 
 def pixel_after_step(l2: float, blur_every: int, blur_sigma: float):

@@ -13,7 +13,7 @@ shifts.
 
 from __future__ import annotations
 
-from .. import imaging, recipes
+from .. import imaging, param as parameterizations, recipes
 from ..loop import graph_objective, optimize
 from ..objectives import FEATURE_ENERGY
 from ..technique import (ITERATIONS, JITTER, OCTAVES, Need, Param, Technique, between, positive,
@@ -43,7 +43,7 @@ def run(ctx, iterations, param, transforms, lr, jitter, octaves, octave_scale, m
     for i, hw in enumerate(imaging.octave_sizes(full, octaves, octave_scale)):
         shrunk = imaging.resize(base, hw)
         start = shrunk if detail is None else shrunk + imaging.resize(detail, hw)
-        p = recipes.spectral(ctx, param, hw, start=start)
+        p = parameterizations.make(param, start.shape, ctx.low, ctx.high, start=start)
         x = optimize(ctx, f, p, ts, recipes.optimizer(param, lr), iterations,
                      start=i * iterations, resize=False).image
         detail = x - shrunk
