@@ -1,6 +1,8 @@
 """DeepDream on the render loop: same seed -> same picture, any size kept (tiling), the new
 --param/--transforms choices reach it, and their bad values are one-line errors. Default bundle."""
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -83,6 +85,7 @@ def test_help_lists_the_new_options_with_their_defaults():
     text = " ".join(r.output.replace("│", " ").split())
     for option, default in (("--param", "pixel"), ("--transforms", "light"), ("--octaves", "4"),
                             ("--jitter", "16"), ("--lr", "0.01")):
-        start = text.index(option + " ")
-        following = text.index("--", start + len(option))  # the next option's name
+        start = text.index(f"{option} <")
+        # the next option's name (not a --name mentioned inside the help text)
+        following = start + 1 + re.search(r"--[a-z][a-z-]* (?:-[a-z] )?<", text[start + 1:]).start()
         assert f"[default: {default}]" in text[start:following], (option, text[start:following])
