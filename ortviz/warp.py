@@ -87,6 +87,10 @@ class _Separable:
         return self._apply(g, self.my_t, self.mx)
 
 
+def _inside(in_hw, out_hw, oy: int, ox: int) -> bool:
+    return 0 <= oy and oy + out_hw[0] <= in_hw[0] and 0 <= ox and ox + out_hw[1] <= in_hw[1]
+
+
 class _Shift:
     """Output ``(i, j)`` reads input ``(i + oy, j + ox)``, whole pixels: a circular shift
     (``wrap``, same size) or a box inside the input (any mode). A copy both ways, no weights."""
@@ -95,7 +99,7 @@ class _Shift:
 
     def __init__(self, in_hw, out_hw, oy: int, ox: int):
         self.in_hw, self.out_hw, self.oy, self.ox = in_hw, out_hw, oy, ox
-        self.inside = 0 <= oy and oy + out_hw[0] <= in_hw[0] and 0 <= ox and ox + out_hw[1] <= in_hw[1]
+        self.inside = _inside(in_hw, out_hw, oy, ox)
 
     @staticmethod
     def applies(in_hw, out_hw, a, mode) -> tuple[int, int] | None:
@@ -106,8 +110,8 @@ class _Shift:
         if oy != round(oy) or ox != round(ox):
             return None
         oy, ox = int(oy), int(ox)
-        inside = 0 <= oy and oy + out_hw[0] <= in_hw[0] and 0 <= ox and ox + out_hw[1] <= in_hw[1]
-        return (oy, ox) if inside or (mode == "wrap" and tuple(in_hw) == tuple(out_hw)) else None
+        ok = _inside(in_hw, out_hw, oy, ox) or (mode == "wrap" and tuple(in_hw) == tuple(out_hw))
+        return (oy, ox) if ok else None
 
     def forward(self, x):
         if self.inside:
