@@ -149,7 +149,7 @@ def test_spectra_start_exactly_from_a_picture_float64(w, squash, seed):
 def test_make_with_a_start_begins_at_that_picture(name, seed):
     """The float32 parameterizations the techniques use start at the picture (float32 rounding:
     1e-5 of the range), whatever the rng; the start is not changed by the optimizer's moves."""
-    shape = (1, 3, 20, 23)
+    shape = (2, 3, 20, 23)  # two slots, two pictures (maco: a magnitude per slot)
     x = inside(np.random.default_rng(seed), shape).astype(np.float32)
     par = P.make(name, shape, LOW, HIGH, start=x)
     p = par.init(np.random.default_rng(seed + 50))
