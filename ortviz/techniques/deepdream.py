@@ -8,9 +8,8 @@ loop: a parameterization started from the photo plus the carried detail (``--par
 (``--transforms light``: the classic circular jitter, the default; ``standard``: Lucid's, which
 measured no better here: less feature energy at equal iterations, the same SSIM to the photo,
 1.7x the time — ``bench/dream.py``), clipping into the valid range through the
-parameterization. The loop keeps the picture's own size
-(``resize=False``): any image size works, the context tiles the fixed-size graph with random
-shifts.
+parameterization. The loop's views keep the picture's own size (``view_size="canvas"``): any
+image size works, the context tiles the fixed-size graph with random shifts.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ def run(ctx, iterations, param, transforms, lr, jitter, octaves, octave_scale, m
         start = shrunk if detail is None else shrunk + imaging.resize(detail, hw)
         p = parameterizations.make(param, start.shape, ctx.low, ctx.high, start=start)
         x = optimize(ctx, f, p, ts, recipes.optimizer(param, lr), iterations,
-                     start=i * iterations, resize=False).image
+                     start=i * iterations, view_size="canvas").image
         detail = x - shrunk
     return x
 

@@ -152,7 +152,7 @@ def test_whole_pixel_shifts_are_copies_with_exact_adjoints(in_hw, out_hw, oy, ox
 
 
 def test_keeping_the_canvas_size_samples_at_that_size():
-    """out_hw None (the loop's resize=False): a jitter keeps any size; the standard list
+    """out_hw None (no size asked for): a jitter keeps any size; the standard list
     changes it by its pads and crops only (scale 1.0 drawn here: no resize to a model size)."""
     x = np.random.default_rng(2).standard_normal((1, 3, 301, 517)).astype(np.float32)
     warp = tf.sample([tf.Jitter(16)], np.random.default_rng(0), x.shape[2:])
