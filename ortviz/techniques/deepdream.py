@@ -6,8 +6,8 @@ photo's detail is carried up from the small scales to the large). Each octave is
 loop: a parameterization started from the photo plus the carried detail (``--param``: pixels;
 ``fft``/``maco`` start from the photo's own spectrum, at one octave), the transform list
 (``--transforms light``: the classic circular jitter, the default; ``standard``: Lucid's, which
-measured no better here: less feature energy at equal iterations, the same SSIM to the photo,
-1.7x the time — ``bench/dream.py``), clipping into the valid range through the
+measured no better here: less feature energy at equal iterations, about the same SSIM to the
+photo — ``bench/dream.py``), clipping into the valid range through the
 parameterization. The loop's views keep the picture's own size (``view_size="canvas"``): any
 image size works, the context tiles the fixed-size graph with random shifts.
 """
@@ -60,7 +60,7 @@ technique = Technique(
         recipes.param_choice("pixel", "All start at the photo (maco keeps the photo's own "
                              "magnitude spectrum); fft and maco need --octaves 1."),
         recipes.transforms_choice("light", "light is the circular --jitter; standard reached less "
-                                  "feature energy at equal iterations, 1.7x slower (bench/dream.py)."),
+                                  "feature energy at equal iterations (bench/dream.py)."),
         Param("lr", float, 0.01, "Step size: normalized ascent (pixel) or Adam (fft, maco).", positive),
         Param("jitter", int, 16, "Largest random shift in pixels (circular; light transforms).", JITTER),
         Param("octaves", int, 4, "Number of scales, smallest first (pixel only; 1 for fft, maco).",
