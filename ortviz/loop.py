@@ -7,7 +7,8 @@ Each step:
 1. ``img = param.image(params)``: the canvas, ``(B, 3, H, W)`` in model space (any size;
    ``B`` is the bundle's batch, ``ctx.batch``);
 2. ``views`` times: ``warp = transforms.sample(transforms, ctx.rng, (H, W), ctx.size)`` — the
-   transform list drawn and composed, ending with a resize to the model's input size —
+   transform list drawn and composed, ending with a resize to the model's input size (or to
+   the canvas's own, ``view_size="canvas"``: see below) —
    ``x = warp.forward(img)``, ``value, grad = objective(x)``, and the gradient is taken back
    to the canvas by ``warp.adjoint(grad)``; values and gradients are averaged over the views;
 3. each regularizer ``penalty(img) -> (value, grad)`` is charged against the objective;
@@ -18,10 +19,19 @@ Each step:
    the last good image stay in the context (:mod:`ortviz.render`).
 
 **The objective interface** (keep it): ``objective(x) -> (value, grad)`` where ``x`` is a
-float32 ``(B, 3, h, w)`` model-space image at the model's input size ``ctx.size`` and ``grad``
+float32 ``(B, 3, h, w)`` model-space image at the model's input size ``ctx.size`` (any size
+with ``view_size``) and ``grad``
 is d value / d x, same shape; ``value`` a float. The loop *ascends* ``value`` (``maximize=True``,
 the default) or descends it (``maximize=False``). :func:`graph_objective` makes one from a
 gradient graph of the bundle (``ctx.grad``, which raises on NaN/Inf).
+
+**Any-size recipes** (``view_size="canvas"``, or any ``(h, w)``): the views are brought to
+that size instead of the model's input — the canvas's own, so a jitter is a pure shift and
+Lucid's pads, crops and scales a small zoom of the whole canvas — and the objective must then
+take an image of any size. ``ctx.grad``/``ctx.bind`` (so :func:`graph_objective`) do: an image
+no larger than the model is resized to it through the resize's exact adjoint, a larger one is
+tiled over the fixed-size graph with random shifts drawn from ``ctx.rng``. DeepDream works this
+way: a 512-pixel photo stays 512 pixels, every tile of it seen at the model's own scale.
 
 Random draws come from ``ctx.rng`` only (the initial parameters from a stream spawned off it,
 so each slot's picture does not depend on the batch size): a fixed seed gives the same image.
@@ -55,12 +65,14 @@ def graph_objective(ctx, objective: str, layer: str, **inputs) -> Callable:
 def optimize(ctx, objective: Callable, param, transforms: Sequence = (), optimizer=None,
              steps: int = 256, regularizers: Sequence[Callable] = (), *, params=None,
              views: int = 1, maximize: bool = True, start: int = 0,
-             after_step: Callable | None = None) -> Outcome:
+             after_step: Callable | None = None, view_size=None) -> Outcome:
     """Run ``steps`` steps (see the module); returns the final parameters and image.
 
     ``params``: the starting parameters (default ``param.init`` on a stream spawned off
     ``ctx.rng``); ``start``: the number of the first step for ``ctx.report`` (octaves run the
-    loop several times); ``views``: transform draws (crops) per step."""
+    loop several times); ``views``: transform draws (crops) per step; ``view_size``: the size
+    the views are brought to, ``None`` the model's input (``ctx.size``), ``"canvas"`` the
+    canvas's own, or ``(h, w)``; the objective takes that size (see the module)."""
     from .optim import Adam
     if views < 1:
         raise ValueError(f"views must be >= 1, got {views}")
@@ -68,11 +80,12 @@ def optimize(ctx, objective: Callable, param, transforms: Sequence = (), optimiz
     p = param.init(ctx.rng.spawn(1)[0]) if params is None else np.asarray(params, np.float32)
     img = param.image(p)
     hw = tuple(img.shape[2:])
+    out_hw = ctx.size if view_size is None else hw if view_size == "canvas" else tuple(view_size)
     sign = -1.0 if maximize else 1.0          # the loop descends sign * value
     for t in range(steps):
         value, g_img = 0.0, None
         for _ in range(views):
-            warp = tf.sample(transforms, ctx.rng, hw, ctx.size)
+            warp = tf.sample(transforms, ctx.rng, hw, out_hw)
             v, g = objective(warp.forward(img))
             back = warp.adjoint(np.asarray(g, np.float32))
             value += float(v) / views

@@ -13,18 +13,21 @@ from .technique import Param, ParamError
 AUTO_LR = {"pixel": 0.1, "fft": 0.05, "maco": 0.05}
 
 
-def param_choice(default: str) -> Param:
+def param_choice(default: str, note: str = "") -> Param:
+    """The ``--param`` option; ``note`` is appended to its help (how the technique uses it)."""
     return Param("param", str, default,
                  "Image parameterization: pixel (model-space pixels), fft (1/f spectrum, "
-                 "decorrelated colour, sigmoid) or maco (phase only under natural-image magnitudes).",
+                 "decorrelated colour, sigmoid) or maco (phase only under natural-image magnitudes)."
+                 + (f" {note}" if note else ""),
                  lambda v: None if v in parameterizations.NAMES
                  else f"must be one of {', '.join(parameterizations.NAMES)}")
 
 
-def transforms_choice(default: str) -> Param:
+def transforms_choice(default: str, note: str = "") -> Param:
+    """The ``--transforms`` option; ``note`` is appended to its help."""
     return Param("transforms", str, default,
                  "Random transforms each step: none, light (jitter, zoom) or standard (Lucid: pad 12, "
-                 "crop 8, scale 0.9-1.1, rotate +-10 deg, crop 4).",
+                 "crop 8, scale 0.9-1.1, rotate +-10 deg, crop 4)." + (f" {note}" if note else ""),
                  lambda v: None if v in tf.PRESETS else f"must be one of {', '.join(tf.PRESETS)}")
 
 

@@ -8,9 +8,13 @@ its four neighbours. Where a neighbour falls outside the input the boundary ``mo
 the exact transpose of its linear part (the constant adds no gradient).
 
 The sampling plan (indices and weights) is computed once per (sizes, matrix, mode) and kept
-in a small cache. Axis-aligned maps (no rotation: pads, crops, scales, resizes) use two
-interpolation matrices, applied as matrix products; others use four gathers forward and, back,
-gathers from the transposed plan (built once per cached plan). Float32 in, float32 out (float64 in, float64 out: the tests' adjoint checks).
+in a small cache. Whole-pixel shifts (a jitter, a crop inside the image) are exact copies:
+``np.roll`` in ``wrap`` mode when the size is kept, a slice when the box lies inside the input
+(any mode), at any image size without an interpolation matrix. Other axis-aligned maps (pads,
+scales, resizes) use two interpolation matrices, applied as matrix products; others use four
+gathers forward and, back, a scatter of the same taps (``bincount``): no transposed plan to
+build, so a rotation at a size seen once (DeepDream's canvases) costs no more than a cached one.
+Float32 in, float32 out (float64 in, float64 out: the tests' adjoint checks).
 """
 
 from __future__ import annotations
@@ -85,6 +89,45 @@ class _Separable:
         return self._apply(g, self.my_t, self.mx)
 
 
+def _inside(in_hw, out_hw, oy: int, ox: int) -> bool:
+    return 0 <= oy and oy + out_hw[0] <= in_hw[0] and 0 <= ox and ox + out_hw[1] <= in_hw[1]
+
+
+class _Shift:
+    """Output ``(i, j)`` reads input ``(i + oy, j + ox)``, whole pixels: a circular shift
+    (``wrap``, same size) or a box inside the input (any mode). A copy both ways, no weights."""
+
+    fill = None
+
+    def __init__(self, in_hw, out_hw, oy: int, ox: int):
+        self.in_hw, self.out_hw, self.oy, self.ox = in_hw, out_hw, oy, ox
+        self.inside = _inside(in_hw, out_hw, oy, ox)
+
+    @staticmethod
+    def applies(in_hw, out_hw, a, mode) -> tuple[int, int] | None:
+        """The whole-pixel offsets when the map ``a`` is such a shift, else None."""
+        if a[0, 0] != 1 or a[1, 1] != 1 or a[0, 1] != 0 or a[1, 0] != 0:
+            return None
+        oy, ox = a[0, 2], a[1, 2]
+        if oy != round(oy) or ox != round(ox):
+            return None
+        oy, ox = int(oy), int(ox)
+        ok = _inside(in_hw, out_hw, oy, ox) or (mode == "wrap" and tuple(in_hw) == tuple(out_hw))
+        return (oy, ox) if ok else None
+
+    def forward(self, x):
+        if self.inside:
+            return np.ascontiguousarray(x[..., self.oy:self.oy + self.out_hw[0], self.ox:self.ox + self.out_hw[1]])
+        return np.roll(x, (-self.oy, -self.ox), axis=(-2, -1))
+
+    def adjoint(self, g):
+        if self.inside:
+            out = np.zeros(g.shape[:-2] + self.in_hw, g.dtype)
+            out[..., self.oy:self.oy + self.out_hw[0], self.ox:self.ox + self.out_hw[1]] = g
+            return out
+        return np.roll(g, (self.oy, self.ox), axis=(-2, -1))
+
+
 class _General:
     def __init__(self, in_hw, out_hw, a, mode):
         (h, w), (oh, ow) = in_hw, out_hw
@@ -100,7 +143,6 @@ class _General:
         self.w = np.stack(wts).astype(np.float32)
         self.in_hw, self.out_hw = (h, w), (oh, ow)
         self.fill = (1.0 - self.w.sum(0)).reshape(oh, ow) if mode == "constant" else None
-        self._t = None
 
     def forward(self, x):
         lead = x.shape[:-2]
@@ -110,39 +152,15 @@ class _General:
             y += np.take(xf, self.idx[k], axis=1) * self.w[k]
         return y.reshape(lead + self.out_hw)
 
-    def _transposed(self):
-        """The transpose as gathers: for each input pixel, up to ``K`` (output, weight) pairs
-        that read it, padded with zero weights; pairs past ``K`` (pixels many outputs read,
-        such as a clamped edge) are kept apart for a ``bincount``. Built once per plan."""
-        if self._t is None:
-            n, p = self.in_hw[0] * self.in_hw[1], self.idx.shape[1]
-            keep = np.flatnonzero(self.w.ravel())
-            flat, wts = self.idx.ravel()[keep], self.w.ravel()[keep]
-            order = np.argsort(flat, kind="stable")
-            counts = np.bincount(flat, minlength=n)
-            slot = np.arange(flat.size) - np.repeat(np.cumsum(counts) - counts, counts)
-            k = int(min(counts.max(initial=1), 8))
-            src, dst = keep[order] % p, flat[order]
-            near = slot < k
-            idx_t = np.zeros((k, n), np.intp)
-            w_t = np.zeros((k, n), np.float32)
-            idx_t[slot[near], dst[near]] = src[near]
-            w_t[slot[near], dst[near]] = wts[order][near]
-            rest = (src[~near], dst[~near], wts[order][~near])
-            self._t = (idx_t, w_t, rest)
-        return self._t
-
     def adjoint(self, g):
+        """The transpose: each output's four weighted taps added back into the input pixels
+        they read, one ``bincount`` (float64 sums) per image row."""
         lead = g.shape[:-2]
         gf = g.reshape(-1, self.out_hw[0] * self.out_hw[1])
-        idx_t, w_t, (src, dst, wts) = self._transposed()
-        out = np.take(gf, idx_t[0], axis=1) * w_t[0]
-        for k in range(1, idx_t.shape[0]):
-            out += np.take(gf, idx_t[k], axis=1) * w_t[k]
-        if src.size:
-            n = out.shape[1]
-            for r in range(gf.shape[0]):
-                out[r] += np.bincount(dst, weights=gf[r, src] * wts, minlength=n).astype(out.dtype)
+        n, flat = self.in_hw[0] * self.in_hw[1], self.idx.ravel()
+        out = np.empty((gf.shape[0], n), g.dtype)
+        for r in range(gf.shape[0]):
+            out[r] = np.bincount(flat, weights=(self.w * gf[r]).ravel(), minlength=n)
         return out.reshape(lead + self.in_hw)
 
 
@@ -152,6 +170,9 @@ _CACHES = {_Separable: (OrderedDict(), 64), _General: (OrderedDict(), 48)}
 
 
 def _plan(in_hw, out_hw, a: np.ndarray, mode: str):
+    shift = _Shift.applies(in_hw, out_hw, a, mode)
+    if shift is not None:
+        return _Shift(in_hw, out_hw, *shift)
     cls = _Separable if a[0, 1] == 0 and a[1, 0] == 0 else _General
     cache, size = _CACHES[cls]
     key = (in_hw, out_hw, np.round(a, 9).tobytes(), mode)

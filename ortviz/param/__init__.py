@@ -11,6 +11,10 @@ A parameterization is a small value with
 - ``project(params) -> params``: applied after every optimizer step (clipping for pixels,
   identity for the others).
 
+Every built-in can start from a picture (``start=``): pixels are the picture; the spectra
+invert squash, colour matrix and transform exactly (``Colour.from_image``), and MACO then keeps
+that picture's own magnitude spectrum and optimizes its phase.
+
 Each batch slot is its own image: nothing here mixes slots. The built-ins:
 
 - :class:`Pixel` — the model-space pixels themselves, clipped to the valid range;
@@ -24,26 +28,30 @@ Each batch slot is its own image: nothing here mixes slots. The built-ins:
 
 from __future__ import annotations
 
-from .colour import Colour, colour_sqrt
+from .colour import Colour, colour_sqrt, unsquash
 from .fourier import Fourier, frequencies, irfft2_vjp
-from .maco import Maco, photo_magnitude, power_magnitude
+from .maco import Maco, photo_magnitude, power_magnitude, spectrum_magnitude
 from .pixel import Pixel
 
 NAMES = ("pixel", "fft", "maco")
 
 __all__ = ["Colour", "Fourier", "Maco", "NAMES", "Pixel", "colour_sqrt", "frequencies",
-           "irfft2_vjp", "make", "photo_magnitude", "power_magnitude"]
+           "irfft2_vjp", "make", "photo_magnitude", "power_magnitude", "spectrum_magnitude", "unsquash"]
 
 
 def make(name: str, shape, low, high, *, decay: float = 1.0, init_std: float = 0.01,
          squash: str = "sigmoid", start=None):
     """The parameterization called ``name`` (one of :data:`NAMES`) for images of ``shape``
     in the model-space range ``[low, high]`` (per-channel arrays from ``imaging.valid_range``).
-    ``start`` (pixel only) is the initial image."""
+    ``start``: a model-space picture of ``shape`` to start from (``init`` then returns the
+    parameters whose image it is; for maco the magnitude is the picture's own spectrum)."""
     if name == "pixel":
         return Pixel(tuple(shape), low, high, start=start)
     if name == "fft":
-        return Colour(Fourier(tuple(shape), decay=decay, init_std=init_std), low, high, squash=squash)
+        return Colour(Fourier(tuple(shape), decay=decay, init_std=init_std), low, high, squash=squash,
+                      start=start)
     if name == "maco":
-        return Colour(Maco(tuple(shape)), low, high, squash=squash)
+        magnitude = "photos" if start is None else \
+            spectrum_magnitude(unsquash(start, low, high, squash)).astype("float32")
+        return Colour(Maco(tuple(shape), magnitude), low, high, squash=squash, start=start)
     raise ValueError(f"unknown parameterization {name!r}; one of {', '.join(NAMES)}")

@@ -14,6 +14,12 @@ channels to ImageNet-like colour; it is normalized here by its largest column no
 brightness axis), as Olah et al. 2017 do. :class:`Colour` applies it to an unbounded image
 from a spectrum and squashes the result into ``[low, high]`` (the model-space values of pixels
 0 and 255) with a sigmoid, or with a clip whose gradient is zero where it clips.
+
+Starting from a picture (``start=``, DeepDream's photo): :func:`unsquash` inverts the squash
+(the sigmoid's inverse is clamped half a grey level inside the range, where it is finite) and
+the colour matrix, and the spectrum's own ``from_image`` inverts the transform, so that
+``image(init(rng))`` is the picture again (to float rounding; a pixel at 0 or 255 comes back
+within half a grey level).
 """
 
 from __future__ import annotations
@@ -39,13 +45,34 @@ def _mix(m: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.matmul(m, x.reshape(n, c, h * w)).reshape(n, c, h, w)
 
 
+EDGE = 0.5 / 255  # the sigmoid's inverse is clamped this far inside 0..1: half a grey level
+
+
+def unsquash(x: np.ndarray, low, high, squash: str = "sigmoid", c: np.ndarray | None = None) -> np.ndarray:
+    """The unbounded decorrelated image ``u`` with ``low + (high - low) * squash(c @ u) = x``
+    (``c``: the colour matrix, default :func:`colour_sqrt`); float64."""
+    low = np.asarray(low, np.float64).reshape(1, -1, 1, 1)
+    span = np.asarray(high, np.float64).reshape(1, -1, 1, 1) - low
+    s = (np.asarray(x, np.float64) - low) / span
+    if squash == "sigmoid":
+        s = np.clip(s, EDGE, 1.0 - EDGE)
+        rgb = np.log(s) - np.log1p(-s)
+    else:
+        rgb = np.clip(s, 0.0, 1.0) - 0.5
+    return _mix(np.linalg.inv(colour_sqrt() if c is None else np.asarray(c, np.float64)), rgb)
+
+
 class Colour:
     """``x = low + (high - low) * squash(C @ inner.image(p))`` per pixel.
 
     ``squash``: ``"sigmoid"`` (smooth, never saturates exactly) or ``"clip"`` (of ``rgb + 0.5``
-    into 0..1). ``decorrelate=False`` uses the identity for C."""
+    into 0..1). ``decorrelate=False`` uses the identity for C. ``start``: a picture
+    ``(N, 3, H, W)`` in model space to start from (``init`` then returns its parameters,
+    :meth:`from_image`; a :class:`Maco` inner should carry that picture's own magnitude,
+    :func:`ortviz.param.make` arranges it)."""
 
-    def __init__(self, inner, low, high, squash: str = "sigmoid", decorrelate: bool = True):
+    def __init__(self, inner, low, high, squash: str = "sigmoid", decorrelate: bool = True,
+                 start=None):
         if squash not in ("sigmoid", "clip"):
             raise ValueError(f"squash must be sigmoid or clip, got {squash!r}")
         self.inner, self.squash = inner, squash
@@ -54,9 +81,20 @@ class Colour:
         self.span = (np.asarray(high, np.float32).reshape(1, -1, 1, 1) - self.low)
         self.c = (colour_sqrt() if decorrelate else np.eye(3)).astype(np.float32)
         self._last = (None, None)
+        if start is not None and tuple(np.shape(start)) != self.shape:
+            raise ValueError(f"start image {np.shape(start)} is not {self.shape}")
+        self.start = None if start is None else self.from_image(start)
+
+    def unsquash(self, x: np.ndarray) -> np.ndarray:
+        """The inner image ``u`` that this parameterization turns into ``x`` (float64)."""
+        return unsquash(x, self.low, self.low + self.span, self.squash, self.c)
+
+    def from_image(self, x: np.ndarray) -> np.ndarray:
+        """Parameters whose image is ``x`` (model space, ``(N, 3, H, W)``), float32."""
+        return self.inner.from_image(self.unsquash(x)).astype(np.float32)
 
     def init(self, rng: np.random.Generator) -> np.ndarray:
-        return self.inner.init(rng)
+        return self.inner.init(rng) if self.start is None else self.start.copy()
 
     def _unit(self, p: np.ndarray) -> np.ndarray:
         """The squashed image in 0..1 (kept for the adjoint at the same ``p``)."""

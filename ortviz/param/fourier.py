@@ -55,6 +55,12 @@ class Fourier:
         z = z.astype(np.complex128 if p.dtype == np.float64 else np.complex64, copy=False)
         return np.fft.irfft2(z, s=self.shape[2:], norm="ortho").astype(p.dtype, copy=False)
 
+    def from_image(self, u: np.ndarray) -> np.ndarray:
+        """Parameters whose image is ``u`` (``(N, C, H, W)``, real): ``rfft2(u) / scale``, in
+        ``u``'s precision."""
+        z = np.fft.rfft2(u, norm="ortho") / self.scale
+        return np.stack([z.real, z.imag], axis=-1).astype(np.result_type(u.dtype, np.float32))
+
     def image_vjp(self, p: np.ndarray, g: np.ndarray) -> np.ndarray:
         re, im = irfft2_vjp(g, self.shape[3])
         out = np.empty(self.params_shape, dtype=np.result_type(g.dtype, np.float32))

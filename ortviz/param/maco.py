@@ -83,10 +83,17 @@ def power_magnitude(h: int, w: int) -> np.ndarray:
     return m
 
 
+def spectrum_magnitude(u: np.ndarray) -> np.ndarray:
+    """``|rfft2(u)|`` (orthonormal) of an ``(N, C, H, W)`` image: a picture's own magnitude, for
+    a :class:`Maco` that starts from that picture (the photo's spectrum kept, its phase free)."""
+    return np.abs(np.fft.rfft2(u, norm="ortho")).astype(np.result_type(u.dtype, np.float32))
+
+
 class Maco:
     """Phase ``(N, 3, H, W//2+1)`` -> unbounded image ``irfft2(M * exp(i phase))`` under the
-    fixed magnitude ``M`` (``"photos"`` or ``"power"``, or an array). Wrap it in
-    :class:`Colour` for the colour mix and the squash."""
+    fixed magnitude ``M`` (``"photos"`` or ``"power"``, or an array: ``(3, H, W//2+1)`` for
+    every slot or ``(N, 3, H, W//2+1)``, one per slot). Wrap it in :class:`Colour` for the
+    colour mix and the squash."""
 
     def __init__(self, shape, magnitude="photos"):
         self.shape = tuple(int(s) for s in shape)
@@ -95,10 +102,11 @@ class Maco:
             if magnitude not in ("photos", "power"):
                 raise ValueError(f"magnitude must be photos or power, got {magnitude!r}")
             magnitude = (photo_magnitude if magnitude == "photos" else power_magnitude)(h, w)
-        self.magnitude = np.asarray(magnitude, np.float32)
+        m = np.asarray(magnitude)
+        self.magnitude = m if m.dtype == np.float64 else m.astype(np.float32)  # float64: the tests
         self.params_shape = (n, c, h, w // 2 + 1)
         self._last = (None, None, None)
-        if self.magnitude.shape != self.params_shape[1:]:
+        if self.magnitude.shape not in (self.params_shape[1:], self.params_shape):
             raise ValueError(f"magnitude {self.magnitude.shape} does not fit {self.params_shape[1:]}")
 
     def init(self, rng: np.random.Generator) -> np.ndarray:
@@ -115,6 +123,12 @@ class Maco:
         z = np.empty(mc.shape, np.complex128 if p.dtype == np.float64 else np.complex64)
         z.real, z.imag = mc, ms
         return np.fft.irfft2(z, s=self.shape[2:], norm="ortho").astype(p.dtype, copy=False)
+
+    def from_image(self, u: np.ndarray) -> np.ndarray:
+        """The phase of ``u``'s spectrum: exactly ``u`` again when this magnitude is ``u``'s own
+        (:func:`spectrum_magnitude`), otherwise ``u``'s structure under this magnitude."""
+        z = np.fft.rfft2(u, norm="ortho")
+        return np.angle(z).astype(np.result_type(u.dtype, np.float32))
 
     def image_vjp(self, p: np.ndarray, g: np.ndarray) -> np.ndarray:
         re, im = irfft2_vjp(g, self.shape[3])

@@ -123,3 +123,29 @@ def test_a_non_finite_objective_stops_the_loop(model):
     par = recipes.spectral(ctx, "fft", ctx.size)
     with pytest.raises(NumericalError, match="iteration 1"):
         optimize(ctx, lambda x: (float("nan"), np.zeros_like(x)), par, [], None, steps=3)
+
+
+@pytest.mark.parametrize("preset", ["light", "standard"])
+def test_canvas_views_keep_the_canvas_size_for_an_any_size_objective(preset):
+    """view_size="canvas": the objective sees the canvas at its own size (larger than the
+    model's input here), and the chain's gradient is still exact (finite differences, float64)."""
+    seen = []
+    canvas, seed = (40, 52), 2
+    obj = quadratic(seed, canvas)
+
+    def any_size(x):
+        seen.append(x.shape[2:])
+        return obj(x)
+
+    par = P.make("pixel", (1, 3, *canvas), LOW, HIGH, start=np.zeros((1, 3, *canvas)))
+    p = np.random.default_rng(seed).uniform(-0.5, 0.5, (1, 3, *canvas))
+    ts = [tf.Jitter(6)] if preset == "light" else tf.preset("standard", fill=0.2)
+    rec = Recorder()
+    optimize(fake_ctx(seed, (24, 24)), any_size, par, ts, rec, steps=1, params=p, view_size="canvas")
+    assert seen == [canvas]
+    warp = tf.sample(ts, np.random.default_rng(seed), canvas, canvas)
+    d = np.random.default_rng(seed + 7).standard_normal(p.shape)
+    f = lambda q: obj(warp.forward(par.image(q)))[0]  # noqa: E731
+    fd = (f(p + 1e-4 * d) - f(p - 1e-4 * d)) / 2e-4
+    an = -np.vdot(rec.grads[0], d)  # ascent: the optimizer is handed -grad
+    assert abs(fd - an) <= 1e-5 * abs(fd), f"{preset}, seed={seed}: fd {fd!r} vs loop {an!r}"

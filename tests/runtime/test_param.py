@@ -119,3 +119,56 @@ def test_unknown_names_are_refused():
         P.make("wavelet", (1, 3, 8, 8), LOW, HIGH)
     with pytest.raises(ValueError, match="squash"):
         P.Colour(P.Fourier((1, 3, 8, 8)), LOW, HIGH, squash="tanh")
+
+
+def inside(rng, shape, lo=0.01, hi=0.99):
+    """A float64 model-space picture strictly inside the valid range."""
+    return LOW.reshape(1, 3, 1, 1) + (HIGH - LOW).reshape(1, 3, 1, 1) * rng.uniform(lo, hi, shape)
+
+
+@pytest.mark.parametrize("w", [18, 17])  # even and odd widths (the Nyquist column)
+@pytest.mark.parametrize("squash", ["sigmoid", "clip"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_spectra_start_exactly_from_a_picture_float64(w, squash, seed):
+    """from_image inverts squash, colour matrix and transform: image(from_image(x)) = x in
+    float64 (fft; and maco under the picture's own magnitude), relative 1e-12 of the range."""
+    shape = (2, 3, 16, w)
+    x = inside(np.random.default_rng(seed), shape)
+    fft = P.Colour(P.Fourier(shape, decay=1.3), LOW, HIGH, squash=squash)
+    u = fft.unsquash(x)
+    assert u.dtype == np.float64
+    back = fft.image(fft.inner.from_image(u))
+    assert np.abs(back - x).max() < 1e-12 * (HIGH - LOW).max(), f"fft/{squash}, seed={seed}, w={w}"
+    maco = P.Colour(P.Maco(shape, P.spectrum_magnitude(u)), LOW, HIGH, squash=squash)
+    back = maco.image(maco.inner.from_image(u))
+    assert np.abs(back - x).max() < 1e-12 * (HIGH - LOW).max(), f"maco/{squash}, seed={seed}, w={w}"
+
+
+@pytest.mark.parametrize("name", P.NAMES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_make_with_a_start_begins_at_that_picture(name, seed):
+    """The float32 parameterizations the techniques use start at the picture (float32 rounding:
+    1e-5 of the range), whatever the rng; the start is not changed by the optimizer's moves."""
+    shape = (2, 3, 20, 23)  # two slots, two pictures (maco: a magnitude per slot)
+    x = inside(np.random.default_rng(seed), shape).astype(np.float32)
+    par = P.make(name, shape, LOW, HIGH, start=x)
+    p = par.init(np.random.default_rng(seed + 50))
+    assert np.abs(par.image(p) - x).max() < 1e-5 * (HIGH - LOW).max(), f"{name}, seed={seed}"
+    p += 1.0
+    assert np.abs(par.image(par.init(np.random.default_rng(0))) - x).max() < 1e-5 * (HIGH - LOW).max()
+
+
+def test_a_saturated_picture_comes_back_within_half_a_grey_level():
+    """Pixels at 0 or 255 have no finite sigmoid inverse: clamped half a grey level inside."""
+    shape = (1, 3, 8, 9)
+    rng = np.random.default_rng(4)
+    x = np.where(rng.uniform(size=shape) < 0.5, LOW.reshape(1, 3, 1, 1), HIGH.reshape(1, 3, 1, 1))
+    par = P.make("fft", shape, LOW, HIGH, start=x)
+    grey = ((HIGH - LOW) / 255).reshape(1, 3, 1, 1)
+    gap = np.abs(par.image(par.init(rng)) - x) / grey
+    assert gap.max() <= 0.5 + 1e-3, f"seed=4: {gap.max():.4f} grey levels"
+
+
+def test_a_start_of_the_wrong_shape_is_refused():
+    with pytest.raises(ValueError, match="start image"):
+        P.make("fft", (1, 3, 8, 8), LOW, HIGH, start=np.zeros((1, 3, 8, 9)))

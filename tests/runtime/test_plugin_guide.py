@@ -46,3 +46,17 @@ def test_the_readme_plugin_installs_and_runs(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     meta = json.loads(out.with_suffix(".png.json").read_text())
     assert meta["status"] == "complete" and meta["layer"] == "_blocks.10" and meta["timing"]["iterations"] == 2
+    assert (meta["params"]["param"], meta["params"]["transforms"]) == ("pixel", "light")
+    # the loop's options reach the guide's technique, and it really moves the photo
+    spec = tmp_path / "spec.png"
+    r = subprocess.run([sys.executable, "-m", "ortviz", "my-technique", "--iterations", "3",
+                        "--param", "fft", "--transforms", "standard", "--lr", "0.05", "-o", str(spec)],
+                       env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    meta = json.loads(spec.with_suffix(".png.json").read_text())
+    assert (meta["params"]["param"], meta["params"]["transforms"]) == ("fft", "standard")
+    assert meta["timing"]["iterations"] == 3 and meta["final_objective"] > meta["objective_first"], meta
+    r = subprocess.run([sys.executable, "-m", "ortviz", "my-technique", "--transforms", "heavy",
+                        "-o", str(tmp_path / "bad.png")], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: --transforms must be one of none, light, standard"], r.stderr

@@ -1,7 +1,9 @@
 """A third-party technique plugin, installed from its own distribution (runtime environment).
 
 ``tests/plugins/ortviz-saliency`` is a real package that registers the ``saliency`` technique
-(SmoothGrad) through the ``ortviz.techniques`` entry-point group, as any third party would.
+(SmoothGrad) and ``nudge`` (a class's score climbed from the photo on the render loop,
+``ortviz.loop.optimize``) through the ``ortviz.techniques`` entry-point group, as any third
+party would.
 Install it first: ``pip install -e tests/plugins/ortviz-saliency``. Also checked here: the
 ``ORTVIZ_PLUGINS`` allow-list, and that a plugin that fails to import is named and skipped.
 """
@@ -14,10 +16,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+import ortviz
 from ortviz import plugins
 from ortviz.cli import app
 from ortviz.defaults import sample
-from ortviz.imaging import crop_to_aspect
+from ortviz.imaging import crop_to_aspect, to_model
 
 pytestmark = pytest.mark.runtime
 
@@ -41,9 +44,10 @@ def test_plugins_lists_the_third_party_technique_beside_the_built_ins():
     result = CliRunner().invoke(app, ["plugins", "--json"])
     assert result.exit_code == 0, result.output
     listed = {p["name"]: p for p in json.loads(result.stdout)}
-    assert set(listed) >= BUILT_INS | {"saliency"}
+    assert set(listed) >= BUILT_INS | {"saliency", "nudge"}
     assert all(p["error"] is None and p["summary"] for p in listed.values()), listed
-    assert (listed["saliency"]["package"], listed["saliency"]["version"]) == ("ortviz-saliency", "0.1.0")
+    for name in ("saliency", "nudge"):
+        assert (listed[name]["package"], listed[name]["version"]) == ("ortviz-saliency", "0.1.0")
     for name in BUILT_INS:
         assert listed[name]["package"] == "ortviz"
 
@@ -109,3 +113,57 @@ def test_a_plugin_that_fails_to_import_is_named_and_skipped(monkeypatch):
     line = next(l for l in result.stdout.splitlines() if l.startswith("broken"))
     assert "FAILED TO LOAD" in line and "no_such_module_xyz" in line
     assert any(l.startswith("deepdream") for l in result.stdout.splitlines())
+
+
+def _nudge(tmp_path, monkeypatch, *args):
+    """Run the plugin's nudge through the CLI, counting the loop's transform draws (the loop
+    draws one per step through ``ortviz.transforms.sample``; the plugin never calls it)."""
+    from ortviz import transforms
+    draws = []
+    real = transforms.sample
+
+    def counted(*a, **kw):
+        draws.append(a[2])  # the canvas size drawn from
+        return real(*a, **kw)
+
+    monkeypatch.setattr(transforms, "sample", counted)
+    out = tmp_path / "n.png"
+    result = CliRunner().invoke(app, ["run", "nudge", "--class", "130", "--provider", "cpu",
+                                      "--threads", "2", "-o", str(out), *args])
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as im:
+        img = np.asarray(im.convert("RGB")).astype(np.float64)
+    return img, json.loads((tmp_path / "n.png.json").read_text()), draws
+
+
+@pytest.mark.parametrize("param,transforms", [("pixel", "light"), ("fft", "standard")])
+def test_a_third_party_technique_runs_on_the_render_loop(tmp_path, monkeypatch, param, transforms):
+    """nudge: the loop's steps are the reported iterations, the --param/--transforms values
+    reach it, and the target's probability rises from the photo's."""
+    _installed()
+    img, meta, draws = _nudge(tmp_path, monkeypatch, "--iterations", "6", "--param", param,
+                              "--transforms", transforms, "--lr", "0.05")
+    assert (meta["technique"], meta["status"]) == ("nudge", "complete")
+    assert meta["params"] == {"iterations": 6, "param": param, "transforms": transforms, "lr": 0.05}
+    assert meta["timing"]["iterations"] == 6 and draws == [(224, 224)] * 6
+    model = ortviz.load(provider="cpu", threads=2)
+    pre = model.bundle.manifest["preprocessing"]
+    with Image.open(sample()) as im:  # the photo as the technique starts from it (ctx.photo_model)
+        photo = to_model(np.asarray(im.convert("RGB")), pre["mean"], pre["std"], size=(224, 224), crop=True)
+    after = to_model(img.astype(np.uint8), pre["mean"], pre["std"])
+
+    def flamingo(x):
+        z = model.engine.logits(x.astype(np.float32))[0].astype(np.float64)
+        return np.exp(z[130] - z.max()) / np.exp(z - z.max()).sum()
+
+    print(f"{param}/{transforms}: p(flamingo) {flamingo(photo):.2e} -> {flamingo(after):.2e}")
+    assert flamingo(after) > 2 * flamingo(photo), (param, flamingo(photo), flamingo(after))
+    assert np.abs(after - photo).mean() > 0.01, "the result is just the photo"
+
+
+def test_bad_loop_options_of_a_third_party_technique_are_one_line(tmp_path):
+    _installed()
+    result = CliRunner().invoke(app, ["run", "nudge", "--param", "wavelet", "-o", str(tmp_path / "x.png")])
+    lines = [l for l in result.output.splitlines() if l.strip()]
+    assert result.exit_code == 2 and lines == ["error: --param must be one of pixel, fft, maco"], result.output
+    assert not list(tmp_path.iterdir())

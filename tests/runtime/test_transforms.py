@@ -124,3 +124,38 @@ def test_one_boundary_rule_per_pipeline_and_unknown_presets():
         tf.preset("heavy")
     with pytest.raises(ValueError, match="boundary mode"):
         Warp((4, 4), (4, 4), np.eye(2, 3), mode="mirror")
+
+
+SHIFTS = [  # (in_hw, out_hw, oy, ox, mode): whole-pixel shifts, copied without weights
+    ((12, 15), (12, 15), 3, -5, "wrap"),      # a jitter: np.roll
+    ((12, 15), (12, 15), -11, 14, "wrap"),
+    ((20, 18), (9, 7), 4, 11, "constant"),    # boxes inside the input, any mode
+    ((20, 18), (20, 18), 0, 0, "edge"),
+    ((20, 18), (13, 5), 7, 0, "reflect"),
+]
+
+
+@pytest.mark.parametrize("in_hw,out_hw,oy,ox,mode", SHIFTS)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_whole_pixel_shifts_are_copies_with_exact_adjoints(in_hw, out_hw, oy, ox, mode, seed):
+    """The shift plan: dot-product identity (float64), and the same map as the interpolation
+    matrices it stands in for (float64, 1e-12)."""
+    from ortviz.warp import _Separable, _Shift
+    m = np.array([[1.0, 0.0, oy], [0.0, 1.0, ox]])
+    warp = Warp(in_hw, out_hw, m, mode, value=0.4)
+    assert warp.identity or isinstance(warp.plan, _Shift), type(warp.plan)
+    gap = dot_gap(warp, seed)
+    assert gap < TOL, f"{in_hw}->{out_hw} by ({oy},{ox}) {mode}, seed={seed}: dot-product gap {gap:.2e}"
+    x = np.random.default_rng(seed).standard_normal((2, 3) + in_hw)
+    ref = _Separable(in_hw, out_hw, m, mode).forward(x)
+    assert np.abs(warp.forward(x) - ref).max() < 1e-12, f"{mode}, seed={seed}"
+
+
+def test_keeping_the_canvas_size_samples_at_that_size():
+    """out_hw None (no size asked for): a jitter keeps any size; the standard list
+    changes it by its pads and crops only (scale 1.0 drawn here: no resize to a model size)."""
+    x = np.random.default_rng(2).standard_normal((1, 3, 301, 517)).astype(np.float32)
+    warp = tf.sample([tf.Jitter(16)], np.random.default_rng(0), x.shape[2:])
+    assert warp.out_hw == (301, 517) and warp.forward(x).shape == x.shape
+    std = [tf.Pad(12), tf.RandomCrop(8), tf.RandomScale((1.0,)), tf.RandomCrop(4)]
+    assert tf.sample(std, np.random.default_rng(0), x.shape[2:]).out_hw == (301 + 12, 517 + 12)
