@@ -81,9 +81,27 @@ def _same_value(ctx: Context, names, others) -> bool:
         for a, b in zip(names, others))
 
 
+def _inner_bounds(ctx: Context, lo: str, hi: str):
+    """The float32 neighbours just inside constant Clip bounds [lo, hi], or None."""
+    if lo not in ctx.consts or hi not in ctx.consts:
+        return None
+    lo_v, hi_v = np.float32(ctx.consts[lo]), np.float32(ctx.consts[hi])
+    if ctx.consts[lo].size != 1 or ctx.consts[hi].size != 1 or not np.isfinite([lo_v, hi_v]).all():
+        return None
+    inner = (np.nextafter(lo_v, np.float32(np.inf)), np.nextafter(hi_v, np.float32(-np.inf)))
+    return inner if inner[0] <= inner[1] else None
+
+
 def clip_grad_mask(node, ctx: Context):
-    """The builder's Clip gradient, dY * Cast(And(X >= lo, X <= hi)), as dY * Cast(X == Y)
-    with Y the forward Clip(X, lo, hi): the same mask in three ops instead of five."""
+    """The builder's Clip gradient, dY * Cast(And(X >= lo, X <= hi)), in fewer ops.
+
+    A Clip of a Conv's output (ReLU6): dY * Cast(Y == Clip(Y, lo+, hi-)), from the forward
+    Clip's output Y alone, lo+ and hi- the floats just inside the bounds: 1 exactly where
+    lo < Y < hi (torch's hardtanh/ReLU6 gradient; it differs from the builder's only where X
+    is exactly lo or hi). The pre-activation X then has the Clip as its only consumer, so ONNX
+    Runtime fuses Conv + Clip again and the forward activation needs no layout reorders.
+    Any other Clip: dY * Cast(X == Y), the builder's mask exactly, in three ops instead of five.
+    """
     for j in (0, 1):
         cast = ctx.producer.get(node.input[j])
         if cast is None or cast.op_type != "Cast" or attrs(cast).get("to") != onnx.TensorProto.FLOAT:
@@ -100,9 +118,17 @@ def clip_grad_mask(node, ctx: Context):
                      and _same_value(ctx, c.input[1:3], [lo, hi])), None)
         if clip is None:
             continue
-        eq = ctx.node("Equal", [x, clip.output[0]])
+        y = clip.output[0]
+        src = ctx.producer.get(x)
+        inner = _inner_bounds(ctx, lo, hi) if src is not None and src.op_type == "Conv" else None
+        if inner is not None:
+            strict = ctx.node("Clip", [y, ctx.const(inner[0], np.float32), ctx.const(inner[1], np.float32)])
+            eq = ctx.node("Equal", [y, strict.output[0]])
+            pre = [strict]
+        else:
+            eq, pre = ctx.node("Equal", [x, y]), []
         mask = ctx.node("Cast", [eq.output[0]], to=onnx.TensorProto.FLOAT)
-        return [eq, mask, ctx.node("Mul", [node.input[1 - j], mask.output[0]], [node.output[0]])]
+        return pre + [eq, mask, ctx.node("Mul", [node.input[1 - j], mask.output[0]], [node.output[0]])]
     return None
 
 
