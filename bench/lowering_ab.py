@@ -9,7 +9,9 @@ rewrite, timed interleaved on stock ONNX Runtime.
 Variants (``speedups`` passed to ``ortviz.export.lowering.lower``):
   before          every ConvGrad as ConvTranspose, the builder's Clip mask (the first bundles)
   conv            + stride-1 ConvGrad as Conv with transposed, flipped weights
-  conv+mask       + the Clip mask as Equal(X, Clip(X)) + Cast + Mul        (what ortviz ships)
+  conv+mask-x     + the Clip mask as Equal(X, Clip(X)) + Cast + Mul   (shipped until issue #14)
+  conv+mask       + the Clip mask from the Clip output Y alone, Equal(Y, Clip(Y, lo+, hi-)) + Cast
+                  + Mul, so ORT fuses Conv + Clip again                 (what ortviz ships)
 Alternatives that were measured and not kept:
   conv+mask-where       the Clip mask as Where(And(X >= lo, X <= hi), dY, 0)
   conv+mask-blocked     the Clip mask in ORT's blocked layout: two 1x1 depthwise "step" convs
@@ -17,6 +19,10 @@ Alternatives that were measured and not kept:
   shipped+polyphase     strided ConvGrad too, as one Conv per output phase + DepthToSpace + crop
   shipped+zero-insertion  strided ConvGrad too, as zeros spread between dY's pixels (ConvTranspose
                         of 1x1 ones) and a stride-1 Conv
+  conv+mask-y-gt-lt     the mask from Y as Cast(And(Y > lo, Y < hi))
+  conv+mask-y-prod-gt   the mask from Y as Cast((Y - lo) * (hi - Y) > 0)
+  shipped+zero-pad      strided ConvGrad as zeros inserted by Reshape + Pad + Reshape, then a
+                        stride-1 Conv
 and, on a ReLU network (tests/nets.py's small ResNet at 224x224), ReluGrad as Greater + Where
 (before) against Greater + Cast + Mul (shipped).
 """
@@ -37,8 +43,8 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 
 OUT = common.ROOT / "build" / "bench" / "lowering"
-ORDER = ["before", "conv", "conv+mask", "conv+mask-where", "conv+mask-blocked", "shipped+polyphase",
-         "shipped+zero-insertion",
+ORDER = ["before", "conv", "conv+mask-x", "conv+mask", "conv+mask-where", "conv+mask-blocked", "shipped+polyphase",
+         "shipped+zero-insertion", "conv+mask-y-gt-lt", "conv+mask-y-prod-gt", "shipped+zero-pad",
          "relu-where", "relu-cast-mul"]
 SHIPPED = {"conv+mask", "relu-cast-mul"}
 LITE0 = {"class-score@logits": ("class_score", "logits"),
@@ -165,10 +171,75 @@ def _variants():
         return nodes + [ones, spread, ctx.node("Conv", [spread.output[0], w2], [node.output[0]], group=g,
                                                kernel_shape=k, dilations=d, pads=begin + end)]
 
+    def mask_x(node, ctx):
+        """The mask shipped before issue #14: Cast(Equal(X, Clip(X))), X the pre-activation."""
+        m = clip_mask(node, ctx)
+        if m is None or m[4] is None:
+            return None
+        dy, x, _, _, clip, _ = m
+        eq = ctx.node("Equal", [x, clip.output[0]])
+        mask = ctx.node("Cast", [eq.output[0]], to=onnx.TensorProto.FLOAT)
+        return [eq, mask, ctx.node("Mul", [dy, mask.output[0]], [node.output[0]])]
+
+    def mask_from_y(form):
+        """Other forms of the shipped mask from the Clip output Y alone (lo < Y < hi):
+        "gt-lt" Cast(And(Y > lo, Y < hi)); "prod-gt" Cast((Y - lo) * (hi - Y) > 0)."""
+        def rule(node, ctx):
+            m = clip_mask(node, ctx)
+            if m is None or m[4] is None or m[2] not in ctx.consts or m[3] not in ctx.consts:
+                return None
+            dy, _, lo, hi, clip, _ = m
+            y = clip.output[0]
+            lo_v, hi_v = np.float32(ctx.consts[lo]), np.float32(ctx.consts[hi])
+            nodes = []
+            if form == "gt-lt":
+                nodes += [ctx.node("Greater", [y, lo]), ctx.node("Less", [y, hi])]
+                nodes.append(ctx.node("And", [nodes[0].output[0], nodes[1].output[0]]))
+                nodes.append(ctx.node("Cast", [nodes[-1].output[0]], to=onnx.TensorProto.FLOAT))
+            elif form == "prod-gt":
+                if hi_v - lo_v < 1:
+                    return None
+                a = y
+                if lo_v != 0:
+                    nodes.append(ctx.node("Sub", [y, lo]))
+                    a = nodes[-1].output[0]
+                nodes.append(ctx.node("Sub", [hi, y]))
+                nodes.append(ctx.node("Mul", [a, nodes[-1].output[0]]))
+                nodes.append(ctx.node("Greater", [nodes[-1].output[0], ctx.const(0.0, np.float32)]))
+                nodes.append(ctx.node("Cast", [nodes[-1].output[0]], to=onnx.TensorProto.FLOAT))
+            return nodes + [ctx.node("Mul", [dy, nodes[-1].output[0]], [node.output[0]])]
+        return rule
+
+    def zero_pad(node, ctx):
+        """Strided ConvTranspose as zeros inserted by Reshape to [N, C, H, 1, W, 1], Pad and
+        Reshape, then a stride-1 Conv with transposed, flipped weights."""
+        dy, w = node.input[:2]
+        ws = ctx.weights.get(w)
+        a = {x.name: onnx.helper.get_attribute_value(x) for x in node.attribute}
+        s = list(a.get("strides") or [1, 1])
+        if (ws is None or len(ws) != 4 or dy not in ctx.shapes or all(v == 1 for v in s)
+                or len(node.input) > 2):
+            return None
+        k, d = list(ws[2:]), list(a.get("dilations") or [1, 1])
+        pads, op = list(a.get("pads") or [0] * 4), list(a.get("output_padding") or [0, 0])
+        begin = [d[i] * (k[i] - 1) - pads[i] for i in range(2)]
+        end = [d[i] * (k[i] - 1) - pads[2 + i] + op[i] - (s[i] - 1) for i in range(2)]
+        if min(begin + end) < 0:
+            return None
+        n_, c, h, wd = ctx.shapes[dy]
+        g = int(a.get("group", 1))
+        w2, nodes = S._conv_weights(ctx, w, ws, g)
+        r = ctx.node("Reshape", [dy, ctx.const([n_, c, h, 1, wd, 1], np.int64)])
+        z = ctx.node("Pad", [r.output[0], ctx.const([0, 0, 0, 0, 0, 0, 0, 0, 0, s[0] - 1, 0, s[1] - 1], np.int64)])
+        r2 = ctx.node("Reshape", [z.output[0], ctx.const([n_, c, h * s[0], wd * s[1]], np.int64)])
+        return nodes + [r, z, r2, ctx.node("Conv", [r2.output[0], w2], [node.output[0]], group=g,
+                                           kernel_shape=k, dilations=d, pads=begin + end)]
+
     conv = {"ConvTranspose": L.SPEEDUPS["ConvTranspose"]}
     return {
         "before": {},
         "conv": conv,
+        "conv+mask-x": {**conv, "Mul": [("mask-x", mask_x)]},
         "conv+mask": L.SPEEDUPS,
         "conv+mask-where": {**conv, "Mul": [("mask-where", mask_where)]},
         "conv+mask-blocked": {**conv, "Mul": [("mask-blocked", mask_blocked)]},
@@ -176,6 +247,10 @@ def _variants():
                               + [("polyphase", polyphase)]},
         "shipped+zero-insertion": {**L.SPEEDUPS, "ConvTranspose": L.SPEEDUPS["ConvTranspose"]
                                    + [("zero-insertion", zero_insertion)]},
+        **{f"conv+mask-y-{f}": {**conv, "Mul": [(f"mask-y-{f}", mask_from_y(f))]}
+           for f in ("gt-lt", "prod-gt")},
+        "shipped+zero-pad": {**L.SPEEDUPS, "ConvTranspose": L.SPEEDUPS["ConvTranspose"]
+                             + [("zero-pad", zero_pad)]},
     }
 
 
@@ -232,7 +307,7 @@ def build(size: int) -> None:
         models = {"forward": copy.deepcopy(canon)}
         for gname, (objective, layer) in graphs.items():
             tensor, shape = (logits, shapes[logits]) if layer == "logits" else (layers[layer].tensor, layers[layer].shape)
-            raw = build_grad(canon, image, getattr(O, objective.upper()), layer, tensor, shape, keep_raw=True).raw
+            raw = build_grad(canon, image, O.graph_objective(getattr(O, objective.upper())), layer, tensor, shape, keep_raw=True).raw
             outs = ["loss", f"{image}_grad"]
             if model_name == "lite0":
                 for vname, speedups in variants.items():
