@@ -365,7 +365,8 @@ def time_all(size: int, reps: int, warmup: int, threads: list[int], only=None) -
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = nt, 1, 3
             paths = sorted(p for p in model_dir.glob("*.onnx") if not p.name.startswith("_")
-                           and (not only or p.stem == "forward" or p.stem.split("__")[-1] in only))
+                           and (not only or p.stem == "forward"
+                               or p.stem.split("__")[-1] in {*only, "before", "relu-where"}))
             sess = {p.stem: ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"]) for p in paths}
             rng = np.random.default_rng(0)
             x = rng.standard_normal((1, 3, size, size)).astype(np.float32)
