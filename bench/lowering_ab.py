@@ -11,8 +11,11 @@ Variants (``speedups`` passed to ``ortviz.export.lowering.lower``):
   conv            + stride-1 ConvGrad as Conv with transposed, flipped weights
   conv+mask-x     + the Clip mask as Equal(X, Clip(X)) + Cast + Mul   (shipped until issue #14)
   conv+mask       + the Clip mask from the Clip output Y alone, Equal(Y, Clip(Y, lo+, hi-)) + Cast
-                  + Mul, so ORT fuses Conv + Clip again                 (what ortviz ships)
-Alternatives that were measured and not kept:
+                  + Mul, so ORT fuses Conv + Clip again                 (issue #14)
+  shipped         + strided depthwise ConvGrad with a 5x5 (or larger) kernel as zeros spread
+                  between dY's pixels and a stride-1 depthwise Conv   (issue #14; what ortviz ships)
+Alternatives that were measured and not kept (the "shipped+" ones: conv+mask with every strided
+ConvGrad in that form):
   conv+mask-where       the Clip mask as Where(And(X >= lo, X <= hi), dY, 0)
   conv+mask-blocked     the Clip mask in ORT's blocked layout: two 1x1 depthwise "step" convs
                         on the Clip output, clip(2^100 * (Y - lo)) and clip(2^100 * (hi - Y))
@@ -43,10 +46,10 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 
 OUT = common.ROOT / "build" / "bench" / "lowering"
-ORDER = ["before", "conv", "conv+mask-x", "conv+mask", "conv+mask-where", "conv+mask-blocked", "shipped+polyphase",
+ORDER = ["before", "conv", "conv+mask-x", "conv+mask", "shipped", "conv+mask-where", "conv+mask-blocked", "shipped+polyphase",
          "shipped+zero-insertion", "conv+mask-y-gt-lt", "conv+mask-y-prod-gt", "shipped+zero-pad",
          "relu-where", "relu-cast-mul"]
-SHIPPED = {"conv+mask", "relu-cast-mul"}
+SHIPPED = {"shipped", "relu-cast-mul"}
 LITE0 = {"class-score@logits": ("class_score", "logits"),
          f"feature-distance@{common.INVERT_LAYER}": ("feature_distance", common.INVERT_LAYER),
          f"feature-energy@{common.DREAM_LAYER}": ("feature_energy", common.DREAM_LAYER)}
@@ -235,22 +238,22 @@ def _variants():
         return nodes + [r, z, r2, ctx.node("Conv", [r2.output[0], w2], [node.output[0]], group=g,
                                            kernel_shape=k, dilations=d, pads=begin + end)]
 
-    conv = {"ConvTranspose": L.SPEEDUPS["ConvTranspose"]}
+    conv = {"ConvTranspose": [r for r in L.SPEEDUPS["ConvTranspose"] if r[0] == "conv-transpose-as-conv"]}
+    mask = {**conv, "Mul": L.SPEEDUPS["Mul"]}
     return {
         "before": {},
         "conv": conv,
         "conv+mask-x": {**conv, "Mul": [("mask-x", mask_x)]},
-        "conv+mask": L.SPEEDUPS,
+        "conv+mask": mask,
+        "shipped": L.SPEEDUPS,
         "conv+mask-where": {**conv, "Mul": [("mask-where", mask_where)]},
         "conv+mask-blocked": {**conv, "Mul": [("mask-blocked", mask_blocked)]},
-        "shipped+polyphase": {**L.SPEEDUPS, "ConvTranspose": L.SPEEDUPS["ConvTranspose"]
-                              + [("polyphase", polyphase)]},
-        "shipped+zero-insertion": {**L.SPEEDUPS, "ConvTranspose": L.SPEEDUPS["ConvTranspose"]
+        "shipped+polyphase": {**mask, "ConvTranspose": conv["ConvTranspose"] + [("polyphase", polyphase)]},
+        "shipped+zero-insertion": {**mask, "ConvTranspose": conv["ConvTranspose"]
                                    + [("zero-insertion", zero_insertion)]},
         **{f"conv+mask-y-{f}": {**conv, "Mul": [(f"mask-y-{f}", mask_from_y(f))]}
            for f in ("gt-lt", "prod-gt")},
-        "shipped+zero-pad": {**L.SPEEDUPS, "ConvTranspose": L.SPEEDUPS["ConvTranspose"]
-                             + [("zero-pad", zero_pad)]},
+        "shipped+zero-pad": {**mask, "ConvTranspose": conv["ConvTranspose"] + [("zero-pad", zero_pad)]},
     }
 
 

@@ -50,8 +50,8 @@ def _conv_weights(ctx: Context, w: str, ws: tuple, group: int) -> tuple[str, lis
 def conv_transpose_as_conv(node, ctx: Context):
     """Stride-1 ConvTranspose with constant weights (ConvGrad's dX) as a Conv with transposed,
     flipped weights: ONNX Runtime runs Conv in its blocked NCHWc layout with fused kernels,
-    ConvTranspose as a GEMM and col2im per group (slow for depthwise). Strided ones stay:
-    every stride-1 form of them measured slower (docs/benchmarks.md)."""
+    ConvTranspose as a GEMM and col2im per group (slow for depthwise). Strided ones are left
+    to :func:`depthwise_strided_as_conv` (depthwise, 5x5 and up) or stay ConvTranspose."""
     dy, w = node.input[:2]
     ws = ctx.weights.get(w)
     a = attrs(node)
@@ -73,6 +73,40 @@ def conv_transpose_as_conv(node, ctx: Context):
     bias = [node.input[2]] if len(node.input) > 2 and node.input[2] else []
     return nodes + [ctx.node("Conv", [dy, w2] + bias, [node.output[0]], group=group,
                              kernel_shape=k, dilations=d, pads=begin + end)]
+
+
+def depthwise_strided_as_conv(node, ctx: Context):
+    """A strided depthwise ConvTranspose with a kernel of 5x5 or more (the ConvGrad of a strided
+    depthwise Conv) as zeros spread between dY's pixels (a ConvTranspose of 1x1 ones per
+    channel, no sums) followed by a stride-1 depthwise Conv with flipped weights, which ONNX
+    Runtime runs in its blocked layout; its ConvTranspose does col2im once per channel, single
+    threaded, with a cost that grows with the kernel. Smaller kernels stay ConvTranspose: with
+    3x3 the two extra layout reorders cost more than the col2im (docs/benchmarks.md)."""
+    dy, w = node.input[:2]
+    ws = ctx.weights.get(w)
+    a = attrs(node)
+    auto = a.get("auto_pad", b"NOTSET")
+    if (ws is None or len(ws) != 4 or len(node.input) > 2 or dy not in ctx.shapes or a.get("output_shape")
+            or (auto.decode() if isinstance(auto, bytes) else auto) not in ("", "NOTSET")):
+        return None
+    group, s = int(a.get("group", 1)), list(a.get("strides") or [1, 1])
+    if group == 1 or ws[1] != 1 or ws[0] != group or ctx.shapes[dy][1] != group:
+        return None
+    k = list(a.get("kernel_shape") or ws[2:])
+    if all(v == 1 for v in s) or k[0] * k[1] < 25:
+        return None
+    d = list(a.get("dilations") or [1, 1])
+    pads, op = list(a.get("pads") or [0] * 4), list(a.get("output_padding") or [0, 0])
+    begin = [d[i] * (k[i] - 1) - pads[i] for i in range(2)]
+    end = [d[i] * (k[i] - 1) - pads[2 + i] + op[i] for i in range(2)]
+    if min(begin + end) < 0:
+        return None
+    w2, nodes = _conv_weights(ctx, w, ws, group)
+    ones = ctx.node("ConstantOfShape", [ctx.const([group, 1, 1, 1], np.int64)],
+                    value=onnx.numpy_helper.from_array(np.ones(1, np.float32)))
+    spread = ctx.node("ConvTranspose", [dy, ones.output[0]], group=group, kernel_shape=[1, 1], strides=s)
+    return nodes + [ones, spread, ctx.node("Conv", [spread.output[0], w2], [node.output[0]], group=group,
+                                           kernel_shape=k, dilations=d, pads=begin + end)]
 
 
 def _same_value(ctx: Context, names, others) -> bool:
@@ -133,7 +167,8 @@ def clip_grad_mask(node, ctx: Context):
 
 
 SPEEDUPS: dict[str, list[tuple[str, Callable]]] = {
-    "ConvTranspose": [("conv-transpose-as-conv", conv_transpose_as_conv)],
+    "ConvTranspose": [("conv-transpose-as-conv", conv_transpose_as_conv),
+                      ("depthwise-strided-as-conv", depthwise_strided_as_conv)],
     "Mul": [("clip-grad-mask", clip_grad_mask)],
 }
 
