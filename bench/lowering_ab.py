@@ -26,6 +26,7 @@ ConvGrad in that form):
   conv+mask-y-prod-gt   the mask from Y as Cast((Y - lo) * (hi - Y) > 0)
   shipped+zero-pad      strided ConvGrad as zeros inserted by Reshape + Pad + Reshape, then a
                         stride-1 Conv
+  shipped+zero-insertion-dw  shipped, and the 3x3 strided depthwise ConvGrads by zero insertion too
 and, on a ReLU network (tests/nets.py's small ResNet at 224x224), ReluGrad as Greater + Where
 (before) against Greater + Cast + Mul (shipped).
 """
@@ -48,6 +49,7 @@ import common  # noqa: E402
 OUT = common.ROOT / "build" / "bench" / "lowering"
 ORDER = ["before", "conv", "conv+mask-x", "conv+mask", "shipped", "conv+mask-where", "conv+mask-blocked", "shipped+polyphase",
          "shipped+zero-insertion", "conv+mask-y-gt-lt", "conv+mask-y-prod-gt", "shipped+zero-pad",
+         "shipped+zero-insertion-dw",
          "relu-where", "relu-cast-mul"]
 SHIPPED = {"shipped", "relu-cast-mul"}
 LITE0 = {"class-score@logits": ("class_score", "logits"),
@@ -253,6 +255,9 @@ def _variants():
                                    + [("zero-insertion", zero_insertion)]},
         **{f"conv+mask-y-{f}": {**conv, "Mul": [(f"mask-y-{f}", mask_from_y(f))]}
            for f in ("gt-lt", "prod-gt")},
+        "shipped+zero-insertion-dw": {**L.SPEEDUPS, "ConvTranspose": L.SPEEDUPS["ConvTranspose"] + [(
+            "zero-insertion-dw", lambda n, c: zero_insertion(n, c) if (c.weights.get(n.input[1]) or (0, 0))[1] == 1
+            and any(x.name == "group" and x.i > 1 for x in n.attribute) else None)]},
         "shipped+zero-pad": {**mask, "ConvTranspose": conv["ConvTranspose"] + [("zero-pad", zero_pad)]},
     }
 
