@@ -80,8 +80,9 @@ def depthwise_strided_as_conv(node, ctx: Context):
     depthwise Conv) as zeros spread between dY's pixels (a ConvTranspose of 1x1 ones per
     channel, no sums) followed by a stride-1 depthwise Conv with flipped weights, which ONNX
     Runtime runs in its blocked layout; its ConvTranspose does col2im once per channel, single
-    threaded, with a cost that grows with the kernel. Smaller kernels stay ConvTranspose: with
-    3x3 the two extra layout reorders cost more than the col2im (docs/benchmarks.md)."""
+    threaded, with a cost that grows with the kernel. Smaller kernels stay ConvTranspose: 3x3
+    ones measured even this way (the Conv adds two layout reorders, which weigh more on Intel),
+    and a dense strided one slower (docs/benchmarks.md, issue #14)."""
     dy, w = node.input[:2]
     ws = ctx.weights.get(w)
     a = attrs(node)
