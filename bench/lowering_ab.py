@@ -331,7 +331,7 @@ def build(size: int) -> None:
                 models[f"{gname}__relu-cast-mul"] = L.lower(copy.deepcopy(raw), outs)
         _save_shared(models, OUT / f"{model_name}-{size}")
         print(f"{model_name}: {len(models)} graphs in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    (OUT / f"built-{size}.json").write_text(json.dumps({"onnx": onnx.__version__}) + "\n")
+    (OUT / f"built-{size}.json").write_text(json.dumps({"onnx": onnx.__version__, "variants": ORDER}) + "\n")
 
 
 # -- time (runtime environment) ----------------------------------------------------------------
@@ -478,7 +478,8 @@ def main() -> None:
         (out / f"{stem}.md").write_text(text)
         print(text)
     else:
-        if not (OUT / f"built-{args.size}.json").exists():
+        built = OUT / f"built-{args.size}.json"
+        if not built.exists() or json.loads(built.read_text()).get("variants") != ORDER:  # a build of other variants
             subprocess.run([args.export_python, __file__, "build", "--size", str(args.size)], check=True)
         cmd = [args.rt_python, __file__, "time", "--size", str(args.size), "--threads", args.threads,
                "--out", args.out] + (["--variants", args.variants] if args.variants else []) + (["--quick"] if args.quick else []) + (["--reps", str(args.reps)] if args.reps else [])
