@@ -37,6 +37,7 @@ import argparse
 import copy
 import json
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -329,6 +330,7 @@ def build(size: int) -> None:
                     L.RULES.clear()
                     L.RULES.update(rules)
                 models[f"{gname}__relu-cast-mul"] = L.lower(copy.deepcopy(raw), outs)
+        shutil.rmtree(OUT / f"{model_name}-{size}", ignore_errors=True)  # no graphs of dropped variants
         _save_shared(models, OUT / f"{model_name}-{size}")
         print(f"{model_name}: {len(models)} graphs in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     (OUT / f"built-{size}.json").write_text(json.dumps({"onnx": onnx.__version__, "variants": ORDER}) + "\n")
