@@ -27,6 +27,7 @@ ConvGrad in that form):
   shipped+zero-pad      strided ConvGrad as zeros inserted by Reshape + Pad + Reshape, then a
                         stride-1 Conv
   shipped+zero-insertion-dw  shipped, and the 3x3 strided depthwise ConvGrads by zero insertion too
+  shipped+mask-blocked  shipped with conv+mask-blocked's mask (not exact for 0 < Y < 2^-100)
 and, on a ReLU network (tests/nets.py's small ResNet at 224x224), ReluGrad as Greater + Where
 (before) against Greater + Cast + Mul (shipped).
 """
@@ -50,7 +51,7 @@ import common  # noqa: E402
 OUT = common.ROOT / "build" / "bench" / "lowering"
 ORDER = ["before", "conv", "conv+mask-x", "conv+mask", "shipped", "conv+mask-where", "conv+mask-blocked", "shipped+polyphase",
          "shipped+zero-insertion", "conv+mask-y-gt-lt", "conv+mask-y-prod-gt", "shipped+zero-pad",
-         "shipped+zero-insertion-dw",
+         "shipped+zero-insertion-dw", "shipped+mask-blocked",
          "relu-where", "relu-cast-mul"]
 SHIPPED = {"shipped", "relu-cast-mul"}
 LITE0 = {"class-score@logits": ("class_score", "logits"),
@@ -251,6 +252,7 @@ def _variants():
         "shipped": L.SPEEDUPS,
         "conv+mask-where": {**conv, "Mul": [("mask-where", mask_where)]},
         "conv+mask-blocked": {**conv, "Mul": [("mask-blocked", mask_blocked)]},
+        "shipped+mask-blocked": {**L.SPEEDUPS, "Mul": [("mask-blocked", mask_blocked)]},
         "shipped+polyphase": {**mask, "ConvTranspose": conv["ConvTranspose"] + [("polyphase", polyphase)]},
         "shipped+zero-insertion": {**mask, "ConvTranspose": conv["ConvTranspose"]
                                    + [("zero-insertion", zero_insertion)]},
