@@ -9,14 +9,25 @@ rewrite, timed interleaved on stock ONNX Runtime.
 Variants (``speedups`` passed to ``ortviz.export.lowering.lower``):
   before          every ConvGrad as ConvTranspose, the builder's Clip mask (the first bundles)
   conv            + stride-1 ConvGrad as Conv with transposed, flipped weights
-  conv+mask       + the Clip mask as Equal(X, Clip(X)) + Cast + Mul        (what ortviz ships)
-Alternatives that were measured and not kept:
+  conv+mask-x     + the Clip mask as Equal(X, Clip(X)) + Cast + Mul   (shipped until issue #14)
+  conv+mask       + the Clip mask from the Clip output Y alone, Equal(Y, Clip(Y, lo+, hi-)) + Cast
+                  + Mul, so ORT fuses Conv + Clip again                 (issue #14)
+  shipped         + strided depthwise ConvGrad with a 5x5 (or larger) kernel as zeros spread
+                  between dY's pixels and a stride-1 depthwise Conv   (issue #14; what ortviz ships)
+Alternatives that were measured and not kept (the "shipped+" ones: conv+mask with every strided
+ConvGrad in that form):
   conv+mask-where       the Clip mask as Where(And(X >= lo, X <= hi), dY, 0)
   conv+mask-blocked     the Clip mask in ORT's blocked layout: two 1x1 depthwise "step" convs
                         on the Clip output, clip(2^100 * (Y - lo)) and clip(2^100 * (hi - Y))
   shipped+polyphase     strided ConvGrad too, as one Conv per output phase + DepthToSpace + crop
   shipped+zero-insertion  strided ConvGrad too, as zeros spread between dY's pixels (ConvTranspose
                         of 1x1 ones) and a stride-1 Conv
+  conv+mask-y-gt-lt     the mask from Y as Cast(And(Y > lo, Y < hi))
+  conv+mask-y-prod-gt   the mask from Y as Cast((Y - lo) * (hi - Y) > 0)
+  shipped+zero-pad      strided ConvGrad as zeros inserted by Reshape + Pad + Reshape, then a
+                        stride-1 Conv
+  shipped+zero-insertion-dw  shipped, and the 3x3 strided depthwise ConvGrads by zero insertion too
+  shipped+mask-blocked  shipped with conv+mask-blocked's mask (not exact for 0 < Y < 2^-100)
 and, on a ReLU network (tests/nets.py's small ResNet at 224x224), ReluGrad as Greater + Where
 (before) against Greater + Cast + Mul (shipped).
 """
@@ -27,6 +38,7 @@ import argparse
 import copy
 import json
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -37,10 +49,11 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 
 OUT = common.ROOT / "build" / "bench" / "lowering"
-ORDER = ["before", "conv", "conv+mask", "conv+mask-where", "conv+mask-blocked", "shipped+polyphase",
-         "shipped+zero-insertion",
+ORDER = ["before", "conv", "conv+mask-x", "conv+mask", "shipped", "conv+mask-where", "conv+mask-blocked", "shipped+polyphase",
+         "shipped+zero-insertion", "conv+mask-y-gt-lt", "conv+mask-y-prod-gt", "shipped+zero-pad",
+         "shipped+zero-insertion-dw", "shipped+mask-blocked",
          "relu-where", "relu-cast-mul"]
-SHIPPED = {"conv+mask", "relu-cast-mul"}
+SHIPPED = {"shipped", "relu-cast-mul"}
 LITE0 = {"class-score@logits": ("class_score", "logits"),
          f"feature-distance@{common.INVERT_LAYER}": ("feature_distance", common.INVERT_LAYER),
          f"feature-energy@{common.DREAM_LAYER}": ("feature_energy", common.DREAM_LAYER)}
@@ -165,17 +178,90 @@ def _variants():
         return nodes + [ones, spread, ctx.node("Conv", [spread.output[0], w2], [node.output[0]], group=g,
                                                kernel_shape=k, dilations=d, pads=begin + end)]
 
-    conv = {"ConvTranspose": L.SPEEDUPS["ConvTranspose"]}
+    def mask_x(node, ctx):
+        """The mask shipped before issue #14: Cast(Equal(X, Clip(X))), X the pre-activation."""
+        m = clip_mask(node, ctx)
+        if m is None or m[4] is None:
+            return None
+        dy, x, _, _, clip, _ = m
+        eq = ctx.node("Equal", [x, clip.output[0]])
+        mask = ctx.node("Cast", [eq.output[0]], to=onnx.TensorProto.FLOAT)
+        return [eq, mask, ctx.node("Mul", [dy, mask.output[0]], [node.output[0]])]
+
+    def mask_from_y(form):
+        """Other forms of the shipped mask from the Clip output Y alone (lo < Y < hi):
+        "gt-lt" Cast(And(Y > lo, Y < hi)); "prod-gt" Cast((Y - lo) * (hi - Y) > 0)."""
+        def rule(node, ctx):
+            m = clip_mask(node, ctx)
+            if m is None or m[4] is None or m[2] not in ctx.consts or m[3] not in ctx.consts:
+                return None
+            dy, _, lo, hi, clip, _ = m
+            y = clip.output[0]
+            lo_v, hi_v = np.float32(ctx.consts[lo]), np.float32(ctx.consts[hi])
+            nodes = []
+            if form == "gt-lt":
+                nodes += [ctx.node("Greater", [y, lo]), ctx.node("Less", [y, hi])]
+                nodes.append(ctx.node("And", [nodes[0].output[0], nodes[1].output[0]]))
+                nodes.append(ctx.node("Cast", [nodes[-1].output[0]], to=onnx.TensorProto.FLOAT))
+            elif form == "prod-gt":
+                if hi_v - lo_v < 1:
+                    return None
+                a = y
+                if lo_v != 0:
+                    nodes.append(ctx.node("Sub", [y, lo]))
+                    a = nodes[-1].output[0]
+                nodes.append(ctx.node("Sub", [hi, y]))
+                nodes.append(ctx.node("Mul", [a, nodes[-1].output[0]]))
+                nodes.append(ctx.node("Greater", [nodes[-1].output[0], ctx.const(0.0, np.float32)]))
+                nodes.append(ctx.node("Cast", [nodes[-1].output[0]], to=onnx.TensorProto.FLOAT))
+            return nodes + [ctx.node("Mul", [dy, nodes[-1].output[0]], [node.output[0]])]
+        return rule
+
+    def zero_pad(node, ctx):
+        """Strided ConvTranspose as zeros inserted by Reshape to [N, C, H, 1, W, 1], Pad and
+        Reshape, then a stride-1 Conv with transposed, flipped weights."""
+        dy, w = node.input[:2]
+        ws = ctx.weights.get(w)
+        a = {x.name: onnx.helper.get_attribute_value(x) for x in node.attribute}
+        s = list(a.get("strides") or [1, 1])
+        if (ws is None or len(ws) != 4 or dy not in ctx.shapes or all(v == 1 for v in s)
+                or len(node.input) > 2):
+            return None
+        k, d = list(ws[2:]), list(a.get("dilations") or [1, 1])
+        pads, op = list(a.get("pads") or [0] * 4), list(a.get("output_padding") or [0, 0])
+        begin = [d[i] * (k[i] - 1) - pads[i] for i in range(2)]
+        end = [d[i] * (k[i] - 1) - pads[2 + i] + op[i] - (s[i] - 1) for i in range(2)]
+        if min(begin + end) < 0:
+            return None
+        n_, c, h, wd = ctx.shapes[dy]
+        g = int(a.get("group", 1))
+        w2, nodes = S._conv_weights(ctx, w, ws, g)
+        r = ctx.node("Reshape", [dy, ctx.const([n_, c, h, 1, wd, 1], np.int64)])
+        z = ctx.node("Pad", [r.output[0], ctx.const([0, 0, 0, 0, 0, 0, 0, 0, 0, s[0] - 1, 0, s[1] - 1], np.int64)])
+        r2 = ctx.node("Reshape", [z.output[0], ctx.const([n_, c, h * s[0], wd * s[1]], np.int64)])
+        return nodes + [r, z, r2, ctx.node("Conv", [r2.output[0], w2], [node.output[0]], group=g,
+                                           kernel_shape=k, dilations=d, pads=begin + end)]
+
+    conv = {"ConvTranspose": [r for r in L.SPEEDUPS["ConvTranspose"] if r[0] == "conv-transpose-as-conv"]}
+    mask = {**conv, "Mul": L.SPEEDUPS["Mul"]}
     return {
         "before": {},
         "conv": conv,
-        "conv+mask": L.SPEEDUPS,
+        "conv+mask-x": {**conv, "Mul": [("mask-x", mask_x)]},
+        "conv+mask": mask,
+        "shipped": L.SPEEDUPS,
         "conv+mask-where": {**conv, "Mul": [("mask-where", mask_where)]},
         "conv+mask-blocked": {**conv, "Mul": [("mask-blocked", mask_blocked)]},
-        "shipped+polyphase": {**L.SPEEDUPS, "ConvTranspose": L.SPEEDUPS["ConvTranspose"]
-                              + [("polyphase", polyphase)]},
-        "shipped+zero-insertion": {**L.SPEEDUPS, "ConvTranspose": L.SPEEDUPS["ConvTranspose"]
+        "shipped+mask-blocked": {**L.SPEEDUPS, "Mul": [("mask-blocked", mask_blocked)]},
+        "shipped+polyphase": {**mask, "ConvTranspose": conv["ConvTranspose"] + [("polyphase", polyphase)]},
+        "shipped+zero-insertion": {**mask, "ConvTranspose": conv["ConvTranspose"]
                                    + [("zero-insertion", zero_insertion)]},
+        **{f"conv+mask-y-{f}": {**conv, "Mul": [(f"mask-y-{f}", mask_from_y(f))]}
+           for f in ("gt-lt", "prod-gt")},
+        "shipped+zero-insertion-dw": {**L.SPEEDUPS, "ConvTranspose": L.SPEEDUPS["ConvTranspose"] + [(
+            "zero-insertion-dw", lambda n, c: zero_insertion(n, c) if (c.weights.get(n.input[1]) or (0, 0))[1] == 1
+            and any(x.name == "group" and x.i > 1 for x in n.attribute) else None)]},
+        "shipped+zero-pad": {**mask, "ConvTranspose": conv["ConvTranspose"] + [("zero-pad", zero_pad)]},
     }
 
 
@@ -232,7 +318,7 @@ def build(size: int) -> None:
         models = {"forward": copy.deepcopy(canon)}
         for gname, (objective, layer) in graphs.items():
             tensor, shape = (logits, shapes[logits]) if layer == "logits" else (layers[layer].tensor, layers[layer].shape)
-            raw = build_grad(canon, image, getattr(O, objective.upper()), layer, tensor, shape, keep_raw=True).raw
+            raw = build_grad(canon, image, O.graph_objective(getattr(O, objective.upper())), layer, tensor, shape, keep_raw=True).raw
             outs = ["loss", f"{image}_grad"]
             if model_name == "lite0":
                 for vname, speedups in variants.items():
@@ -246,9 +332,10 @@ def build(size: int) -> None:
                     L.RULES.clear()
                     L.RULES.update(rules)
                 models[f"{gname}__relu-cast-mul"] = L.lower(copy.deepcopy(raw), outs)
+        shutil.rmtree(OUT / f"{model_name}-{size}", ignore_errors=True)  # no graphs of dropped variants
         _save_shared(models, OUT / f"{model_name}-{size}")
         print(f"{model_name}: {len(models)} graphs in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    (OUT / f"built-{size}.json").write_text(json.dumps({"onnx": onnx.__version__}) + "\n")
+    (OUT / f"built-{size}.json").write_text(json.dumps({"onnx": onnx.__version__, "variants": ORDER}) + "\n")
 
 
 # -- time (runtime environment) ----------------------------------------------------------------
@@ -290,7 +377,8 @@ def time_all(size: int, reps: int, warmup: int, threads: list[int], only=None) -
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = nt, 1, 3
             paths = sorted(p for p in model_dir.glob("*.onnx") if not p.name.startswith("_")
-                           and (not only or p.stem == "forward" or p.stem.split("__")[-1] in only))
+                           and (not only or p.stem == "forward"
+                               or p.stem.split("__")[-1] in {*only, "before", "relu-where"}))
             sess = {p.stem: ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"]) for p in paths}
             rng = np.random.default_rng(0)
             x = rng.standard_normal((1, 3, size, size)).astype(np.float32)
@@ -394,7 +482,8 @@ def main() -> None:
         (out / f"{stem}.md").write_text(text)
         print(text)
     else:
-        if not (OUT / f"built-{args.size}.json").exists():
+        built = OUT / f"built-{args.size}.json"
+        if not built.exists() or json.loads(built.read_text()).get("variants") != ORDER:  # a build of other variants
             subprocess.run([args.export_python, __file__, "build", "--size", str(args.size)], check=True)
         cmd = [args.rt_python, __file__, "time", "--size", str(args.size), "--threads", args.threads,
                "--out", args.out] + (["--variants", args.variants] if args.variants else []) + (["--quick"] if args.quick else []) + (["--reps", str(args.reps)] if args.reps else [])

@@ -50,8 +50,8 @@ def _conv_weights(ctx: Context, w: str, ws: tuple, group: int) -> tuple[str, lis
 def conv_transpose_as_conv(node, ctx: Context):
     """Stride-1 ConvTranspose with constant weights (ConvGrad's dX) as a Conv with transposed,
     flipped weights: ONNX Runtime runs Conv in its blocked NCHWc layout with fused kernels,
-    ConvTranspose as a GEMM and col2im per group (slow for depthwise). Strided ones stay:
-    every stride-1 form of them measured slower (docs/benchmarks.md)."""
+    ConvTranspose as a GEMM and col2im per group (slow for depthwise). Strided ones are left
+    to :func:`depthwise_strided_as_conv` (depthwise, 5x5 and up) or stay ConvTranspose."""
     dy, w = node.input[:2]
     ws = ctx.weights.get(w)
     a = attrs(node)
@@ -75,15 +75,68 @@ def conv_transpose_as_conv(node, ctx: Context):
                              kernel_shape=k, dilations=d, pads=begin + end)]
 
 
+def depthwise_strided_as_conv(node, ctx: Context):
+    """A strided depthwise ConvTranspose with a kernel of 5x5 or more (the ConvGrad of a strided
+    depthwise Conv) as zeros spread between dY's pixels (a ConvTranspose of 1x1 ones per
+    channel, no sums) followed by a stride-1 depthwise Conv with flipped weights, which ONNX
+    Runtime runs in its blocked layout; its ConvTranspose does col2im once per channel, single
+    threaded, with a cost that grows with the kernel. Smaller kernels stay ConvTranspose: 3x3
+    ones measured even this way (the Conv adds two layout reorders, which weigh more on Intel),
+    and a dense strided one slower (docs/benchmarks.md, issue #14)."""
+    dy, w = node.input[:2]
+    ws = ctx.weights.get(w)
+    a = attrs(node)
+    auto = a.get("auto_pad", b"NOTSET")
+    if (ws is None or len(ws) != 4 or len(node.input) > 2 or dy not in ctx.shapes or a.get("output_shape")
+            or (auto.decode() if isinstance(auto, bytes) else auto) not in ("", "NOTSET")):
+        return None
+    group, s = int(a.get("group", 1)), list(a.get("strides") or [1, 1])
+    if group == 1 or ws[1] != 1 or ws[0] != group or ctx.shapes[dy][1] != group:
+        return None
+    k = list(a.get("kernel_shape") or ws[2:])
+    if all(v == 1 for v in s) or k[0] * k[1] < 25:
+        return None
+    d = list(a.get("dilations") or [1, 1])
+    pads, op = list(a.get("pads") or [0] * 4), list(a.get("output_padding") or [0, 0])
+    begin = [d[i] * (k[i] - 1) - pads[i] for i in range(2)]
+    end = [d[i] * (k[i] - 1) - pads[2 + i] + op[i] for i in range(2)]
+    if min(begin + end) < 0:
+        return None
+    w2, nodes = _conv_weights(ctx, w, ws, group)
+    ones = ctx.node("ConstantOfShape", [ctx.const([group, 1, 1, 1], np.int64)],
+                    value=onnx.numpy_helper.from_array(np.ones(1, np.float32)))
+    spread = ctx.node("ConvTranspose", [dy, ones.output[0]], group=group, kernel_shape=[1, 1], strides=s)
+    return nodes + [ones, spread, ctx.node("Conv", [spread.output[0], w2], [node.output[0]], group=group,
+                                           kernel_shape=k, dilations=d, pads=begin + end)]
+
+
 def _same_value(ctx: Context, names, others) -> bool:
     return len(names) == len(others) and all(
         a == b or (a in ctx.consts and b in ctx.consts and np.array_equal(ctx.consts[a], ctx.consts[b]))
         for a, b in zip(names, others))
 
 
+def _inner_bounds(ctx: Context, lo: str, hi: str):
+    """The float32 neighbours just inside constant Clip bounds [lo, hi], or None."""
+    if lo not in ctx.consts or hi not in ctx.consts:
+        return None
+    lo_v, hi_v = np.float32(ctx.consts[lo]), np.float32(ctx.consts[hi])
+    if ctx.consts[lo].size != 1 or ctx.consts[hi].size != 1 or not np.isfinite([lo_v, hi_v]).all():
+        return None
+    inner = (np.nextafter(lo_v, np.float32(np.inf)), np.nextafter(hi_v, np.float32(-np.inf)))
+    return inner if inner[0] <= inner[1] else None
+
+
 def clip_grad_mask(node, ctx: Context):
-    """The builder's Clip gradient, dY * Cast(And(X >= lo, X <= hi)), as dY * Cast(X == Y)
-    with Y the forward Clip(X, lo, hi): the same mask in three ops instead of five."""
+    """The builder's Clip gradient, dY * Cast(And(X >= lo, X <= hi)), in fewer ops.
+
+    A Clip of a Conv's output (ReLU6): dY * Cast(Y == Clip(Y, lo+, hi-)), from the forward
+    Clip's output Y alone, lo+ and hi- the floats just inside the bounds: 1 exactly where
+    lo < Y < hi (torch's hardtanh/ReLU6 gradient; it differs from the builder's only where X
+    is exactly lo or hi). The pre-activation X then has the Clip as its only consumer, so ONNX
+    Runtime fuses Conv + Clip again and the forward activation needs no layout reorders.
+    Any other Clip: dY * Cast(X == Y), the builder's mask exactly, in three ops instead of five.
+    """
     for j in (0, 1):
         cast = ctx.producer.get(node.input[j])
         if cast is None or cast.op_type != "Cast" or attrs(cast).get("to") != onnx.TensorProto.FLOAT:
@@ -100,14 +153,23 @@ def clip_grad_mask(node, ctx: Context):
                      and _same_value(ctx, c.input[1:3], [lo, hi])), None)
         if clip is None:
             continue
-        eq = ctx.node("Equal", [x, clip.output[0]])
+        y = clip.output[0]
+        src = ctx.producer.get(x)
+        inner = _inner_bounds(ctx, lo, hi) if src is not None and src.op_type == "Conv" else None
+        if inner is not None:
+            strict = ctx.node("Clip", [y, ctx.const(inner[0], np.float32), ctx.const(inner[1], np.float32)])
+            eq = ctx.node("Equal", [y, strict.output[0]])
+            pre = [strict]
+        else:
+            eq, pre = ctx.node("Equal", [x, y]), []
         mask = ctx.node("Cast", [eq.output[0]], to=onnx.TensorProto.FLOAT)
-        return [eq, mask, ctx.node("Mul", [node.input[1 - j], mask.output[0]], [node.output[0]])]
+        return pre + [eq, mask, ctx.node("Mul", [node.input[1 - j], mask.output[0]], [node.output[0]])]
     return None
 
 
 SPEEDUPS: dict[str, list[tuple[str, Callable]]] = {
-    "ConvTranspose": [("conv-transpose-as-conv", conv_transpose_as_conv)],
+    "ConvTranspose": [("conv-transpose-as-conv", conv_transpose_as_conv),
+                      ("depthwise-strided-as-conv", depthwise_strided_as_conv)],
     "Mul": [("clip-grad-mask", clip_grad_mask)],
 }
 
