@@ -76,6 +76,11 @@ def summarize(rows: list) -> dict:
     return s
 
 
+def _pct(v: float) -> str:
+    """A rate as a percentage with one decimal where it has one (37/40: 92.5%, not 92%)."""
+    return f"{v:.1%}".replace(".0%", "%")
+
+
 def table(paths) -> str:
     runs = [r for path in paths for r in json.loads(Path(path).read_text())["runs"]]
     out = ["| settings | iterations | images | Lite1 top-1 / top-5 (mean p) | Lite2 top-1 / top-5 (mean p) "
@@ -84,8 +89,8 @@ def table(paths) -> str:
         s = r["summary"]
         j1, j2 = s["efficientnet-lite1"], s["efficientnet-lite2"]
         out.append(f"| {r['name']}{'' if r['complete'] else ' (partial)'} | {r['params']['iterations']} "
-                   f"| {s['images']} | {j1['top1']:.0%} / {j1['top5']:.0%} ({j1['mean_p']:.2f}) "
-                   f"| {j2['top1']:.0%} / {j2['top5']:.0%} ({j2['mean_p']:.2f}) | {s['self_top1']:.0%} "
+                   f"| {s['images']} | {_pct(j1['top1'])} / {_pct(j1['top5'])} ({j1['mean_p']:.2f}) "
+                   f"| {_pct(j2['top1'])} / {_pct(j2['top5'])} ({j2['mean_p']:.2f}) | {_pct(s['self_top1'])} "
                    f"| {s['seconds_per_image']} |")
     return "\n".join(out)
 
