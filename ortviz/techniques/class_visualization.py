@@ -44,7 +44,8 @@ technique = Technique(
     summary="From a neutral start, climb a class's score (parameterization, transforms, optimizer).",
     needs=(Need(CLASS_SCORE, on="logits"), Need(CLASS_LOG_SOFTMAX, on="logits")),
     params=(
-        Param("iterations", int, 256, "Iterations (per octave for the pixel parameterization).", ITERATIONS),
+        Param("iterations", int, 512, "Iterations (per octave for the pixel parameterization); "
+              "512 chosen by bench/recognition.py (README).", ITERATIONS),
         recipes.param_choice("fft"),
         recipes.transforms_choice("standard"),
         Param("objective", str, "score", "score (raw logit) or log-softmax (log-probability).",
