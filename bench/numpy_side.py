@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -25,15 +24,11 @@ from ortviz import param as P, recipes, transforms as tf
 from ortviz.optim import Adam, Normalized
 from ortviz.render import Context
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402  (bench/common.py: the machine record)
+
 CONFIGS = [("pixel", "none"), ("pixel", "light"), ("fft", "none"), ("fft", "standard"),
            ("maco", "standard")]
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def main(argv=None) -> int:
@@ -79,7 +74,9 @@ def main(argv=None) -> int:
     med = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
     rows = [{"config": k, "numpy_ms": round(v, 2), "ratio_to_graph": round(v / med["graph"], 3)}
             for k, v in med.items() if k != "graph"]
-    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu_name(), "threads": args.threads,
+    machine = common.machine()
+    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": machine["cpu"], "machine": machine,
+              "threads": args.threads,
               "numpy": np.__version__, "rounds": args.rounds, "warmup": args.warmup, "graph_ms": round(med["graph"], 2),
               "rows": rows}
     print(f"{result['cpu']}, {args.threads} threads, {args.rounds} interleaved rounds, medians")

@@ -135,8 +135,8 @@ def main() -> None:
         sizes = {"format1": bundle_stats(old), "format2": bundle_stats(Path(default_bundle()))}
 
     result = {"rounds": args.rounds, "threads": args.threads, "python": platform.python_version(),
-              "onnxruntime": ort.__version__, "machine": platform.machine(),
-              "cpu": platform.processor() or "?", "rows": out, "bundle": sizes}
+              "onnxruntime": ort.__version__, "machine": common.machine(), "rows": out,
+              "bundle": sizes}
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = args.out or ROOT / "bench" / "results" / f"objectives-{stamp}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")

@@ -5,8 +5,8 @@
                                          the runtime environment's Pillow)
 
 Bundles of EfficientNet-Lite0 at each size (batch 1) and each batch (224x224) are exported into
-build/bench/ with the documented command, once per version of the lowering (a stamp file holds
-its hash):
+build/bench/ with the documented command, once per version of the exporter (a stamp file holds
+the hash of ortviz/export/*.py):
     ortviz export torch ortviz.export.zoo:efficientnet_lite0 --size S [--batch B] \\
         --layers _blocks.5 -o build/bench/lite0-S[-bB] --preprocess lite
 Timed per configuration, interleaved: the class-score gradient graph (bare run, the whole
@@ -44,7 +44,11 @@ def bundle_dir(size: int, batch: int) -> Path:
 
 def export_all(configs, export_python: str, log) -> None:
     stamp_file = common.ROOT / "build" / "bench" / "scale-stamp.txt"
-    stamp = hashlib.sha256((common.ROOT / "ortviz/export/lowering.py").read_bytes()).hexdigest()[:16]
+    # every exporter module shapes the graphs (lowering, speedups, rewrites...): any change re-exports
+    h = hashlib.sha256()
+    for f in sorted((common.ROOT / "ortviz" / "export").glob("*.py")):
+        h.update(f.name.encode() + f.read_bytes())
+    stamp = h.hexdigest()[:16]
     fresh = stamp_file.exists() and stamp_file.read_text().strip() == stamp
     for size, batch in configs:
         out = bundle_dir(size, batch)

@@ -32,6 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import common  # noqa: E402
+from scale import bundle_dir, export_all  # noqa: E402  (the same bundles as bench/scale.py)
 
 BATCHES = [1, 4, 8]
 CLASSES = [1, 9, 22, 76, 130, 145, 207, 291]   # goldfish ... lion (bench/recognition.py's first 8)
@@ -42,7 +43,8 @@ def measure(args) -> dict:
     """Runs in the runtime environment (``--measure``): the timing loop, one JSON line out."""
     common.limit_threads(args.threads)
     import ortviz
-    models = {b: ortviz.load(str(bundle(b)), provider="cpu", threads=args.threads) for b in BATCHES}
+    models = {b: ortviz.load(str(bundle_dir(common.SIZE, b)), provider="cpu", threads=args.threads)
+              for b in BATCHES}
     rows = {}
     for b, m in models.items():
         rows[("class-visualization", b)] = lambda m=m, b=b: m.run(
@@ -78,11 +80,6 @@ def measure(args) -> dict:
     return {"rows": out}
 
 
-def bundle(b: int) -> Path:
-    from scale import bundle_dir
-    return bundle_dir(common.SIZE, b)
-
-
 def markdown(rec: dict) -> str:
     m = rec["machine"]
     lines = [f"Measured {m['date']} on `{m['host']}`: {m['cpu']} ({m['isa']}), {m['cores']} cores, "
@@ -116,7 +113,6 @@ def main(argv=None) -> int:
     if args.measure:
         print(json.dumps(measure(args)))
         return 0
-    from scale import export_all
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
