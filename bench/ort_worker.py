@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+from scale import bundle_dir  # noqa: E402  (where bench/scale.py exports each size and batch)
 
 common.limit_threads()
 
@@ -190,16 +191,11 @@ class TechniqueRun:
         return value
 
 
-def scale_bundle(size: int, batch: int) -> Path:
-    """Where bench/scale.py exports the bundle of one image size and batch."""
-    return common.ROOT / "build" / "bench" / (f"lite0-{size}" + (f"-b{batch}" if batch > 1 else ""))
-
-
 def scale_row(name: str, threads: int):
     """``scale.grad:S:B`` / ``scale.fwd:S:B``: bare run of the class-score gradient graph or the
     forward graph of the bundle exported at size S and batch B (random image)."""
     kind, size, batch = name.split(":")
-    engine = Engine(scale_bundle(int(size), int(batch)), provider="cpu", threads=threads)
+    engine = Engine(bundle_dir(int(size), int(batch)), provider="cpu", threads=threads)
     x = np.random.default_rng(0).standard_normal(engine.image_shape).astype(np.float32)
     if kind == "scale.fwd":
         sess = engine.session(engine.bundle.manifest["forward"]["file"])
