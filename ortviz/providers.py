@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import importlib
 import os
-import pkgutil
+import sys
 from dataclasses import dataclass, field
 
 import onnxruntime as ort
@@ -76,6 +76,26 @@ def _allowed(module: str) -> bool:
     return "none" not in names and module in names
 
 
+def _plugin_modules() -> list[str]:
+    """Top-level modules on ``sys.path`` named ``onnxruntime_ep_*`` (a package folder or a
+    ``.py`` file): one directory listing per path entry, where ``pkgutil.iter_modules`` cost
+    about 25 ms of every run's start-up."""
+    found = set()
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as it:
+                for e in it:
+                    if not e.name.startswith(PLUGIN_PREFIX) or "." in e.name.removesuffix(".py"):
+                        continue
+                    name = e.name.removesuffix(".py")
+                    if (e.name.endswith(".py") and e.is_file()) or \
+                            (e.is_dir() and os.path.exists(os.path.join(e.path, "__init__.py"))):
+                        found.add(name)
+        except OSError:  # a missing folder or a zip file on the path
+            continue
+    return sorted(found)
+
+
 def plugins() -> dict[str, Plugin]:
     """The plugin EP packages installed and allowed, registered once per process; keyed by
     short name (``openvino`` for ``onnxruntime_ep_openvino``)."""
@@ -83,7 +103,7 @@ def plugins() -> dict[str, Plugin]:
     if _PLUGINS is not None:
         return _PLUGINS
     found: dict[str, Plugin] = {}
-    modules = sorted({m.name for m in pkgutil.iter_modules() if m.name.startswith(PLUGIN_PREFIX)})
+    modules = _plugin_modules()
     register = getattr(ort, "register_execution_provider_library", None)
     for module in modules:
         if not _allowed(module):
