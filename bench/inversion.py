@@ -5,7 +5,7 @@ embedded EfficientNet-Lite0, this reconstructs the photo from its features with 
 feature inversion (default parameters unless ``--set``), and reports EfficientNet-Lite1's and
 -Lite2's top-1 on the reconstruction against theirs on the photo (the same 224x224 input the
 inversion saw), and SSIM (Wang et al. 2004, 7x7 Gaussian windows on luma) to that photo. One
-row per setting in ``--out``; ``--table`` prints the README table. Export environment (torch
+row per setting in ``--out``; ``--table`` prints the table of docs/quality.md. Export environment (torch
 and the judge packages, as ``bench/recognition.py``):
 
     .venv-export/bin/python bench/inversion.py --set param=fft --out docs/inversion.json

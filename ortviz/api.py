@@ -32,30 +32,42 @@ from .runner import RunRequest, chunks, prepare, run_info, run_one
 
 @dataclass
 class Picture:
+    """One picture a technique made: the image, the model's top-5 on it, the objective's
+    history, the run's status, and ``meta``, the content of its JSON sidecar."""
+
     result: Result
     meta: dict
 
     @property
     def image(self) -> np.ndarray:
+        """The picture, HxWx3 uint8 RGB."""
         return self.result.image
 
     @property
     def top5(self) -> list:
+        """The model's five most likely classes on the picture: dicts of class, label, probability."""
         return self.result.top5
 
     @property
     def history(self) -> list:
+        """The objective's value at each iteration."""
         return self.result.history
 
     @property
     def status(self) -> str:
+        """``complete``, ``interrupted`` or ``stopped: <reason>``."""
         return self.result.status
 
     def save(self, path) -> list[Path]:
+        """Write the image to ``path`` and its sidecar to ``path + ".json"``; returns the
+        files written."""
         return write_result(Path(path), self.result, self.meta)
 
 
 class Model:
+    """A bundle opened on an execution provider, with a method per technique. Made by
+    :func:`ortviz.load`; every technique's options are keyword arguments of its method."""
+
     def __init__(self, bundle=None, provider: str = "auto", threads: int | None = None):
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle or default_bundle())
         self.engine = Engine(self.bundle, provider=provider, threads=threads)
@@ -97,9 +109,13 @@ class Model:
         return self.run("class-visualization", target=target, **kw)
 
     def feature_inversion(self, image=None, layer=None, **kw) -> Picture:
+        """Reconstruct ``image`` (default: the bundled photo) from its features at ``layer``
+        (default: the early layer)."""
         return self.run("feature-inversion", image=image, layer=layer, **kw)
 
     def deepdream(self, image=None, layer=None, **kw) -> Picture:
+        """Amplify what ``layer`` (default: the middle layer) sees in ``image`` (default: the
+        bundled photo)."""
         return self.run("deepdream", image=image, layer=layer, **kw)
 
     def feature_visualization(self, objective=None, **kw):
@@ -146,4 +162,6 @@ def _plain_param(value):
 
 
 def load(bundle=None, provider: str = "auto", threads: int | None = None) -> Model:
+    """Open a bundle (default: the embedded EfficientNet-Lite0) on ``provider`` (``auto``,
+    ``cpu``, ``cuda``, ``openvino``, ...) with ``threads`` intra-op threads."""
     return Model(bundle, provider=provider, threads=threads)

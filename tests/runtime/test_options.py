@@ -1,6 +1,6 @@
 """Every option checked before the run, every usage error one line, and odd files (FIFOs,
-devices, /proc files, link loops, directories) each named in their own line (README,
-"Reliability"). Default bundle; nothing here runs more than one iteration."""
+devices, /proc files, link loops, directories) each named in their own line
+(docs/reliability.md). Default bundle; nothing here runs more than one iteration."""
 
 import os
 import subprocess

@@ -1,4 +1,4 @@
-"""Output sets (README, "Reliability"): every file a run writes is checked before the first
+"""Output sets (docs/reliability.md): every file a run writes is checked before the first
 iteration, locked against a second run, and replaced whole — the old set or the new one, never a
 mix, and no stale snapshots. Default bundle, tiny runs."""
 

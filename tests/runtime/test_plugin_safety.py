@@ -1,4 +1,4 @@
-"""Plugins cannot take the tool down (README, "Reliability").
+"""Plugins cannot take the tool down (docs/reliability.md).
 
 At import or declaration: hostile plugin packages are generated into a temporary folder with an
 entry-points ``.dist-info`` (as pip would install them) and put on ``PYTHONPATH`` of a real

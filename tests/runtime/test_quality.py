@@ -1,6 +1,6 @@
 """Do the techniques make the pictures they promise? Embedded model, default parameters,
 fixed seeds. (The optimized model always agrees with itself on class visualizations, so the
-class test is a floor; recognition by other networks is measured separately, see README.)"""
+class test is a floor; recognition by other networks is measured separately, see docs/quality.md.)"""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Reliability and security on stock onnxruntime (README, "Reliability").
+"""Reliability and security on stock onnxruntime (docs/reliability.md).
 
 Untrusted bundles (external data that leaves the bundle, manifests of the wrong shape), and the
 helpers the other reliability files share. Ctrl-C, NaN/Inf and exceptions in a technique:
