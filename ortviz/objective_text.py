@@ -23,6 +23,7 @@ from . import algebra
 from .selection import POSITIONS, resolve_layer
 from .algebra import ObjectiveError
 from .binding import Bound
+from .labels import is_index
 
 _NAME = re.compile(r"[^\s:+\-*/()@,\"]+")
 _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -225,7 +226,7 @@ def _built_in(name: str, args: list[str]) -> algebra.Objective:
     if name in ("class_score", "class_log_prob"):
         if len(args) != 1:
             raise TypeError("takes one class (name or index)")
-        c = int(args[0]) if args[0].isdigit() else args[0]
+        c = int(args[0]) if is_index(args[0]) else args[0]
         return algebra.class_score(c) if name == "class_score" else algebra.class_log_prob(c)
     if not args:
         raise TypeError("needs a layer name first")
