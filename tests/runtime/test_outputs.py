@@ -83,6 +83,60 @@ def test_an_unwritable_or_unreachable_folder_is_refused_before_the_run(tmp_path)
     assert r.exit_code == 2 and "is not a directory" in one_error_line(r) and calls == []
 
 
+@pytest.fixture
+def read_only(tmp_path, monkeypatch) -> Path:
+    """A folder on a "read-only file system", at the OS calls: root ignores permissions, so
+    the kernel's answers for a read-only mount are given here: ``access(W_OK)`` is false and
+    every create (open with O_CREAT, mkdir) fails with EROFS."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    inside = lambda p: os.path.abspath(os.fsdecode(p)).startswith(str(ro))  # noqa: E731
+    real_access, real_open, real_mkdir = os.access, os.open, os.mkdir
+
+    def access(p, mode, *a, **k):
+        return False if mode & os.W_OK and inside(p) else real_access(p, mode, *a, **k)
+
+    def open_(p, flags, *a, **k):
+        if flags & os.O_CREAT and k.get("dir_fd") is None and inside(p):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(p))
+        return real_open(p, flags, *a, **k)
+
+    def mkdir(p, *a, **k):
+        if inside(p):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(p))
+        return real_mkdir(p, *a, **k)
+
+    monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    return ro
+
+
+ATLAS = ["--layers", "_blocks.1", "--channels", 1, "--classes", 0, "--no-dreams",
+         "--no-inversions", "--examples", 0, "--iterations", 1, "--provider", "cpu", "--threads", 1]
+
+
+@pytest.mark.parametrize("target", ["ro", "ro/new/site"])
+def test_an_atlas_on_a_read_only_target_says_permission_denied_as_the_techniques_do(read_only, target):
+    site = read_only.parent / target
+    r = invoke("atlas", "-o", site, *ATLAS)
+    line = one_error_line(r)
+    assert r.exit_code == 2 and line == f"error: -o {site}: cannot write in {read_only} " \
+        "(permission denied)", line
+    r = invoke("dream", "-o", site / "d.png", *DREAM)  # the technique commands' line, for the same
+    assert r.exit_code == 2 and one_error_line(r) == f"error: output {site / 'd.png'}: cannot " \
+        f"write in {read_only} (permission denied)", r.output
+    assert not list(read_only.iterdir())
+
+
+def test_an_atlas_folder_that_cannot_be_made_is_one_line_before_any_work(tmp_path):
+    folder = _unwritable_folder() / "ortviz-atlas-test"  # as root: /proc, where mkdir fails
+    r = invoke("atlas", "-o", folder, *ATLAS)
+    line = one_error_line(r)
+    assert r.exit_code == 2 and str(folder) in line and ("cannot make it" in line or
+                                                         "permission denied" in line), line
+    assert "rendered" not in r.output and not os.path.lexists(folder)
+
 @pytest.mark.parametrize("member", ["image", "sidecar"])
 def test_a_name_too_long_once_the_temporary_suffix_is_added_is_refused_before_the_run(tmp_path, member):
     calls = []
