@@ -17,7 +17,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import ARTIFACTS
+from ortviz import algebra as A
+from ortviz import locking
 from ortviz.defaults import default_bundle, sample
+from ortviz.technique import Param, Technique, positive
 from probes import (invoke, one_error_line, probe, run_probe, saved, snapshot, subprocess_env,
                     temp_files)
 
@@ -269,4 +273,62 @@ def test_a_second_run_into_the_same_output_is_refused_while_the_first_runs(tmp_p
     pixels, meta = saved(out)
     assert meta["status"] == "interrupted" and meta["seed"] == 0  # the first run's, whole
     assert pixels.shape[:2] == (48, 64) or max(pixels.shape[:2]) == 64
+    assert not temp_files(tmp_path)
+
+
+# -- per-slot results: one objective per batch slot ------------------------------------------------
+
+BATCH2 = ARTIFACTS / "small_resnet_batch2"
+SLOTS = ["feature-viz", "--model", BATCH2, "--objective", "layer1:0; layer1:1", "--iterations", 1,
+         "--param", "pixel", "--provider", "cpu", "--threads", 1]
+
+
+def _two_slots() -> Technique:
+    """A plugin that gives a result per batch slot without declaring ``results``."""
+    def run(ctx, iterations):
+        f = ctx.bind([A.channel("layer1", 0), A.channel("layer1", 1)])
+        x = ctx.noise()
+        ctx.report(0, f(x)[0], x)
+        return x
+    return Technique(name="probe", summary="two slots", needs=(), start="noise", run=run,
+                     params=(Param("iterations", int, 1, "n", positive),))
+
+
+@pytest.mark.parametrize("how", ["declared", "undeclared"])
+def test_per_slot_files_are_checked_like_any_output(tmp_path, how):
+    """``A; B`` writes o-0.png and o-1.png: a sidecar in the way that ortviz did not write is
+    refused in one line (checked before the run where the technique declares its results)."""
+    foreign = tmp_path / "o-1.png.json"
+    foreign.write_text("my notes")
+    out = tmp_path / "o.png"
+    r = invoke(*SLOTS, "-o", out) if how == "declared" else \
+        run_probe(_two_slots(), "--model", BATCH2, "-o", out)
+    line = one_error_line(r)
+    assert r.exit_code == 2 and f"output {foreign}: the sidecar would replace a file that is " \
+        "not an ortviz sidecar" in line, line
+    assert foreign.read_text() == "my notes" and not temp_files(tmp_path)
+    if how == "declared":  # found before the first iteration
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["o-1.png.json"], r.output
+
+
+def test_per_slot_files_are_locked_against_a_second_run(tmp_path):
+    out = tmp_path / "o.png"
+    with locking.claimed(tmp_path / ".o-1.png.lock"):  # another run writes o-1.png now
+        r = invoke(*SLOTS, "-o", out)
+    line = one_error_line(r)
+    assert r.exit_code == 2 and f"output {tmp_path / 'o-1.png'}: another run is writing it now " \
+        f"(pid {os.getpid()})" in line, line
+    assert not list(tmp_path.iterdir())
+
+
+def test_per_slot_files_are_planned_and_written_whole(tmp_path):
+    out = tmp_path / "o.png"
+    r = invoke(*SLOTS, "-o", out, "--snapshot-every", 1)
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(f"o-{k}{s}" for k in (0, 1)
+                           for s in (".png", ".png.json", ".gif", "-sheet.png", "-frames")), names
+    for k in (0, 1):
+        _, meta = saved(tmp_path / f"o-{k}.png")
+        assert meta["status"] == "complete" and meta["snapshots"]["gif"] == f"o-{k}.gif", meta
     assert not temp_files(tmp_path)
