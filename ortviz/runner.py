@@ -95,6 +95,8 @@ def prepare(req: RunRequest):
                 photo = load_image(req.image if req.image is not None else sample())
             except ImageError as exc:
                 raise UsageError(str(exc)) from None
+        options.check_photo(photo, req.params, "<array>" if isinstance(req.image, np.ndarray)
+                            else req.image if req.image is not None else sample().name)
     out = Path(req.output) if req.output else Path("out") / f"{tech.name}.png"
     outputset.check_suffix(out)  # the whole set is checked by run_request, which writes it
     return bundle, layer, targets, photo, out

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import outputset
+from .. import options, outputset
 from ..bundle import Bundle
 from ..defaults import default_bundle
 from ..errors import UsageError
@@ -107,6 +107,9 @@ def build(opts: Options, stream=None) -> Report:
     _check_out(opts.out)
     assign_keys(units, bundle.manifest_sha256, {p.name: p for p in paths})
     photos = {p.name: load_image(p) for p in paths}
+    for u in units:  # too small, or too thin once dreamed at --max-side: one line, before any work
+        if u.photo is not None:
+            options.check_photo(photos[u.photo], u.params, u.photo)
     todo = units if opts.force else [u for u in units if not is_done(u, opts.out)]
     layers = spec.layers if spec.layers is not None else [l["name"] for l in bundle.layers]
 
