@@ -59,7 +59,9 @@ def load_image(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         with warnings.catch_warnings():
             # Our own max_pixels check below decides; keep Pillow's warning off the console.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with _header_only_limit(), Image.open(p) as img:
+            with _header_only_limit():  # Pillow's check off for the header only
+                img = Image.open(p)
+            with img:
                 _reduce_to_fit(img, p, max_pixels)
                 frames = getattr(img, "n_frames", 1)
                 if frames > 1:
