@@ -87,6 +87,8 @@ def check_declaration(t: Technique) -> Technique:
         raise TypeError(f"default_layer {t.default_layer!r} is not a string")
     if not callable(t.run):
         raise TypeError("run is not callable")
+    if t.results is not None and not callable(t.results):
+        raise TypeError("results is not callable")
     if not isinstance(t.params, tuple) or not all(isinstance(p, Param) for p in t.params):
         raise TypeError("params is not a tuple of Param")
     seen: set[str] = set()

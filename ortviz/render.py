@@ -21,11 +21,8 @@ import numpy as np
 
 from . import imaging
 from .engine import Engine, Step
+from .errors import NumericalError  # noqa: F401 (defined in errors: the CLI needs no onnxruntime)
 from .technique import Technique
-
-
-class NumericalError(RuntimeError):
-    pass
 
 
 @dataclass

@@ -16,6 +16,7 @@ locked before the first iteration.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -94,23 +95,45 @@ def prepare(req: RunRequest):
                 photo = load_image(req.image if req.image is not None else sample())
             except ImageError as exc:
                 raise UsageError(str(exc)) from None
+        options.check_photo(photo, req.params, "<array>" if isinstance(req.image, np.ndarray)
+                            else req.image if req.image is not None else sample().name)
     out = Path(req.output) if req.output else Path("out") / f"{tech.name}.png"
     outputset.check_suffix(out)  # the whole set is checked by run_request, which writes it
     return bundle, layer, targets, photo, out
 
 
+def result_names(req: RunRequest, bundle: Bundle, targets: list) -> list:
+    """What each result's file is named after: its class target; or, where a run without
+    targets gives n > 1 results (the technique's ``results``), its slot 0..n-1."""
+    if targets != [None] or req.technique.results is None:
+        return targets
+    n = req.technique.results(bundle, req.params)
+    return list(range(n)) if n > 1 else [None]
+
+
 def run_request(req: RunRequest, echo=print, err=lambda m: print(m, file=sys.stderr)) -> int:
     with signals.as_interrupts():  # SIGTERM, SIGHUP... end the run as Ctrl-C does
         bundle, layer, targets, photo, out = prepare(req)
-        files = outputset.plan(out, targets, req.snapshot_every > 0,
-                                req.technique.shows_photo)
-        outputset.check(files, inputs=[req.image] if isinstance(req.image, (str, Path)) else [],
-                        bundle=bundle.root)
-        with outputset.claim(files):  # before the first iteration; released at the end
-            return _run_request(req, echo, err, bundle, layer, targets, photo, out)
+        snapshots, photo_too = req.snapshot_every > 0, req.technique.shows_photo
+        files = outputset.plan(out, result_names(req, bundle, targets), snapshots, photo_too)
+        inputs = [req.image] if isinstance(req.image, (str, Path)) else []
+        outputset.check(files, inputs=inputs, bundle=bundle.root)
+        with contextlib.ExitStack() as held:
+            held.enter_context(outputset.claim(files))  # before the first iteration
+            planned = {f.image for f in files}
+
+            def admit(path: Path) -> None:
+                """A result the technique did not declare: checked and locked before writing."""
+                if path not in planned:
+                    more = outputset.plan(path, [None], snapshots, photo_too)
+                    outputset.check(more, inputs=inputs, bundle=bundle.root)
+                    held.enter_context(outputset.claim(more))
+                    planned.add(path)
+
+            return _run_request(req, echo, err, bundle, layer, targets, photo, out, admit)
 
 
-def _run_request(req, echo, err, bundle, layer, targets, photo, out) -> int:
+def _run_request(req, echo, err, bundle, layer, targets, photo, out, admit) -> int:
     try:
         engine = Engine(bundle, provider=req.provider, threads=req.threads)
     except ValueError as exc:
@@ -124,16 +147,17 @@ def _run_request(req, echo, err, bundle, layer, targets, photo, out) -> int:
         for k, (target, result) in enumerate(zip(chunk or [None] * len(got), got)):
             # one objective per batch slot (no class targets): NAME-0.png, NAME-1.png, ...
             path = out if chunk or len(got) == 1 else out.with_name(f"{out.stem}-{k}{out.suffix}")
-            code = _finish(req, engine, bundle, layer, target, result, path,
-                           len(targets) if chunk else 1, echo, err, code)
+            path = outputset.image_for(path, target, len(targets) if chunk else 1)
+            admit(path)
+            code = _finish(req, engine, bundle, layer, target, result, path, echo, err, code)
             if code > 128:
                 return code
     return code
 
 
-def _finish(req, engine, bundle, layer, target, result, out, n_targets, echo, err, code) -> int:
-    """Write one result and say what happened; the exit code so far."""
-    path = outputset.image_for(out, target, n_targets)
+def _finish(req, engine, bundle, layer, target, result, path, echo, err, code) -> int:
+    """Write one result (at ``path``, planned and locked) and say what happened; the exit code
+    so far."""
     late_interrupt = None
     try:
         written = write_result(path, result, sidecar(result, req.technique.name, req.params,

@@ -105,6 +105,10 @@ class Technique:
     # check(bundle, params) before any work: raise a UsageError (one line) for what the
     # parameters cannot do on this bundle (an objective string naming a missing layer, ...)
     check: Callable[..., None] | None = field(default=None, repr=False, compare=False)
+    # results(bundle, params) -> n: how many results a run without class targets gives (one per
+    # batch slot, NAME-0.png ... NAME-n-1.png), so their files are planned, checked and locked
+    # with the output set before the run; None: one (more are checked and locked as they come)
+    results: Callable[..., int] | None = field(default=None, repr=False, compare=False)
 
     def defaults(self) -> dict:
         return {p.name: p.default for p in self.params}

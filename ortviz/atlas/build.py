@@ -10,11 +10,13 @@ far, and still writes the site for them; the next run resumes.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import options, outputset
 from ..bundle import Bundle
 from ..defaults import default_bundle
 from ..errors import UsageError
@@ -61,6 +63,7 @@ def _check_out(out: Path) -> None:
     if out.is_dir() and any(out.iterdir()) and not (out / "atlas.json").is_file():
         raise UsageError(f"-o {out} is a non-empty directory that holds no atlas; "
                          "choose a new or empty one")
+    outputset.check_folder(out, f"-o {out}", out / "atlas.json")  # as the technique commands
 
 
 def jobs_of(units: list[Unit], batch: int, photos: dict) -> list[Job]:
@@ -104,13 +107,22 @@ def build(opts: Options, stream=None) -> Report:
     _check_out(opts.out)
     assign_keys(units, bundle.manifest_sha256, {p.name: p for p in paths})
     photos = {p.name: load_image(p) for p in paths}
+    for u in units:  # too small, or too thin once dreamed at --max-side: one line, before any work
+        if u.photo is not None:
+            options.check_photo(photos[u.photo], u.params, u.photo)
     todo = units if opts.force else [u for u in units if not is_done(u, opts.out)]
     layers = spec.layers if spec.layers is not None else [l["name"] for l in bundle.layers]
 
-    outcomes = executors.execute(jobs_of(todo, int(bundle.input["shape"][0]), photos),
-                                 str(bundle.root), opts.provider, opts.executor, opts.workers,
-                                 opts.threads, opts.ray_address) if todo else iter(())
-    opts.out.mkdir(parents=True, exist_ok=True)
+    made = outputset.make_folder(opts.out)  # before any work: one line if it cannot be made
+    try:
+        outcomes = executors.execute(jobs_of(todo, int(bundle.input["shape"][0]), photos),
+                                     str(bundle.root), opts.provider, opts.executor, opts.workers,
+                                     opts.threads, opts.ray_address) if todo else iter(())
+    except BaseException:  # e.g. no Ray: leave no empty folder behind
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     progress = Progress(len(units), len(units) - len(todo), stream)
     progress.start(_where(opts))
     errors: dict[str, str] = {}

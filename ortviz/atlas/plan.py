@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from ..labels import LabelError, find_class
+from ..labels import LabelError, find_class, is_index
 from ..plugins import techniques as installed_techniques
 from ..technique import ParamError
 
@@ -78,13 +78,13 @@ def _numbers(text: str, what: str, limit: int) -> list[int]:
     out: list[int] = []
     for part in text.split(","):
         part = part.strip()
-        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        m = re.fullmatch(r"([0-9]+)\s*-\s*([0-9]+)", part)
         if m:
             a, b = int(m.group(1)), int(m.group(2))
             if a > b:
                 raise UsageError(f"{what} range {part!r} runs backwards")
             out += range(a, b + 1)
-        elif part.isdigit():
+        elif is_index(part):
             out.append(int(part))
         else:
             raise UsageError(f"{what} {part!r} is not a number or a range like 0-7")
@@ -100,7 +100,7 @@ def select_channels(text: str, count: int) -> list[int]:
         return list(range(count))
     if t in ("none", "0"):
         return []
-    if t.isdigit():
+    if is_index(t):
         return list(range(min(int(t), count)))
     return _numbers(t, "channel", count)
 
@@ -111,13 +111,13 @@ def select_classes(text: str, labels: list[str]) -> list[int]:
         return list(range(n))
     if t.lower() in ("none", "0"):
         return []
-    if t.isdigit():  # a spread: the middle of each of k equal stretches of the label space
+    if is_index(t):  # a spread: the middle of each of k equal stretches of the label space
         k = min(int(t), n)
         return sorted({(2 * i + 1) * n // (2 * k) for i in range(k)})
     out = []
     for part in t.split(","):
         part = part.strip()
-        if re.fullmatch(r"\d+\s*-\s*\d+", part):
+        if re.fullmatch(r"[0-9]+\s*-\s*[0-9]+", part):
             out += _numbers(part, "class", n)
             continue
         try:

@@ -52,7 +52,8 @@ def _signature(tech) -> inspect.Signature:
                             "(default: flamingo where the bundle has it, else class 0)."))
     if tech.start == "photo":
         ps.append(_opt("image", Optional[Path], None, "--image", "-i",
-                       help="Photo to start from (default: the bundled chelsea.png)."))
+                       help="Photo to start from (default: the bundled chelsea.png); its shorter "
+                            "side at least 8 pixels; a JPEG over 50 MP is read reduced."))
     for p in tech.params:
         ps.append(_opt(p.name, p.type, p.default, "--" + p.name.replace("_", "-"), help=p.help))
     return inspect.Signature(ps)

@@ -66,7 +66,8 @@ technique = Technique(
         Param("octaves", int, 4, "Number of scales, smallest first (pixel only; 1 for fft, maco).",
               OCTAVES),
         Param("octave_scale", float, 1.4, "Size ratio between octaves.", scale_ratio),
-        Param("max_side", int, 512, "Longest side of the result in pixels.", between(8, 4096)),
+        Param("max_side", int, 512, "Longest side of the result in pixels; a photo whose shorter "
+              "side would fall below 8 pixels at it is refused.", between(8, 4096)),
         Param("objective", str, "", "Objective to dream on (e.g. '_blocks.9:61 + _blocks.12', "
               "see feature-viz); empty: the --layer's energy."),
     ),

@@ -51,6 +51,11 @@ def check(bundle, params) -> None:
     objectives(bundle, params["objective"])
 
 
+def results(bundle, params) -> int:
+    """One result per objective (``A; B``: NAME-0.png, NAME-1.png)."""
+    return len(objectives(bundle, params["objective"]))
+
+
 def run(ctx, objective, iterations, param, transforms, lr, decay, l2, blur_every, blur_sigma):
     objs = objectives(ctx.engine.bundle, objective)
     f = ctx.bind(objs if len(objs) > 1 else objs[0])
@@ -92,4 +97,5 @@ technique = Technique(
     default_layer=None,
     run=run,
     check=check,
+    results=results,
 )

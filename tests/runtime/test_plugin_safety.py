@@ -125,6 +125,8 @@ def test_a_declaration_is_checked_and_its_checks_made_safe():
     good = plugins.check_declaration(t.__class__(**{**t.__dict__, "params": (
         Param("lr", float, 0.1, "x", positive), Param("name", str, "a", "x"))}))
     lr, name = good.params
+    with pytest.raises(TypeError, match="results is not callable"):  # per-slot files: outputset
+        plugins.check_declaration(t.__class__(**{**t.__dict__, "results": 2}))
     assert lr.check(float("nan")) == "must be a finite number, got nan"
     assert lr.check(float("inf")) == "must be a finite number, got inf"
     assert lr.check(-1.0) == "must be positive" and lr.check(0.5) is None
