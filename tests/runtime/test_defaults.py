@@ -46,7 +46,7 @@ def test_default_class_is_flamingo_where_there_is_one_else_class_zero():
 
 @pytest.mark.parametrize("cmd,args,layer,target", [
     ("dream", ["--octaves", 1, "--max-side", 64], "layer2", None),
-    ("invert", [], "layer1", None),
+    ("invert", [], "pool", None),  # inversion's own early position (1/5 of the table; issue 22)
     ("class-viz", ["--octaves", 1], None, 0),
 ])
 def test_builtins_run_on_a_users_own_bundle_with_no_layer_or_class(tmp_path, cmd, args, layer, target):
@@ -130,7 +130,7 @@ def test_inversion_writes_the_photo_it_saw_beside_it_and_a_later_run_removes_it(
     wide = np.zeros((100, 300, 3), np.uint8)
     wide[:, 100:200] = 200  # the centre third: what a square crop keeps
     Image.fromarray(wide).save(photo)
-    r = invoke("invert", "--image", photo, "--iterations", 1, "-o", out)
+    r = invoke("invert", "--image", photo, "--iterations", 1, "--fit", "crop", "-o", out)
     assert r.exit_code == 0, r.output
     meta = json.loads(out.with_suffix(".png.json").read_text())
     assert meta["photo"] == "inv-photo.png"
