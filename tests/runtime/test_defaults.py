@@ -46,7 +46,7 @@ def test_default_class_is_flamingo_where_there_is_one_else_class_zero():
 
 @pytest.mark.parametrize("cmd,args,layer,target", [
     ("dream", ["--octaves", 1, "--max-side", 64], "layer2", None),
-    ("invert", [], "pool", None),  # inversion's own early position (1/5 of the table; issue 22)
+    ("invert", [], "layer1", None),
     ("class-viz", ["--octaves", 1], None, 0),
 ])
 def test_builtins_run_on_a_users_own_bundle_with_no_layer_or_class(tmp_path, cmd, args, layer, target):

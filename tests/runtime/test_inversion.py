@@ -89,7 +89,9 @@ def test_the_default_fit_keeps_the_whole_photo(tmp_path):
     (["--lr-end", 1.5], "--lr-end must be at most 1"),
     (["--lr-end", -0.1], "--lr-end must not be negative"),
     (["--zoom", 1], "--zoom must be in [0, 1)"),
-    (["--octaves", 2, "--param", "fft"], "--octaves 2 needs --param pixel"),
+    (["--octaves", 0], "--octaves must be positive"),
+    (["--octaves", 17], "--octaves must be at most 16"),
+    (["--octave-scale", 1], "--octave-scale must be greater than 1"),
 ])
 def test_bad_inversion_options_are_one_line_and_write_nothing(tmp_path, args, expect):
     r = invoke(*INV, *args, "-o", tmp_path / "o.png")
