@@ -33,7 +33,7 @@ import ortviz  # noqa: F401  (first: it limits numpy's BLAS to one thread before
 import numpy as np
 
 from ortviz.metrics import ssim
-from recognition import JUDGES, _save, judges
+from recognition import JUDGES, _save, judges  # torch is imported only by judges()
 
 HERE = Path(__file__).resolve().parent
 TUNED = ("chelsea.png", "coffee.png")
@@ -70,10 +70,11 @@ def table(path: Path) -> str:
                 if not rows:
                     continue
                 n = len(rows)
-                keep = {j: sum(x[j]["kept"] for x in rows) for j in JUDGES + ("self",)}
+                keep = {j: f"{sum(x[j]['kept'] for x in rows)}/{n}" if j in rows[0] else "-"
+                        for j in JUDGES + ("self",)}
                 out.append(f"| {r['name']} | {'tuned on' if tuned else 'reported'} ({n}) | {layer} "
-                           f"({rows[0].get('resolved', layer)}) | {keep[JUDGES[0]]}/{n} | {keep[JUDGES[1]]}/{n} "
-                           f"| {keep['self']}/{n} | {np.mean([x['ssim'] for x in rows]):.2f} "
+                           f"({rows[0].get('resolved', layer)}) | {keep[JUDGES[0]]} | {keep[JUDGES[1]]} "
+                           f"| {keep['self']} | {np.mean([x['ssim'] for x in rows]):.2f} "
                            f"| {np.mean([x['seconds'] for x in rows]):.1f} |")
     return "\n".join(out)
 
@@ -86,6 +87,8 @@ def main(argv=None) -> int:
     ap.add_argument("--photos", default=",".join(PHOTOS),
                     help="file names (shipped samples, bench/photos) or paths, comma-separated")
     ap.add_argument("--threads", type=int, default=2, help="for ortviz and the judges")
+    ap.add_argument("--no-judges", action="store_true",
+                    help="Lite0 and SSIM only (no torch: screens recipes in the runtime environment)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--images", type=Path, default=None)
     ap.add_argument("--table", type=Path, default=None)
@@ -102,7 +105,7 @@ def main(argv=None) -> int:
     name = args.name or (", ".join(f"{k}={v}" for k, v in params.items()) or "defaults")
     params = {"fit": "crop"} | params  # see the module: the whole frame is photo
     model = ortviz.load(provider="cpu", threads=args.threads)
-    js = judges(args.threads)
+    js = {} if args.no_judges else judges(args.threads)
     layers = args.layers.split(",")
     run = {"name": name, "date": time.strftime("%Y-%m-%d"), "params": tech.defaults() | params,
            "layers": layers, "rows": [], "complete": False}
@@ -116,7 +119,7 @@ def main(argv=None) -> int:
             row = {"photo": Path(photo).name, "layer": layer, "resolved": pic.meta["layer"],
                    "seconds": round(seconds, 1), "ssim": round(ssim(seen, pic.image), 3),
                    "self": {"kept": pic.top5[0]["class"] == model.classify(seen)[0]["class"]}}
-            for j in JUDGES:
+            for j in js:
                 want, said = top1(js[j], seen), top1(js[j], pic.image)
                 row[j] = {"kept": said == want, "photo": want, "said": said}
             if args.images:
