@@ -93,6 +93,8 @@ def check_declaration(t: Technique) -> Technique:
                          "fractions from 0 to 1")
     if not isinstance(t.description, str):
         raise TypeError("description is not a string")
+    if t.resolve is not None and not callable(t.resolve):
+        raise TypeError("resolve is not callable")
     if not callable(t.run):
         raise TypeError("run is not callable")
     if not isinstance(t.params, tuple) or not all(isinstance(p, Param) for p in t.params):

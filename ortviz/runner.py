@@ -84,6 +84,8 @@ def prepare(req: RunRequest):
         options.check_targets(req.targets, targets, bundle.labels)
     if tech.check is not None:
         tech.check(bundle, req.params)
+    if tech.resolve is not None:
+        req.params = dict(tech.resolve(dict(req.params)))
     photo = None
     if tech.start == "photo":
         if isinstance(req.image, np.ndarray):

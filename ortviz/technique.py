@@ -106,6 +106,9 @@ class Technique:
     positions: dict | None = field(default=None, compare=False)
     # More help for the command (the default recipe and why), after the summary.
     description: str = field(default="", compare=False)
+    # resolve(params) -> params: the values a run uses where a default means "automatic" (an lr
+    # of 0: the parameterization's own), so the sidecar records what was used
+    resolve: Callable[[dict], dict] | None = field(default=None, repr=False, compare=False)
     run: Callable[..., np.ndarray] | None = field(default=None, repr=False, compare=False)
     # check(bundle, params) before any work: raise a UsageError (one line) for what the
     # parameters cannot do on this bundle (an objective string naming a missing layer, ...)

@@ -91,5 +91,6 @@ technique = Technique(
     start="noise",
     default_layer=None,
     run=run,
+    resolve=recipes.resolve_lr,
     check=check,
 )
