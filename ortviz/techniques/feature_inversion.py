@@ -8,8 +8,8 @@ two to the power ``--cossim-pow``, which amplifies what the layer sees in the ph
 copying it. The image is a parameterization (``--param``: pixels, or a 1/f spectrum with
 decorrelated colour), seen through random transforms (``--transforms``), under total
 variation, alpha-norm and L2 penalties (Mahendran & Vedaldi's natural-image priors); Adam's
-step falls along a cosine schedule to ``--lr-end`` times ``--lr``; pixels can start coarse
-and be carried up (``--octaves``). ``--fit`` says how the photo is brought to the model's
+step falls along a cosine schedule to ``--lr-end`` times ``--lr``; the picture starts coarse
+and is carried up (``--octaves``: each scale starts from the last one's picture, resized). ``--fit`` says how the photo is brought to the model's
 square input; the photo as the network saw it is written beside the result.
 """
 
@@ -157,8 +157,8 @@ technique = Technique(
         Param("alpha", float, 6.0, "Alpha-norm exponent.", between(1, 64)),
         Param("blur_every", int, 0, "Blur every N iterations (pixel; 0: never).", non_negative),
         Param("blur_sigma", float, 0.5, "Gaussian blur sigma in pixels (pixel).", BLUR_SIGMA),
-        Param("octaves", int, 3, "Scales, smallest first, each --iterations long (pixel only; "
-              "coarse to fine: each starts from the last one's picture).", OCTAVES),
+        Param("octaves", int, 3, "Scales, smallest first, each --iterations long (coarse to "
+              "fine: each starts from the last one's picture, resized; any --param).", OCTAVES),
         Param("octave_scale", float, 1.6, "Size ratio between octaves.", scale_ratio),
     ),
     start="photo",
