@@ -94,7 +94,7 @@ class Model:
                          seed=seed, provider=self.engine.provider, threads=self.engine.threads,
                          snapshot_every=snapshot_every)
         _, layer, targets, photo, _ = prepare(req)
-        shown = {k: _plain_param(v) for k, v in values.items()}
+        shown = {k: _plain_param(v) for k, v in req.params.items()}  # as resolved by prepare
         pictures = []
         for chunk in chunks(targets, self.engine.image_shape[0]):
             got = run_one(req, self.engine, layer, chunk, photo)

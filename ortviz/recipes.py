@@ -47,6 +47,12 @@ def transform_list(ctx, name: str, jitter: int = 12, zoom: float = 0.0, canvas=N
     return ts
 
 
+def resolve_lr(params: dict) -> dict:
+    """``params`` with an ``lr`` of 0 ("auto") replaced by its parameterization's own
+    (:data:`AUTO_LR`): what the run uses, for the sidecar."""
+    return params | {"lr": params["lr"] or AUTO_LR[params["param"]]}
+
+
 def optimizer(name: str, lr: float):
     """Normalized ascent for pixels (stable across objectives), Adam for the spectra."""
     lr = lr or AUTO_LR[name]

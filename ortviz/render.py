@@ -35,6 +35,7 @@ class Context:
     targets: list | None = None                # all targets of a batched run (default [target])
     photo: np.ndarray | None = None            # HxWx3 uint8, photo-start techniques
     show_photo: bool = False                   # results carry the photo at the model's size
+    fit: str = "crop"                          # how photo_model brings the photo to a size
     snapshot_every: int = 0
     progress: Callable[[int, int, float], None] = lambda t, n, loss: None
     frames: list = field(default_factory=list)
@@ -77,12 +78,14 @@ class Context:
         return imaging.clip(x, self.low, self.high).astype(np.float32)
 
     def photo_model(self, size_hw=None) -> np.ndarray:
-        """The photo in model space at ``size_hw`` (default: the model's input size), cropped
-        to that aspect ratio around its centre rather than stretched."""
+        """The photo in model space at ``size_hw`` (default: the model's input size), brought
+        to that size by ``fit`` (:func:`ortviz.imaging.fit_photo`; by default cropped to that
+        aspect ratio around its centre rather than stretched; a technique with a ``fit``
+        parameter sets it)."""
         if self.photo is None:
             raise ValueError("this technique needs a photo")
-        return self._fill(imaging.to_model(self.photo, self.mean, self.std,
-                                           size=size_hw or self.size, crop=True))
+        fitted = imaging.fit_photo(self.photo, size_hw or self.size, self.fit)
+        return self._fill(imaging.to_model(fitted, self.mean, self.std))
 
     def clip(self, x: np.ndarray) -> np.ndarray:
         return imaging.clip(x, self.low, self.high).astype(np.float32)

@@ -31,7 +31,7 @@ from .errors import UsageError, first_line
 from .guard import GuardedContext, TechniqueFailed, guarded  # noqa: F401 (TechniqueFailed: API)
 from .images import ImageError, load_image
 from .labels import LabelError, find_class
-from . import options, outputset, signals
+from . import imaging, options, outputset, signals
 from .outputs import InterruptedAfterWrite, sidecar, write_result
 from .render import NumericalError, Result, render, results
 from .selection import default_class, resolve_layer
@@ -71,7 +71,8 @@ def prepare(req: RunRequest):
     tech = req.technique
     layer = None
     if any(n.on == "layers" for n in tech.needs):
-        layer = resolve_layer(bundle.layers, req.layer or tech.default_layer or "middle")
+        layer = resolve_layer(bundle.layers, req.layer or tech.default_layer or "middle",
+                              tech.positions)
     for need in tech.needs:  # each graph where it is read: the logits or the chosen layer
         bundle.graph(need.objective.name, "logits" if need.on == "logits" else layer)
     targets: list[int | None] = [None]
@@ -84,6 +85,8 @@ def prepare(req: RunRequest):
         options.check_targets(req.targets, targets, bundle.labels)
     if tech.check is not None:
         tech.check(bundle, req.params)
+    if tech.resolve is not None:
+        req.params = dict(tech.resolve(dict(req.params)))
     photo = None
     if tech.start == "photo":
         if isinstance(req.image, np.ndarray):
@@ -216,7 +219,8 @@ def run_one(req: RunRequest, engine: Engine, layer, targets: list, photo) -> lis
 
     ctx = GuardedContext(engine, np.random.default_rng(req.seed), iterations, layer=layer,
                          targets=list(targets), photo=photo, snapshot_every=req.snapshot_every,
-                         progress=progress, show_photo=tech.shows_photo)
+                         progress=progress, show_photo=tech.shows_photo,
+                         fit=req.params["fit"] if req.params.get("fit") in imaging.FITS else "crop")
     interrupted = []
     run = guarded(tech, lambda: _origin(tech))
 

@@ -101,6 +101,14 @@ class Technique:
     # The layer when the user names none: "early", "middle", "late" (positions in the bundle's
     # layer table, see ortviz.selection) or a layer name; None: "middle" for layer techniques.
     default_layer: str | None = None
+    # The technique's own fractions of the layer table for some positions ({"early": 0.2}),
+    # over ortviz.selection.POSITIONS: where its recipe gives a good picture.
+    positions: dict | None = field(default=None, compare=False)
+    # More help for the command (the default recipe and why), after the summary.
+    description: str = field(default="", compare=False)
+    # resolve(params) -> params: the values a run uses where a default means "automatic" (an lr
+    # of 0: the parameterization's own), so the sidecar records what was used
+    resolve: Callable[[dict], dict] | None = field(default=None, repr=False, compare=False)
     run: Callable[..., np.ndarray] | None = field(default=None, repr=False, compare=False)
     # check(bundle, params) before any work: raise a UsageError (one line) for what the
     # parameters cannot do on this bundle (an objective string naming a missing layer, ...)

@@ -92,6 +92,18 @@ def inversion() -> str:
     return inv.table(path) + "\n\n" + _source(path)
 
 
+def inversion_issue22() -> str:
+    import inversion as inv
+    path = RESULTS / "inversion-20261206.json"
+    return inv.table(path) + "\n\n" + _source(path)
+
+
+def inversion_screen_issue22() -> str:
+    import inversion as inv
+    path = RESULTS / "inversion-screen-20261206.json"
+    return inv.table(path) + "\n\n" + _source(path)
+
+
 def inversion_screen() -> str:
     import inversion as inv
     path = RESULTS / "inversion-screen.json"
@@ -153,7 +165,8 @@ def atlas() -> str:
 
 GENERATORS = {"recognition": recognition, "recognition-default": recognition_default,
               "recognition-screen": recognition_screen, "inversion": inversion,
-              "inversion-screen": inversion_screen, "dream-transforms": dream_transforms,
+              "inversion-screen": inversion_screen,
+              "inversion-issue22": inversion_issue22, "inversion-screen-issue22": inversion_screen_issue22, "dream-transforms": dream_transforms,
               "speed": speed, "numpy-side": numpy_side, "atlas": atlas}
 
 

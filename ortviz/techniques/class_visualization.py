@@ -69,5 +69,6 @@ technique = Technique(
     start="noise",
     default_layer=None,
     run=run,
+    resolve=recipes.resolve_lr,
     check=lambda bundle, params: recipes.check_octaves(params["param"], params["octaves"]),
 )

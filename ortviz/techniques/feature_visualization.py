@@ -96,6 +96,7 @@ technique = Technique(
     start="noise",
     default_layer=None,
     run=run,
+    resolve=recipes.resolve_lr,
     check=check,
     results=results,
 )

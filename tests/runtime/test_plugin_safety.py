@@ -49,6 +49,9 @@ HOSTILE = {  # entry-point name: (module body, what the skip line says)
                      "its check raised RuntimeError: oops"),
     "not-technique": ("technique = 42", "is a int, not an ortviz Technique"),
     "bad-start": ("technique = make('bad-start', start='video')", "start 'video' is not"),
+    "bad-positions": ("import dataclasses\n"
+                      "technique = dataclasses.replace(make('bad-positions'), positions={'early': 2})",
+                      "positions {'early': 2} is not a dict of early/middle/late to fractions"),
     "deepdream": ("technique = make('deepdream')", "claimed by several packages"),
     "twin": ("technique = make('twin')", "claimed by several packages"),
 }
