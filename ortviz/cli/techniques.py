@@ -54,7 +54,10 @@ def _signature(tech) -> inspect.Signature:
         ps.append(_opt("image", Optional[Path], None, "--image", "-i",
                        help="Photo to start from (default: the bundled chelsea.png)."))
     for p in tech.params:
-        ps.append(_opt(p.name, p.type, p.default, "--" + p.name.replace("_", "-"), help=p.help))
+        flag = "--" + p.name.replace("_", "-")
+        if p.type is bool:  # a switch both ways, whatever its default: --warm-up/--no-warm-up
+            flag = f"{flag}/--no-{flag[2:]}"
+        ps.append(_opt(p.name, p.type, p.default, flag, help=p.help))
     return inspect.Signature(ps)
 
 
