@@ -107,8 +107,9 @@ def prepare(req: RunRequest):
 def run_request(req: RunRequest, echo=print, err=lambda m: print(m, file=sys.stderr)) -> int:
     with signals.as_interrupts():  # SIGTERM, SIGHUP... end the run as Ctrl-C does
         bundle, layer, targets, photo, out = prepare(req)
-        files = outputset.plan(out, targets, req.snapshot_every > 0,
-                                req.technique.shows_photo)
+        k = req.params.get("diversity", 1)   # a diversity set: NAME-0 .. NAME-{K-1}
+        files = outputset.plan(out, list(range(k)) if isinstance(k, int) and k > 1 else targets,
+                                req.snapshot_every > 0, req.technique.shows_photo)
         outputset.check(files, inputs=[req.image] if isinstance(req.image, (str, Path)) else [],
                         bundle=bundle.root)
         with outputset.claim(files):  # before the first iteration; released at the end

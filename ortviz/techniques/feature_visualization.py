@@ -111,7 +111,7 @@ def _objective(ctx, objs, negative, diversity, diversity_layer_name, diversity_w
 
 
 def run(ctx, objective, iterations, param, transforms, lr, decay, l2, blur_every, blur_sigma,
-        negative=False, diversity=1, diversity_weight=1e-2, diversity_layer="", transparency=False,
+        negative=False, diversity=1, diversity_weight=10.0, diversity_layer="", transparency=False,
         warm_up=True):
     from ..transparency import Transparency
     objs = objectives(ctx.engine.bundle, objective)
@@ -183,8 +183,10 @@ technique = Technique(
         Param("diversity", int, 1, "K > 1: K pictures of the objective that differ (Lucid's "
               "diversity term on a layer's Gram matrices), NAME-0.png .. NAME-{K-1}.png; their "
               "pairwise similarity is in each sidecar.", DIVERSITY),
-        Param("diversity_weight", float, 1e-2, "Weight of the diversity term against the "
-              "objective (per picture).", non_negative),
+        Param("diversity_weight", float, 10.0, "Weight of the diversity term against the "
+              "objective (on _blocks.10:5, K=3: 10 keeps 91% of the objective and halves the "
+              "pictures' Gram similarity; 100 makes them unlike at half the objective).",
+              non_negative),
         Param("diversity_layer", str, "", "Layer of the diversity term (a name or early, middle, "
               "late; default: the objective's first layer)."),
         Param("transparency", bool, False, "Write MACO's transparency map (accumulated "

@@ -175,6 +175,14 @@ def test_transparency_is_the_png_alpha(tmp_path):
     assert alpha[:112, :112].mean() > alpha[112:, 112:].mean()
 
 
+def test_a_diversity_set_checks_all_its_files_before_any_work(tmp_path):
+    (tmp_path / "d-1.png").mkdir()   # a directory where the second picture goes
+    r = CliRunner().invoke(app, ["feature-viz", "--objective", "_blocks.10:5", "--iterations", "2",
+                                 "--diversity", "2", "--provider", "cpu", "-o", str(tmp_path / "d.png")])
+    assert r.exit_code == 2 and "d-1.png" in r.output and "Traceback" not in r.output, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d-1.png"]
+
+
 @pytest.mark.parametrize("args,says", [
     (["--diversity", "0"], "--diversity must be positive"),
     (["--diversity", "17"], "--diversity must be at most 16"),
