@@ -82,10 +82,10 @@ def diversity_layer(bundle, obj, name: str) -> str:
 def check(bundle, params) -> None:
     objs = objectives(bundle, params["objective"])
     k = params.get("diversity", 1)
-    if k > 1:
-        if len(objs) > 1:
-            raise ObjectiveError(f"--diversity {k} takes one objective, not {len(objs)} "
-                                 "(';' runs one per batch slot)")
+    if k > 1 and len(objs) > 1:
+        raise ObjectiveError(f"--diversity {k} takes one objective, not {len(objs)} "
+                             "(';' runs one per batch slot)")
+    if k > 1 or params.get("diversity_layer"):   # a wrong name is an error even when unused
         diversity_layer(bundle, objs[0], params.get("diversity_layer", ""))
 
 

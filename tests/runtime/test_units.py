@@ -187,6 +187,7 @@ def test_a_diversity_set_checks_all_its_files_before_any_work(tmp_path):
     (["--diversity", "0"], "--diversity must be positive"),
     (["--diversity", "17"], "--diversity must be at most 16"),
     (["--diversity", "2", "--diversity-layer", "_blocks.99"], "--diversity-layer: unknown layer"),
+    (["--diversity-layer", "_blocks.99"], "--diversity-layer: unknown layer"),
     (["--diversity", "2", "--objective", "_blocks.9:1;_blocks.9:2"], "2 objectives"),
     (["--diversity-weight", "-1"], "--diversity-weight must not be negative"),
     (["--transparency", "-o", "{tmp}/t.jpg"], "--transparency needs an image format with an alpha"),
