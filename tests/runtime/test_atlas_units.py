@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from PIL import Image
 
 import ortviz
 from ortviz.atlas.build import jobs_of
@@ -38,7 +39,9 @@ def test_default_atlas_plans_no_negative_or_diversity():
 
 def test_negative_and_diversity_on_the_channel_page(tmp_path):
     site = tmp_path / "site"
-    r = atlas("-o", site, "--layers", "_blocks.10", "--channels", "1", "--negative", "--diversity", "2", *ONE)
+    args = ["-o", site, "--layers", "_blocks.10", "--channels", "1", "--negative", "--diversity", "2",
+            "--set", "transparency=true", *ONE]
+    r = atlas(*args)
     assert r.exit_code == 0, r.output
     a = load(site)
     assert a["counts"] == {"units": 4, "complete": 4, "failed": 0}
@@ -55,7 +58,9 @@ def test_negative_and_diversity_on_the_channel_page(tmp_path):
     assert "Mean pairwise cosine similarity" in page
     for d in [c["negative"]] + c["diversity"]:
         assert d["image"].split("/", 1)[1] in page
-    r = atlas("-o", site, "--layers", "_blocks.10", "--channels", "1", "--negative", "--diversity", "2", *ONE)
+    for d in [c, c["negative"]] + c["diversity"]:   # the transparency map, as --set asked
+        assert Image.open(site / d["image"]).mode == "RGBA"
+    r = atlas(*args)
     assert r.exit_code == 0 and "0 rendered, 4 already there" in r.output, r.output
 
 
