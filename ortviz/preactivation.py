@@ -89,7 +89,8 @@ class WarmUp:
     ``warm``'s (the surrogate's) in the batch slots where it is; ``warm`` None: the original
     alone. ``alive[i]``: slot i's objective gradient was above :data:`NO_GRADIENT` in some
     call;
-    ``warm_steps[i]``: the calls in which slot i climbed the surrogate.
+    ``warm_steps[i]``: the calls in which slot i climbed the surrogate; ``warm_alive[i]``: its
+    gradient was above :data:`NO_GRADIENT` in one of them.
 
     ``probe``: the objective alone, where ``original`` adds terms whose gradient hides a dead
     unit (a diversity set): until every slot has been alive, steps take the probe's gradient
@@ -98,6 +99,7 @@ class WarmUp:
     def __init__(self, original, warm, slots: int, probe=None):
         self.original, self.warm, self.probe = original, warm, probe
         self.alive = np.zeros(slots, bool)
+        self.warm_alive = np.zeros(slots, bool)   # the surrogate's gradient was not zero
         self.warm_steps = [0] * slots
 
     def __call__(self, x: np.ndarray):
@@ -112,4 +114,5 @@ class WarmUp:
         for i in np.flatnonzero(~live):
             grad[i] = g_warm[i]
             self.warm_steps[i] += 1
+            self.warm_alive[i] |= bool(np.abs(g_warm[i]).max() > NO_GRADIENT)
         return value, grad

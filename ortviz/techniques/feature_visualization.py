@@ -21,8 +21,10 @@ What an atlas shows for a unit (Olah et al. 2017, Fel et al. 2023):
 Dead units: a ReLU-like unit that is off everywhere at the start gives no gradient. Where the
 layer's pre-activation is a layer of the bundle (:mod:`ortviz.preactivation`), each step whose
 gradient is zero in a slot climbs the same unit of the pre-activation instead (``--warm-up``, on
-by default), until the unit turns on. A slot whose objective never had a gradient ends with the
-status ``blank: ...`` instead of ``complete``.
+by default), until the unit turns on; a negative picture of a unit that is off descends its
+pre-activation (what is most against it). A slot whose objective never had a gradient (nor, for
+a negative picture, its pre-activation) ends with the status ``blank: ...`` instead of
+``complete``.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def _objective(ctx, objs, negative, diversity, diversity_layer_name, diversity_w
     from ..diversity import Diverse, Stacked
     from ..preactivation import WarmUp, surrogate
     engine = ctx.engine
-    warm = None if negative or not warm_up else [surrogate(engine.bundle, o) for o in objs]
+    warm = [surrogate(engine.bundle, o) for o in objs] if warm_up else None
     if diversity > 1:
         ctx.carry(diversity)
         layer = diversity_layer(engine.bundle, objs[0], diversity_layer_name)
@@ -127,11 +129,11 @@ def run(ctx, objective, iterations, param, transforms, lr, decay, l2, blur_every
     else:
         p = recipes.spectral(ctx, param, ctx.size, decay)
         out = optimize(ctx, f, p, ts, recipes.optimizer(param, lr), iterations, **common)
-    _mark(ctx, out.image, objs, f, div, seen, iterations)
+    _mark(ctx, out.image, objs, f, div, seen, iterations, negative)
     return out.image
 
 
-def _mark(ctx, image, objs, f, div, seen, iterations) -> None:
+def _mark(ctx, image, objs, f, div, seen, iterations, negative) -> None:
     """Each slot's status (``blank``), alpha channel and sidecar entries."""
     from ..diversity import similarity
     from ..imaging import resize
@@ -149,7 +151,9 @@ def _mark(ctx, image, objs, f, div, seen, iterations) -> None:
                                  "gram_cosine_similarity": [[round(float(v), 6) for v in row]
                                                             for row in sim],
                                  "mean_similarity_to_others": round(sum(others) / len(others), 6)}
-        status = None if f.alive[i] else (
+        # a negative picture of a unit that is off descends its pre-activation: not blank
+        moved = f.alive[i] or (negative and f.warm_alive[i])
+        status = None if moved else (
             f"blank: {text} gave no gradient in any of {iterations} iterations (a dead unit: "
             "off at every position the run tried); the picture is its start")
         ctx.mark(i, status=status, alpha=None if seen is None else seen.alpha(i), **meta)

@@ -78,6 +78,21 @@ def test_blank_on_the_cli_is_one_line_exit_0_and_in_the_sidecar(tmp_path, model)
     assert meta["status"].startswith("blank: ") and meta["params"]["warm_up"] is False
 
 
+def test_negative_of_a_unit_that_is_off_descends_its_pre_activation(model):
+    """A dead _swish_1 channel is already at its minimum (0): its negative picture is what
+    drives its pre-activation lowest, not a blank start; without the warm-up it is blank."""
+    c = dead_channels(model, 1)[0]
+    p = model.feature_visualization(f"_swish_1:{c}", iterations=12, negative=True)
+    assert p.status == "complete" and p.meta["warm_up_steps"] == 12
+    assert p.image.astype(float).std() > 8
+    t = "/_conv_head/Conv_output_0"
+    start = (np.random.default_rng(0).standard_normal(model.engine.image_shape) * 0.1).astype(np.float32)
+    pre = lambda x: float(model.engine.forward(x, [t])[t][0, c].mean())
+    assert pre(p.result.x) < pre(start) - 1.0
+    off = model.feature_visualization(f"_swish_1:{c}", iterations=4, negative=True, warm_up=False)
+    assert off.status.startswith("blank: ")
+
+
 def test_negative_descends_the_objective(model):
     p = model.feature_visualization("_blocks.10:5", iterations=16, negative=True)
     assert p.status == "complete" and p.meta["params"]["negative"] is True
