@@ -94,8 +94,8 @@ def write_result(out: Path, result: Result, meta: dict, claimed: bool = False) -
 
 
 def _write_set(files: Files, result: Result, meta: dict) -> list[Path]:
-    writers, frame_writers = {"image": images.image_writer(files.image, result.image,
-                                                           alpha=result.alpha)}, []
+    alpha = {} if result.alpha is None else {"alpha": result.alpha}  # RGBA only when there is one
+    writers, frame_writers = {"image": images.image_writer(files.image, result.image, **alpha)}, []
     if result.frames:
         frames = result.frames + [result.image] if result.frames[-1].shape == result.image.shape else result.frames
         writers["GIF"] = images.gif_writer(files.gif, [f for f in frames if f.shape == frames[-1].shape])
