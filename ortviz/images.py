@@ -147,13 +147,25 @@ def check_rgb(rgb: np.ndarray, what: str = "image") -> np.ndarray:
     return a
 
 
-def image_writer(path, rgb_uint8_hwc: np.ndarray) -> Callable:
-    """``write(file)`` for an HxWx3 uint8 image in the format of ``path``'s extension."""
+ALPHA_SUFFIXES = (".png", ".webp", ".tif", ".tiff")   # formats that keep an alpha channel
+
+
+def image_writer(path, rgb_uint8_hwc: np.ndarray, alpha: np.ndarray | None = None) -> Callable:
+    """``write(file)`` for an HxWx3 uint8 image in the format of ``path``'s extension; with
+    ``alpha`` (HxW uint8) an RGBA image, for the formats of :data:`ALPHA_SUFFIXES`."""
     p = Path(path)
     fmt = Image.registered_extensions().get(p.suffix.lower())
     if fmt is None or fmt not in Image.SAVE:
         raise ImageError(f"{p}: unknown or unwritable image extension {p.suffix!r}")
     img = Image.fromarray(check_rgb(rgb_uint8_hwc))
+    if alpha is not None:
+        a = np.asarray(alpha)
+        if p.suffix.lower() not in ALPHA_SUFFIXES:
+            raise ImageError(f"{p}: {p.suffix} keeps no alpha channel; use "
+                             f"{', '.join(ALPHA_SUFFIXES)}")
+        if a.dtype != np.uint8 or a.shape != rgb_uint8_hwc.shape[:2]:
+            raise ImageError(f"alpha must be an HxW uint8 array of the image's size, got {a.dtype} {a.shape}")
+        img = Image.fromarray(np.ascontiguousarray(np.dstack([rgb_uint8_hwc, a])))
     options = {"quality": 95} if fmt == "JPEG" else {}
     return lambda f: img.save(f, format=fmt, **options)
 

@@ -65,14 +65,17 @@ def graph_objective(ctx, objective: str, layer: str, **inputs) -> Callable:
 def optimize(ctx, objective: Callable, param, transforms: Sequence = (), optimizer=None,
              steps: int = 256, regularizers: Sequence[Callable] = (), *, params=None,
              views: int = 1, maximize: bool = True, start: int = 0,
-             after_step: Callable | None = None, view_size=None) -> Outcome:
+             after_step: Callable | None = None, view_size=None,
+             on_gradient: Callable | None = None) -> Outcome:
     """Run ``steps`` steps (see the module); returns the final parameters and image.
 
     ``params``: the starting parameters (default ``param.init`` on a stream spawned off
     ``ctx.rng``); ``start``: the number of the first step for ``ctx.report`` (octaves run the
     loop several times); ``views``: transform draws (crops) per step; ``view_size``: the size
     the views are brought to, ``None`` the model's input (``ctx.size``), ``"canvas"`` the
-    canvas's own, or ``(h, w)``; the objective takes that size (see the module)."""
+    canvas's own, or ``(h, w)``; the objective takes that size (see the module);
+    ``on_gradient(g)``: sees each step's objective gradient on the canvas (views averaged,
+    before the regularizers; a transparency map accumulates it)."""
     from .optim import Adam
     if views < 1:
         raise ValueError(f"views must be >= 1, got {views}")
@@ -90,6 +93,8 @@ def optimize(ctx, objective: Callable, param, transforms: Sequence = (), optimiz
             back = warp.adjoint(np.asarray(g, np.float32))
             value += float(v) / views
             g_img = back if g_img is None else g_img + back
+        if on_gradient is not None:
+            on_gradient(g_img / views)
         g_desc = (sign / views) * g_img
         for penalty in regularizers:
             _, pg = penalty(img)

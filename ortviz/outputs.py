@@ -73,6 +73,7 @@ def sidecar(result: Result, technique: str, params: dict, run_info: dict, bundle
         "final_objective": result.history[-1] if result.history else None,
         "objective_first": result.history[0] if result.history else None,
         "top5": result.top5,
+        **result.meta,
     }
 
 
@@ -93,7 +94,8 @@ def write_result(out: Path, result: Result, meta: dict, claimed: bool = False) -
 
 
 def _write_set(files: Files, result: Result, meta: dict) -> list[Path]:
-    writers, frame_writers = {"image": images.image_writer(files.image, result.image)}, []
+    alpha = {} if result.alpha is None else {"alpha": result.alpha}  # RGBA only when there is one
+    writers, frame_writers = {"image": images.image_writer(files.image, result.image, **alpha)}, []
     if result.frames:
         frames = result.frames + [result.image] if result.frames[-1].shape == result.image.shape else result.frames
         writers["GIF"] = images.gif_writer(files.gif, [f for f in frames if f.shape == frames[-1].shape])

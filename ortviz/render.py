@@ -42,6 +42,7 @@ class Context:
     history: list = field(default_factory=list)
     last_good: np.ndarray | None = None
     results_per_run: int | None = None         # slots that are results when not one per target
+    extras: dict = field(default_factory=dict)  # slot -> what a technique adds (see ``mark``)
 
     def __post_init__(self):
         pre = self.engine.bundle.manifest["preprocessing"]
@@ -63,6 +64,23 @@ class Context:
         if self.results_per_run:
             return self.results_per_run
         return max(1, len(self.targets))
+
+    def carry(self, images: int) -> None:
+        """The loop carries ``images`` pictures, each a result, however large the bundle's batch
+        (the technique evaluates them in runs of the bundle's batch: a diversity set)."""
+        self.batch = self.results_per_run = int(images)
+
+    def mark(self, slot: int, *, status: str | None = None, alpha: np.ndarray | None = None,
+             **meta) -> None:
+        """What a technique says about one result slot: a ``status`` that replaces
+        ``complete`` (``blank: ...``), an ``alpha`` channel (HxW, 0..1) written into the PNG,
+        and entries for its sidecar."""
+        e = self.extras.setdefault(slot, {"meta": {}})
+        if status is not None:
+            e["status"] = status
+        if alpha is not None:
+            e["alpha"] = alpha
+        e["meta"].update(meta)
 
     def _fill(self, x: np.ndarray) -> np.ndarray:
         return x if x.shape[0] == self.batch else np.repeat(x[:1], self.batch, axis=0)
@@ -170,6 +188,18 @@ class Result:
     iterations_done: int
     top5: list
     photo: np.ndarray | None = None   # HxWx3 uint8: the photo as the technique saw it (shown beside)
+    alpha: np.ndarray | None = None   # HxW uint8: an alpha channel (the transparency map)
+    meta: dict = field(default_factory=dict)  # the technique's own sidecar entries
+
+
+def blank(status: str) -> bool:
+    """A finished picture of a unit that never responded (``blank: ...``)."""
+    return status.startswith("blank")
+
+
+def finished(status: str) -> bool:
+    """The run went to its end: ``complete`` or ``blank: ...``."""
+    return status == "complete" or blank(status)
 
 
 def top5(engine: Engine, x: np.ndarray) -> list[list[dict]]:
@@ -177,6 +207,8 @@ def top5(engine: Engine, x: np.ndarray) -> list[list[dict]]:
     size = tuple(engine.image_shape[2:])
     xs = x if tuple(x.shape[2:]) == size else imaging.resize(x, size)
     n, batch = xs.shape[0], engine.image_shape[0]
+    if n > batch:  # a diversity set: in runs of the batch
+        return [t for i in range(0, n, batch) for t in top5(engine, xs[i:i + batch])]
     full = np.concatenate([xs, np.repeat(xs[:1], batch - n, axis=0)]) if n < batch else xs
     logits = engine.logits(full.astype(np.float32))[:n].astype(np.float64)
     labels = engine.bundle.labels
@@ -195,9 +227,17 @@ def results(ctx: Context, x: np.ndarray, status: str, seconds: float,
     leaves the top-5 empty (a run interrupted while classifying)."""
     tops = top5(ctx.engine, x[:ctx.slots]) if classify else [[]] * ctx.slots
     seen = imaging.from_model(ctx.photo_model()[:1], ctx.mean, ctx.std) if ctx.show_photo else None
-    return [Result(imaging.from_model(x[i:i + 1], ctx.mean, ctx.std), x[i:i + 1],
-                   [f[i] for f in ctx.frames], ctx.history, status, seconds, len(ctx.history),
-                   tops[i], seen) for i in range(ctx.slots)]
+    out = []
+    for i in range(ctx.slots):
+        e = ctx.extras.get(i, {})
+        alpha = e.get("alpha")
+        out.append(Result(imaging.from_model(x[i:i + 1], ctx.mean, ctx.std), x[i:i + 1],
+                          [f[i] for f in ctx.frames], ctx.history,
+                          e.get("status", status) if status == "complete" else status, seconds,
+                          len(ctx.history), tops[i], seen,
+                          None if alpha is None else np.round(255 * np.clip(alpha, 0, 1)).astype(np.uint8),
+                          dict(e.get("meta", {}))))
+    return out
 
 
 def render(technique: Technique, ctx: Context, params: dict) -> list[Result]:

@@ -3,6 +3,8 @@
 What a run ends with (the CLI's exit code in brackets):
 
 - ``complete`` [0]: the image and its sidecar.
+- ``blank: <why>`` [0]: the same, for a unit that never responded (feature visualization of a
+  dead unit: no gradient in any iteration); the line is printed on stderr.
 - ``interrupted`` (Ctrl-C [130], SIGTERM [143], SIGHUP [129], any ending signal [128 + signal],
   see ``signals``): the last good image and its sidecar, if an iteration finished; a signal
   while files are written is held until they are complete.
@@ -31,9 +33,9 @@ from .errors import UsageError, first_line
 from .guard import GuardedContext, TechniqueFailed, guarded  # noqa: F401 (TechniqueFailed: API)
 from .images import ImageError, load_image
 from .labels import LabelError, find_class
-from . import imaging, options, outputset, signals
+from . import images, imaging, options, outputset, signals
 from .outputs import InterruptedAfterWrite, sidecar, write_result
-from .render import NumericalError, Result, render, results
+from .render import NumericalError, Result, blank, render, results
 from .selection import default_class, resolve_layer
 from .technique import Technique
 
@@ -101,7 +103,10 @@ def prepare(req: RunRequest):
         options.check_photo(photo, req.params, "<array>" if isinstance(req.image, np.ndarray)
                             else req.image if req.image is not None else sample().name)
     out = Path(req.output) if req.output else Path("out") / f"{tech.name}.png"
-    outputset.check_suffix(out)  # the whole set is checked by run_request, which writes it
+    outputset.check_suffix(out)
+    if req.params.get("transparency") and out.suffix.lower() not in images.ALPHA_SUFFIXES:
+        raise UsageError(f"--transparency needs an image format with an alpha channel "
+                         f"({', '.join(images.ALPHA_SUFFIXES)}), not {out.suffix or 'no suffix'}")  # the whole set is checked by run_request, which writes it
     return bundle, layer, targets, photo, out
 
 
@@ -178,6 +183,9 @@ def _finish(req, engine, bundle, layer, target, result, path, echo, err, code) -
         by = "" if signum == signals.signal.SIGINT else f" by {signals.name(signum)}"
         err(f"interrupted{by}; kept the last good image")
         return 128 + signum
+    if blank(result.status):
+        err(result.status)
+        return code
     if result.status != "complete":
         err(f"error: {result.status}; kept the last good image")
         return 1

@@ -67,13 +67,20 @@ def _check_out(out: Path) -> None:
 
 
 def jobs_of(units: list[Unit], batch: int, photos: dict) -> list[Job]:
-    """One job per unit; on a batched bundle, channel units and class units share a job (one
-    run, a picture per batch slot) up to the bundle's batch."""
+    """One job per unit; on a batched bundle, channel, negative and class units share a job
+    (one run, a picture per batch slot) up to the bundle's batch; a channel's diversity set is
+    one job (one run makes its K pictures)."""
     jobs, batch = [], max(1, batch)
-    for kind in ("channel", "class"):
+    for kind in ("channel", "negative", "class"):
         mine = [u for u in units if u.kind == kind]
         jobs += [Job(mine[i:i + batch]) for i in range(0, len(mine), batch)]
-    jobs += [Job([u], photos.get(u.photo)) for u in units if u.kind not in ("channel", "class")]
+    sets: dict = {}
+    for u in units:
+        if u.kind == "diversity":
+            sets.setdefault(u.objective, []).append(u)
+    jobs += [Job(us) for us in sets.values()]
+    jobs += [Job([u], photos.get(u.photo)) for u in units
+             if u.kind not in ("channel", "negative", "class", "diversity")]
     order = {id(u): k for k, u in enumerate(units)}
     return sorted(jobs, key=lambda j: order[id(j.units[0])])
 
@@ -89,7 +96,8 @@ def _where(opts: Options) -> str:
 
 def _save(unit: Unit, picture, out: Path) -> None:
     picture.meta["atlas"] = {"key": unit.key, "kind": unit.kind, "layer": unit.layer,
-                             "index": unit.index, "objective": unit.objective, "photo": unit.photo}
+                             "index": unit.index, "objective": unit.objective, "photo": unit.photo,
+                             **({"variant": unit.variant} if unit.variant is not None else {})}
     picture.save(out / unit.path)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import first_line
+from ..render import finished
 from .plan import Unit
 
 _MODELS: dict = {}
@@ -56,7 +57,9 @@ def worker_setup(bundle: str, provider: str, threads: int | None) -> None:
 
 def _call(m, job: Job) -> list:
     u = job.units[0]
-    if u.kind == "channel":  # the objective is in the params; a list: one per batch slot
+    if u.kind == "diversity":  # one run: the set's K pictures, one per unit
+        got = m.run(u.technique, layer=u.layer, seed=u.seed, **u.params)
+    elif u.kind in ("channel", "negative"):  # the objective is in the params; a list: one per slot
         objectives = [v.params["objective"] for v in job.units]
         got = m.run(u.technique, layer=u.layer, seed=u.seed, **dict(
             u.params, objective=objectives if len(objectives) > 1 else objectives[0]))
@@ -88,8 +91,8 @@ def run_job(job: Job, bundle: str, provider: str = "cpu", threads: int | None = 
     statuses = {p.status for p in pictures}
     if "interrupted" in statuses:
         out.interrupted = True
-    elif statuses != {"complete"}:
-        out.error = next(s for s in (p.status for p in pictures) if s != "complete")
+    elif not all(finished(s) for s in statuses):   # a blank (dead) unit's picture is kept
+        out.error = next(s for s in (p.status for p in pictures) if not finished(s))
     else:
         for p in pictures:
             p.result.x = None          # the caller needs the image and the sidecar only

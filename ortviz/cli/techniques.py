@@ -55,7 +55,10 @@ def _signature(tech) -> inspect.Signature:
                        help="Photo to start from (default: the bundled chelsea.png); its shorter "
                             "side at least 8 pixels; a JPEG over 50 MP is read reduced."))
     for p in tech.params:
-        ps.append(_opt(p.name, p.type, p.default, "--" + p.name.replace("_", "-"), help=p.help))
+        flag = "--" + p.name.replace("_", "-")
+        if p.type is bool:  # a switch both ways, whatever its default: --warm-up/--no-warm-up
+            flag = f"{flag}/--no-{flag[2:]}"
+        ps.append(_opt(p.name, p.type, p.default, flag, help=p.help))
     return inspect.Signature(ps)
 
 
