@@ -1,0 +1,214 @@
+"""The render step's numpy side as small standard-ONNX graphs, built at run time.
+
+Every graph is float32 and uses only MatMul, Mul, Add, Sub, Div, Sqrt, Sigmoid, Reshape,
+Transpose, ReduceSum and Gather (opset 17): what every ONNX Runtime build runs, onnxruntime-web
+included. The pieces (see docs/step-graphs.md):
+
+- **spectrum** ``q -> u``: the parameters in the *planar* layout ``(N, 3, 2, H, W//2+1)`` (real
+  parts, then imaginary parts; :func:`planar` converts from :class:`ortviz.param.Fourier`'s
+  ``(..., 2)``), times the 1/f scale, through the orthonormal inverse real 2-D FFT in matrix form:
+  one ``(2H, 2H)`` matrix mixes real and imaginary parts along the rows (the complex inverse DFT),
+  one ``(2, W//2+1, W)`` pair of matrices makes the real columns (cosines and minus sines, the
+  Hermitian columns doubled, the imaginary parts of column 0 and of the even-``W`` Nyquist column
+  dropped as ``numpy.fft.irfft`` drops them);
+- **colour** ``u -> x``: ``low + span * sigmoid(C @ u)`` per pixel (:class:`ortviz.param.Colour`);
+- **warp** ``x -> v``: ``Ry @ x @ Rxᵀ`` (the axis-aligned part of the drawn transforms, two
+  interpolation matrices given per step) plus the constant fill, then the rotation as four
+  bilinear taps per output pixel (a ``Gather`` of indices and weights given per step; the
+  identity taps when the draw has no rotation);
+- their exact adjoints (the transposed matrices; the rotation's transpose as a gather of the
+  taps that read each pixel, :func:`ortviz.stepgraph.plans.transposed_taps`), and Adam.
+
+``pre`` is the warp; ``post`` takes the model-input gradient back to the parameters, moves them
+by Adam and makes the next image, so one iteration is pre, the gradient graph, post.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+F32, I64 = TensorProto.FLOAT, TensorProto.INT64
+
+
+def planar(p: np.ndarray) -> np.ndarray:
+    """``(N, C, H, Wr, 2)`` spectrum parameters -> the graphs' ``(N, C, 2, H, Wr)``."""
+    return np.ascontiguousarray(np.moveaxis(p, -1, 2))
+
+
+def unplanar(q: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`planar`."""
+    return np.ascontiguousarray(np.moveaxis(q, 2, -1))
+
+
+def _turns(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``cos`` and ``sin`` of ``2 pi k / n`` for integer ``k``, reduced mod ``n`` first and exact
+    (0, 1, -1) at the quarter turns: a coefficient that cannot change the image (the imaginary
+    part of a real frequency) then gets a gradient of exactly 0, as from ``numpy.fft``, and Adam,
+    which divides each gradient by its own size, does not move it on rounding noise."""
+    k = np.mod(k, n)
+    a = 2 * np.pi * k / n
+    c, s = np.cos(a), np.sin(a)
+    quarter = (4 * k) % n == 0
+    q = (4 * k // n) % 4
+    c = np.where(quarter, np.choose(q, [1.0, 0.0, -1.0, 0.0]), c)
+    s = np.where(quarter, np.choose(q, [0.0, 1.0, 0.0, -1.0]), s)
+    return c, s
+
+
+@lru_cache(maxsize=8)
+def dft_matrices(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(MH, WW)``: ``u = sum_j (MH @ [re; im])_j @ WW[j]`` is ``irfft2(re + i im, s=(h, w),
+    norm="ortho")``. Computed in float64, rounded once to float32."""
+    ch, sh = _turns(np.outer(np.arange(h), np.arange(h)), h)
+    mh = np.block([[ch, -sh], [sh, ch]]) / np.sqrt(h)
+    wr = w // 2 + 1
+    k = np.arange(wr)
+    cw, sw = _turns(np.outer(k, np.arange(w)), w)
+    c = np.where((k == 0) | ((w % 2 == 0) & (k == w // 2)), 1.0, 2.0)[:, None] / np.sqrt(w)
+    ww = np.stack([c * cw, -c * sw])      # sin is 0 in column 0 and (even w) w/2: irfft drops
+    return mh.astype(np.float32), ww.astype(np.float32)     # those imaginary parts
+
+
+class Builder:
+    """Nodes, constants and value names of one graph under construction."""
+
+    def __init__(self):
+        self.nodes, self.consts, self.inputs, self.outputs = [], [], [], []
+        self._n = 0
+
+    def name(self, stem: str) -> str:
+        self._n += 1
+        return f"{stem}_{self._n}"
+
+    def const(self, value, stem: str = "c", dtype=np.float32) -> str:
+        name = self.name(stem)
+        self.consts.append(numpy_helper.from_array(np.asarray(value, dtype), name))
+        return name
+
+    def shape(self, dims) -> str:
+        return self.const(np.asarray(dims, np.int64), "shape", np.int64)
+
+    def op(self, kind: str, *inputs: str, out: str | None = None, **attrs) -> str:
+        out = out or self.name(kind.lower())
+        self.nodes.append(helper.make_node(kind, list(inputs), [out], **attrs))
+        return out
+
+    def input(self, name: str, shape, dtype=F32) -> str:
+        self.inputs.append(helper.make_tensor_value_info(name, dtype, list(shape)))
+        return name
+
+    def output(self, value: str, name: str, shape) -> str:
+        self.op("Identity", value, out=name)
+        self.outputs.append(helper.make_tensor_value_info(name, F32, list(shape)))
+        return name
+
+    def model(self, doc: str) -> onnx.ModelProto:
+        graph = helper.make_graph(self.nodes, doc, self.inputs, self.outputs, self.consts)
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="ortviz.stepgraph")
+        m.ir_version = 8
+        onnx.checker.check_model(m)
+        return m
+
+
+# -- pieces ------------------------------------------------------------------------------------
+def spectrum(b: Builder, q: str, n: int, h: int, w: int, scale: np.ndarray) -> str:
+    """Planar parameters ``(n, 3, 2, h, wr)`` -> the unbounded image ``(n, 3, h, w)``."""
+    mh, ww = dft_matrices(h, w)
+    wr = w // 2 + 1
+    z = b.op("Mul", q, b.const(scale, "scale"))
+    z = b.op("Reshape", z, b.shape([n, 3, 2 * h, wr]))
+    z = b.op("MatMul", b.const(mh, "mh"), z)
+    z = b.op("Reshape", z, b.shape([n, 3, 2, h, wr]))
+    z = b.op("MatMul", z, b.const(ww, "ww"))                      # (n, 3, 2, h, w)
+    return b.op("ReduceSum", z, b.const([2], "axis", np.int64), keepdims=0)
+
+
+def spectrum_t(b: Builder, g: str, n: int, h: int, w: int, scale: np.ndarray) -> str:
+    """The transpose of :func:`spectrum`: ``(n, 3, h, w)`` -> planar ``(n, 3, 2, h, wr)``."""
+    mh, ww = dft_matrices(h, w)
+    wr = w // 2 + 1
+    z = b.op("Reshape", g, b.shape([n, 3, 1, h, w]))
+    z = b.op("MatMul", z, b.const(np.ascontiguousarray(ww.transpose(0, 2, 1)), "wwt"))
+    z = b.op("Reshape", z, b.shape([n, 3, 2 * h, wr]))
+    z = b.op("MatMul", b.const(np.ascontiguousarray(mh.T), "mht"), z)
+    z = b.op("Reshape", z, b.shape([n, 3, 2, h, wr]))
+    return b.op("Mul", z, b.const(scale, "scale"))
+
+
+def colour(b: Builder, u: str, n: int, h: int, w: int, c, low, span) -> tuple[str, str]:
+    """``u -> (x, s)``: the model-space image and the sigmoid ``s`` its adjoint needs."""
+    z = b.op("Reshape", u, b.shape([n, 3, h * w]))
+    z = b.op("MatMul", b.const(c, "colour"), z)
+    s = b.op("Reshape", b.op("Sigmoid", z), b.shape([n, 3, h, w]))
+    x = b.op("Add", b.const(low, "low"), b.op("Mul", s, b.const(span, "span")))
+    return x, s
+
+
+def colour_t(b: Builder, g: str, s: str, n: int, h: int, w: int, c, span) -> str:
+    """The adjoint of :func:`colour` at ``s``: ``C^T @ (g * span * s * (1 - s))``."""
+    d = b.op("Mul", b.op("Mul", g, b.const(span, "span")),
+             b.op("Mul", s, b.op("Sub", b.const(1.0, "one"), s)))
+    z = b.op("MatMul", b.const(np.ascontiguousarray(np.asarray(c).T), "colour_t"),
+             b.op("Reshape", d, b.shape([n, 3, h * w])))
+    return b.op("Reshape", z, b.shape([n, 3, h, w]))
+
+
+def _fill_const(value) -> np.ndarray | None:
+    v = np.asarray(value, np.float32).reshape(-1)
+    return None if not v.any() else (v * np.ones(3, np.float32)).reshape(1, 3, 1)
+
+
+def warp(b: Builder, x: str, n: int, out_hw, value) -> str:
+    """``x (n, 3, h, w) -> (n, 3, oh, ow)``: the separable part, its fill, then the taps."""
+    oh, ow = out_hw
+    p = oh * ow
+    ry, rxt, idx, wt = b.input("ry", [oh, "h"]), b.input("rxt", ["w", ow]), \
+        b.input("ridx", [4, p], I64), b.input("rw", [4, p])
+    y = b.op("MatMul", ry, b.op("MatMul", x, rxt))
+    y = b.op("Reshape", y, b.shape([n, 3, p]))
+    v = _fill_const(value)
+    axis0, axis1 = b.const([0], "axis", np.int64), b.const([1], "axis", np.int64)
+    if v is not None:
+        cover = b.op("Reshape", b.op("Mul", b.op("ReduceSum", ry, axis1, keepdims=1),
+                                      b.op("ReduceSum", rxt, axis0, keepdims=1)), b.shape([1, 1, p]))
+        y = b.op("Add", y, b.op("Mul", b.const(v, "value"), b.op("Sub", b.const(1.0, "one"), cover)))
+    t = b.op("ReduceSum", b.op("Mul", b.op("Gather", y, idx, axis=2), wt), b.const([2], "axis", np.int64),
+             keepdims=0)                                           # (n, 3, p)
+    if v is not None:
+        t = b.op("Add", t, b.op("Mul", b.const(v, "value"),
+                                b.op("Sub", b.const(1.0, "one"), b.op("ReduceSum", wt, axis0, keepdims=0))))
+    return b.op("Reshape", t, b.shape([n, 3, oh, ow]))
+
+
+def warp_t(b: Builder, g: str, n: int, out_hw) -> str:
+    """The transpose of :func:`warp`'s linear part: the taps back (``tidx``/``tw``, the
+    transposed taps), then ``Ryᵀ @ g @ Rx``."""
+    oh, ow = out_hw
+    p = oh * ow
+    ry, rxt, idx, wt = b.input("ry", [oh, "h"]), b.input("rxt", ["w", ow]), \
+        b.input("tidx", ["k", p], I64), b.input("tw", ["k", p])
+    z = b.op("Reshape", g, b.shape([n, 3, p]))
+    z = b.op("ReduceSum", b.op("Mul", b.op("Gather", z, idx, axis=2), wt), b.const([2], "axis", np.int64),
+             keepdims=0)
+    z = b.op("Reshape", z, b.shape([n, 3, oh, ow]))
+    z = b.op("MatMul", z, b.op("Transpose", rxt, perm=[1, 0]))
+    return b.op("MatMul", b.op("Transpose", ry, perm=[1, 0]), z)
+
+
+def adam(b: Builder, q: str, m: str, v: str, g: str, lr: float, b1: float, b2: float,
+         eps: float) -> tuple[str, str, str]:
+    """One Adam step as :class:`ortviz.optim.Adam` takes it; inputs ``d1``/``d2`` are the bias
+    corrections ``1 - beta^t`` of this step (shape ``[1]``)."""
+    d1, d2 = b.input("d1", [1]), b.input("d2", [1])
+    m2 = b.op("Add", b.op("Mul", b.const(b1, "b1"), m), b.op("Mul", b.const(1 - b1, "b1c"), g))
+    v2 = b.op("Add", b.op("Mul", b.const(b2, "b2"), v),
+              b.op("Mul", b.op("Mul", b.const(1 - b2, "b2c"), g), g))
+    den = b.op("Add", b.op("Sqrt", b.op("Div", v2, d2)), b.const(eps, "eps"))
+    step = b.op("Div", b.op("Mul", b.const(lr, "lr"), b.op("Div", m2, d1)), den)
+    return b.op("Sub", q, step), m2, v2
