@@ -64,6 +64,7 @@ def graph_objective(ctx, objective: str, layer: str, **inputs) -> Callable:
     def f(x):
         step = ctx.grad(objective, layer, x, **inputs)
         return step.loss, step.grad
+    f.graph = (objective, layer, inputs)    # the step graphs may run it merged (ortviz.stepgraph)
     return f
 
 

@@ -8,9 +8,9 @@ standard-ONNX graphs built at run time, and the loop that runs them (docs/step-g
 """
 
 from .graphs import dft_matrices, planar, unplanar
-from .loop import optimize, supports
+from .loop import Stepper, optimize, supports
 from .models import Recipe
 from .plans import feeds, transposed_taps
 
-__all__ = ["Recipe", "dft_matrices", "feeds", "optimize", "planar", "supports", "transposed_taps",
+__all__ = ["Recipe", "Stepper", "dft_matrices", "feeds", "optimize", "planar", "supports", "transposed_taps",
            "unplanar"]

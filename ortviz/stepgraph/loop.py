@@ -41,36 +41,59 @@ def supports(param, optimizer, views: int, regularizers, after_step, transforms,
     return not rotates or (hw == tuple(out_hw) and hw[0] == hw[1])
 
 
-def _sessions(engine, recipe: Recipe):
-    key = ("stepgraph",) + recipe.key
-    return (engine.model_session(key + ("param",), recipe.param),
-            engine.model_session(key + ("pre",), recipe.warp),
-            engine.model_session(key + ("post",), recipe.post))
+class Stepper:
+    """The state of a run on the step graphs: the planar parameters, Adam's moments, the image
+    and its sigmoid, all as the graphs hand them over. ``step`` runs one iteration."""
+
+    def __init__(self, engine, param, transforms, optimizer, p, out_hw, maximize: bool = True):
+        self.hw, self.out_hw = tuple(param.shape[2:]), tuple(out_hw)
+        self.transforms, self.opt = transforms, optimizer
+        recipe = Recipe.of(param, out_hw, plans.fill_value(transforms), -1.0 if maximize else 1.0,
+                           optimizer)
+        key = ("stepgraph",) + recipe.key
+        self.s_pre = engine.model_session(key + ("pre",), recipe.warp)
+        self.s_post = engine.model_session(key + ("post",), recipe.post)
+        self.q = planar(np.asarray(p, np.float32))
+        self.m, self.v = np.zeros_like(self.q), np.zeros_like(self.q)
+        self.x, self.s = engine.model_session(key + ("param",), recipe.param).run(["x", "s"], {"q": self.q})
+
+    def step(self, rng, objective) -> float:
+        """Draw the transforms from ``rng``, run pre, ``objective``, post; the objective's value."""
+        draw = plans.feeds(tf.sample(self.transforms, rng, self.hw, self.out_hw), self.hw, self.out_hw,
+                            self.q.shape[0])
+        if draw is None:
+            raise ValueError("a transform draw the step graphs cannot take; use step='numpy'")
+        view, = self.s_pre.run(["v"], {"x": self.x, "ry": draw["ry"], "rxt": draw["rxt"],
+                                       "ridx": draw["ridx"], "rw": draw["rw"]})
+        value, g = objective(view)
+        opt = self.opt
+        opt.t += 1
+        feeds = {"gv": np.asarray(g, np.float32), "s": self.s, "q": self.q, "m": self.m, "v": self.v,
+                 "ry": draw["ry"], "rxt": draw["rxt"], "tidx": draw["tidx"], "tw": draw["tw"],
+                 "d1": np.array([1 - opt.b1 ** opt.t], np.float32),
+                 "d2": np.array([1 - opt.b2 ** opt.t], np.float32)}
+        self.q, self.m, self.v, self.x, self.s = self.s_post.run(["q2", "m2", "v2", "x2", "s2"], feeds)
+        return float(value)
+
+    def params(self) -> np.ndarray:
+        """The parameters in :class:`ortviz.param.Fourier`'s layout."""
+        return unplanar(self.q)
 
 
 def optimize(ctx, objective, param, transforms, optimizer, steps, p, out_hw, maximize, start):
     """The loop of :func:`ortviz.loop.optimize` with the step on the runtime (see the module);
-    returns ``(params, image)`` in the numpy layout. Check :func:`supports` first."""
-    hw = tuple(param.shape[2:])
-    recipe = Recipe.of(param, out_hw, plans.fill_value(transforms), -1.0 if maximize else 1.0, optimizer)
-    s_param, s_pre, s_post = _sessions(ctx.engine, recipe)
-    q = planar(np.asarray(p, np.float32))
-    m = np.zeros_like(q)
-    v = np.zeros_like(q)
-    x, s = s_param.run(["x", "s"], {"q": q})
+    returns ``(params, image)`` in the numpy layout. Check :func:`supports` first. An objective
+    of :func:`ortviz.loop.graph_objective` at the graph's own size runs merged with the step
+    graphs, one session run per iteration (:mod:`ortviz.stepgraph.fused`)."""
+    graph = getattr(objective, "graph", None)
+    if graph is not None and tuple(out_hw) == tuple(ctx.engine.image_shape[2:]) \
+            and param.shape[0] == ctx.engine.image_shape[0]:
+        from .fused import FusedStepper
+        run = FusedStepper(ctx.engine, param, transforms, optimizer, p, out_hw, maximize, graph)
+    else:
+        run = Stepper(ctx.engine, param, transforms, optimizer, p, out_hw, maximize)
     for t in range(steps):
-        draw = plans.feeds(tf.sample(transforms, ctx.rng, hw, out_hw), hw, out_hw)
-        if draw is None:
-            raise ValueError("a transform draw the step graphs cannot take; use step='numpy'")
-        view, = s_pre.run(["v"], {"x": x, "ry": draw["ry"], "rxt": draw["rxt"],
-                                  "ridx": draw["ridx"], "rw": draw["rw"]})
-        value, g = objective(view)
-        optimizer.t += 1
-        feeds = {"gv": np.asarray(g, np.float32), "s": s, "q": q, "m": m, "v": v,
-                 "ry": draw["ry"], "rxt": draw["rxt"], "tidx": draw["tidx"], "tw": draw["tw"],
-                 "d1": np.array([1 - optimizer.b1 ** optimizer.t], np.float32),
-                 "d2": np.array([1 - optimizer.b2 ** optimizer.t], np.float32)}
-        q, m, v, x, s = s_post.run(["q2", "m2", "v2", "x2", "s2"], feeds)
-        ctx.report(start + t, float(value), x)
-    optimizer.m, optimizer.v = unplanar(m), unplanar(v)    # as the numpy Adam would hold them
-    return unplanar(q), x
+        value = run.step(ctx.rng, objective)
+        ctx.report(start + t, value, run.x)
+    optimizer.m, optimizer.v = unplanar(run.m), unplanar(run.v)    # as the numpy Adam holds them
+    return run.params(), run.x

@@ -109,12 +109,7 @@ class Recipe:
         b.output(G.warp_t(b, b.input("gv", [self.n, 3, *self.view]), self.n, self.view), "gx", self._canvas())
         return b.model("warp_adjoint")
 
-    def post(self) -> onnx.ModelProto:
-        """The rest of a step after the gradient graph: ``gv`` (the objective's gradient on the
-        model input), the sigmoid ``s`` of the current image, the parameters ``q`` and Adam's
-        ``m``, ``v`` -> ``q2``, ``m2``, ``v2`` and the next image ``x2`` with its ``s2``."""
-        b = G.Builder()
-        gv = b.input("gv", [self.n, 3, *self.view])
+    def _post(self, b: G.Builder, gv: str) -> None:
         s, q = b.input("s", self._canvas()), b.input("q", self.planar_shape)
         m, v = b.input("m", self.planar_shape), b.input("v", self.planar_shape)
         gx = G.warp_t(b, gv, self.n, self.view)
@@ -127,4 +122,31 @@ class Recipe:
             b.output(value, name, self.planar_shape)
         b.output(x2, "x2", self._canvas())
         b.output(s2, "s2", self._canvas())
+
+    def post(self) -> onnx.ModelProto:
+        """The rest of a step after the gradient graph: ``gv`` (the objective's gradient on the
+        model input), the sigmoid ``s`` of the current image, the parameters ``q`` and Adam's
+        ``m``, ``v`` -> ``q2``, ``m2``, ``v2`` and the next image ``x2`` with its ``s2``."""
+        b = G.Builder()
+        self._post(b, b.input("gv", [self.n, 3, *self.view]))
         return b.model("post")
+
+    def fused(self, grad: onnx.ModelProto, image: str, grad_out: str) -> onnx.ModelProto:
+        """pre, a gradient graph (``grad``, weights loaded; its input ``image``, its output
+        ``grad_out``) and post as one model: one session run per iteration. Its inputs are
+        pre's and post's (less ``gv``) and the gradient graph's others; its outputs the gradient
+        graph's others and post's."""
+        b = G.Builder(prefix="stepgraph/")
+        G.warp(b, b.input("x", self._canvas()), self.n, self.view, self.value)
+        b.nodes[-1].output[0] = image                     # the warp's last Reshape feeds the graph
+        pre = list(b.nodes)
+        b.nodes.clear()
+        self._post(b, grad_out)
+        g = grad.graph
+        inputs = [i for i in g.input if i.name != image] + b.inputs
+        outputs = [o for o in g.output if o.name != grad_out] + b.outputs
+        graph = onnx.helper.make_graph(pre + list(g.node) + b.nodes, "fused", inputs, outputs,
+                                       list(g.initializer) + b.consts)
+        m = onnx.helper.make_model(graph, opset_imports=grad.opset_import, producer_name="ortviz.stepgraph")
+        m.ir_version = grad.ir_version
+        return m

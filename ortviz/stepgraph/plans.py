@@ -3,9 +3,10 @@
 A chain from :func:`ortviz.transforms.sample` is one axis-aligned warp (pads, crops, scales and
 the resize to the model's input) and at most one rotation about the output's centre. The graphs
 take the first as two interpolation matrices (``ry``: ``(oh, h)``; ``rxt``: ``(w, ow)``, the
-transposed column matrix) and the second as four bilinear taps per output pixel (``ridx``,
-``rw``: ``(4, oh*ow)``) with their transpose (``tidx``, ``tw``: ``(k, oh*ow)``, the taps that read
-each pixel, padded with zero weights). Everything is cached: by matrix for the axis-aligned
+transposed column matrix) and the second as four bilinear taps per output pixel (weights ``rw``:
+``(4, oh*ow)``; indices ``ridx``: ``(3n, 4*oh*ow)``, the same row for each image channel, as
+GatherElements takes them) with their transpose (``tw``: ``(k, oh*ow)``, ``tidx``:
+``(3n, k*oh*ow)``: the taps that read each pixel, padded with zero weights). Everything is cached: by matrix for the axis-aligned
 part (every crop offset and scale is one of a few hundred), by angle for the rotation.
 """
 
@@ -52,6 +53,14 @@ def identity_taps(p: int) -> dict:
     return {"ridx": idx, "rw": wt, "tidx": idx[:1].copy(), "tw": wt[:1].copy()}
 
 
+def _per_row(taps: dict, rows: int) -> dict:
+    """The graphs' form: each index array flattened and repeated for each of ``rows`` image
+    rows (GatherElements takes indices of the data's rank)."""
+    def rep(i):
+        return np.ascontiguousarray(np.broadcast_to(i.reshape(1, -1), (rows, i.size)))
+    return {"ridx": rep(taps["ridx"]), "rw": taps["rw"], "tidx": rep(taps["tidx"]), "tw": taps["tw"]}
+
+
 def transposed_taps(idx: np.ndarray, wt: np.ndarray, p_in: int) -> tuple[np.ndarray, np.ndarray]:
     """For taps ``y[j] = sum_k wt[k, j] * x[idx[k, j]]``, the taps of the transpose: ``(tidx,
     tw)`` of shape ``(k, p_in)`` with ``xt[i] = sum_k tw[k, i] * y[tidx[k, i]]``; zero-weight
@@ -73,23 +82,27 @@ def transposed_taps(idx: np.ndarray, wt: np.ndarray, p_in: int) -> tuple[np.ndar
     return tidx, tw
 
 
-def rotation(w: W.Warp) -> dict:
-    """The taps of a same-size general warp (a rotation) and their transpose."""
+def rotation(w: W.Warp, rows: int) -> dict:
+    """The taps of a same-size general warp (a rotation) and their transpose, per row."""
     def make():
         plan = W._General(w.in_hw, w.out_hw, w.matrix, w.mode)
         p = w.in_hw[0] * w.in_hw[1]
         tidx, tw = transposed_taps(plan.idx, plan.w, p)
-        return {"ridx": plan.idx.astype(np.int64), "rw": plan.w, "tidx": tidx, "tw": tw}
-    return _lru(_ROTATION, (w.in_hw, np.round(w.matrix, 9).tobytes(), w.mode), make, 64)
+        return _per_row({"ridx": plan.idx.astype(np.int64), "rw": plan.w, "tidx": tidx, "tw": tw}, rows)
+    return _lru(_ROTATION, (w.in_hw, np.round(w.matrix, 9).tobytes(), w.mode, rows), make, 64)
+
+
+def _identity(p: int, rows: int) -> dict:
+    return _lru(_ROTATION, (p, rows), lambda: _per_row(identity_taps(p), rows), 64)
 
 
 def _axis_aligned(w: W.Warp) -> bool:
     return w.matrix[0, 1] == 0 and w.matrix[1, 0] == 0
 
 
-def feeds(chain, in_hw, view) -> dict | None:
-    """The warp graphs' inputs for a drawn chain from an ``in_hw`` canvas to ``view``, or None
-    when the chain is not of the form the graphs take (then the step runs in numpy)."""
+def feeds(chain, in_hw, view, n: int = 1) -> dict | None:
+    """The warp graphs' inputs for a drawn chain from an ``in_hw`` canvas to ``view`` (``n``
+    images of 3 channels), or None when the chain is not of the form the graphs take."""
     ws = list(chain.warps)
     in_hw, view = tuple(in_hw), tuple(view)
     if ws and _axis_aligned(ws[0]):
@@ -103,9 +116,9 @@ def feeds(chain, in_hw, view) -> dict | None:
         rot = ws.pop(0)
         if ws or _axis_aligned(rot) or rot.in_hw != view or rot.out_hw != view:
             return None
-        taps = rotation(rot)
+        taps = rotation(rot, 3 * n)
     else:
-        taps = identity_taps(view[0] * view[1])
+        taps = _identity(view[0] * view[1], 3 * n)
     return {"ry": ry, "rxt": rxt, **taps}
 
 

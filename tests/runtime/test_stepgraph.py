@@ -115,7 +115,7 @@ def test_warp_adjoint_by_dot_product(ts, in_hw, out_hw):
     fwd, back = r.warp(), r.warp_adjoint()
     rng = np.random.default_rng(seed)
     for chain in draws(ts, seed, in_hw, out_hw, 8):
-        f = SG.feeds(chain, in_hw, out_hw)
+        f = SG.feeds(chain, in_hw, out_hw, 2)
         assert f is not None
         x = rng.standard_normal((2, 3, *in_hw)).astype(np.float32)
         y = rng.standard_normal((2, 3, *out_hw)).astype(np.float32)
@@ -207,3 +207,20 @@ def test_step_option_is_checked():
     with pytest.raises(ValueError, match="step must be one of auto, numpy, graph, got 'gpu'"):
         Engine(ortviz.api.default_bundle(), provider="cpu", step="gpu")
     assert Engine(ortviz.api.default_bundle(), provider="cpu").step in ("numpy", "graph")
+
+
+def test_graph_objective_runs_merged_with_the_step_graphs():
+    """The bundle's graph objective runs as one model with pre and post (one session run per
+    iteration): the same iterations as pre, the graph and post run apart."""
+    def score(ctx):
+        return graph_objective(ctx, "class_score", "logits", class_weights=ctx.one_hot())
+
+    def opaque(ctx):
+        f = score(ctx)
+        return lambda x: f(x)           # no .graph: pre, the objective and post run apart
+
+    (a, ca), (b, cb) = loop_run("graph", score, steps=4), loop_run("graph", opaque, steps=4)
+    assert any(k[0] == "stepgraph-fused" for k in ca.engine._sessions if isinstance(k, tuple))
+    assert not any(k[0] == "stepgraph-fused" for k in cb.engine._sessions if isinstance(k, tuple))
+    np.testing.assert_allclose(ca.history, cb.history, rtol=1e-5)
+    assert np.abs(a.image - b.image).max() <= 1e-4
