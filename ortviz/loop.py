@@ -87,7 +87,7 @@ def optimize(ctx, objective: Callable, param, transforms: Sequence = (), optimiz
     img = param.image(p)
     hw = tuple(img.shape[2:])
     out_hw = ctx.size if view_size is None else hw if view_size == "canvas" else tuple(view_size)
-    if getattr(ctx.engine, "step", "numpy") == "graph" and \
+    if getattr(getattr(ctx, "engine", None), "step", "numpy") == "graph" and \
             stepgraph.supports(param, opt, views, regularizers, after_step, transforms, out_hw):
         p, img = stepgraph.optimize(ctx, objective, param, transforms, opt, steps, p, out_hw,
                                     maximize, start)
