@@ -93,7 +93,7 @@ class Model:
         req = RunRequest(technique=tech, params=values, model=self.bundle.root, layer=layer,
                          targets=wanted, image=_rgb(image) if isinstance(image, Image.Image) else image,
                          seed=seed, provider=self.engine.provider, threads=self.engine.threads,
-                         snapshot_every=snapshot_every)
+                         step=self.engine.step, snapshot_every=snapshot_every)
         _, layer, targets, photo, _ = prepare(req)
         shown = {k: _plain_param(v) for k, v in values.items()}
         pictures = []
