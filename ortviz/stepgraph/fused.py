@@ -60,6 +60,7 @@ class FusedStepper(Stepper):
             grad = onnx.load(str(engine.bundle.path_of(entry.file)))
             return recipe.fused(grad, engine.image_name, entry.outputs["grad"])
         self.s_fused = engine.model_session(("stepgraph-fused", entry.file) + recipe.key, build)
+        self.inputs = {i.name for i in self.s_fused.get_inputs()}
 
     def step(self, rng, objective=None) -> float:
         draw = plans.feeds(tf.sample(self.transforms, rng, self.hw, self.out_hw), self.hw, self.out_hw,
@@ -68,7 +69,8 @@ class FusedStepper(Stepper):
             raise ValueError("a transform draw the step graphs cannot take; use step='numpy'")
         opt = self.opt
         opt.t += 1
-        feeds = {"x": self.x, "s": self.s, "q": self.q, "m": self.m, "v": self.v, **draw, **self.extra,
+        feeds = {"x": self.x, "s": self.s, "q": self.q, "m": self.m, "v": self.v, **self.extra,
+                 **{k: v for k, v in draw.items() if k in self.inputs},
                  "d1": np.array([1 - opt.b1 ** opt.t], np.float32),
                  "d2": np.array([1 - opt.b2 ** opt.t], np.float32)}
         loss, self.q, self.m, self.v, self.x, self.s = self.s_fused.run(

@@ -119,28 +119,56 @@ class Builder:
 
 
 # -- pieces ------------------------------------------------------------------------------------
+@lru_cache(maxsize=8)
+def half_rows(h: int) -> np.ndarray:
+    """``[C; S] / sqrt(h)`` for the rows ``0 .. h//2`` only, ``(2 (h//2 + 1), h)`` float32: row
+    ``h - k`` of the DFT is row ``k`` with the sine negated, so the other rows are not computed."""
+    c, s = _turns(np.outer(np.arange(h // 2 + 1), np.arange(h)), h)
+    return (np.concatenate([c, s]) / np.sqrt(h)).astype(np.float32)
+
+
+def _slice(b: Builder, x: str, axes, starts, ends, steps=None) -> str:
+    args = [b.const(v, "slice", np.int64) for v in (starts, ends, axes)]
+    if steps is not None:
+        args.append(b.const(steps, "slice", np.int64))
+    return b.op("Slice", x, *args)
+
+
+def rows_dft(b: Builder, z: str, h: int, sign: int) -> str:
+    """The orthonormal complex DFT down the rows of planar ``z`` (``(..., 2, h, wr)``, real then
+    imaginary parts) with kernel ``exp(sign 2 pi i k m / h)``: ``+1`` the inverse, ``-1`` its
+    transpose. One product with :func:`half_rows` gives ``C re``, ``S re``, ``C im``, ``S im``
+    for rows ``0 .. h//2``; the rows ``h - k`` are the same sums with the sine's sign flipped,
+    in reverse order: half the multiply-adds of the full ``(2h, 2h)`` matrix."""
+    t = h // 2 + 1
+    y = b.op("MatMul", b.const(half_rows(h), "rows_dft"), z)          # (..., 2, 2t, wr)
+    c_re, s_re = _slice(b, y, [-3, -2], [0, 0], [1, t]), _slice(b, y, [-3, -2], [0, t], [1, 2 * t])
+    c_im, s_im = _slice(b, y, [-3, -2], [1, 0], [2, t]), _slice(b, y, [-3, -2], [1, t], [2, 2 * t])
+    add, sub = ("Sub", "Add") if sign > 0 else ("Add", "Sub")
+    re_top, re_bot = b.op(add, c_re, s_im), b.op(sub, c_re, s_im)      # C re -+ S im, C re +- S im
+    im_top, im_bot = (b.op("Add", s_re, c_im), b.op("Sub", c_im, s_re)) if sign > 0 else \
+        (b.op("Sub", c_im, s_re), b.op("Add", s_re, c_im))
+    parts = []
+    for top, bot in ((re_top, re_bot), (im_top, im_bot)):
+        rest = _slice(b, bot, [-2], [h - t], [0], [-1])                # rows h-t .. 1: rows t .. h-1
+        parts.append(b.op("Concat", top, rest, axis=-2))
+    return b.op("Concat", *parts, axis=-3)
+
+
 def spectrum(b: Builder, q: str, n: int, h: int, w: int, scale: np.ndarray) -> str:
     """Planar parameters ``(n, 3, 2, h, wr)`` -> the unbounded image ``(n, 3, h, w)``."""
-    mh, ww = dft_matrices(h, w)
-    wr = w // 2 + 1
-    z = b.op("Mul", q, b.const(scale, "scale"))
-    z = b.op("Reshape", z, b.shape([n, 3, 2 * h, wr]))
-    z = b.op("MatMul", b.const(mh, "mh"), z)
-    z = b.op("Reshape", z, b.shape([n, 3, 2, h, wr]))
+    _, ww = dft_matrices(h, w)
+    z = rows_dft(b, b.op("Mul", q, b.const(scale, "scale")), h, +1)
     z = b.op("MatMul", z, b.const(ww, "ww"))                      # (n, 3, 2, h, w)
     return b.op("ReduceSum", z, b.const([2], "axis", np.int64), keepdims=0)
 
 
 def spectrum_t(b: Builder, g: str, n: int, h: int, w: int, scale: np.ndarray) -> str:
     """The transpose of :func:`spectrum`: ``(n, 3, h, w)`` -> planar ``(n, 3, 2, h, wr)``."""
-    mh, ww = dft_matrices(h, w)
-    wr = w // 2 + 1
+    _, ww = dft_matrices(h, w)
     z = b.op("Reshape", g, b.shape([n, 3, 1, h, w]))
     z = b.op("MatMul", z, b.const(np.ascontiguousarray(ww.transpose(0, 2, 1)), "wwt"))
-    z = b.op("Reshape", z, b.shape([n, 3, 2 * h, wr]))
-    z = b.op("MatMul", b.const(np.ascontiguousarray(mh.T), "mht"), z)
-    z = b.op("Reshape", z, b.shape([n, 3, 2, h, wr]))
-    return b.op("Mul", z, b.const(scale, "scale"))
+    return b.op("Mul", rows_dft(b, z, h, -1), b.const(scale, "scale"))
 
 
 def colour(b: Builder, u: str, n: int, h: int, w: int, c, low, span) -> tuple[str, str]:
@@ -190,9 +218,8 @@ def warp(b: Builder, x: str, n: int, out_hw, value) -> str:
                                       b.op("ReduceSum", rxt, axis0, keepdims=1)), b.shape([1, 1, p]))
         y = b.op("Add", y, b.op("Mul", b.const(v, "value"), b.op("Sub", b.const(1.0, "one"), cover)))
     t = b.op("Reshape", _taps(b, y, rows, p, idx, wt, 4), b.shape([n, 3, p]))
-    if v is not None:
-        t = b.op("Add", t, b.op("Mul", b.const(v, "value"),
-                                b.op("Sub", b.const(1.0, "one"), b.op("ReduceSum", wt, axis0, keepdims=0))))
+    if v is not None:       # rfill = 1 - the taps' weights: made with them on the host
+        t = b.op("Add", t, b.op("Mul", b.const(v, "value"), b.input("rfill", [p])))
     return b.op("Reshape", t, b.shape([n, 3, oh, ow]))
 
 

@@ -53,6 +53,7 @@ class Stepper:
         key = ("stepgraph",) + recipe.key
         self.s_pre = engine.model_session(key + ("pre",), recipe.warp)
         self.s_post = engine.model_session(key + ("post",), recipe.post)
+        self.pre_in = {i.name for i in self.s_pre.get_inputs()}
         self.q = planar(np.asarray(p, np.float32))
         self.m, self.v = np.zeros_like(self.q), np.zeros_like(self.q)
         self.x, self.s = engine.model_session(key + ("param",), recipe.param).run(["x", "s"], {"q": self.q})
@@ -63,13 +64,13 @@ class Stepper:
                             self.q.shape[0])
         if draw is None:
             raise ValueError("a transform draw the step graphs cannot take; use step='numpy'")
-        view, = self.s_pre.run(["v"], {"x": self.x, "ry": draw["ry"], "rxt": draw["rxt"],
-                                       "ridx": draw["ridx"], "rw": draw["rw"]})
+        pre = {k: v for k, v in draw.items() if k in self.pre_in}
+        view, = self.s_pre.run(["v"], {"x": self.x, **pre})
         value, g = objective(view)
         opt = self.opt
         opt.t += 1
         feeds = {"gv": np.asarray(g, np.float32), "s": self.s, "q": self.q, "m": self.m, "v": self.v,
-                 "ry": draw["ry"], "rxt": draw["rxt"], "tidx": draw["tidx"], "tw": draw["tw"],
+                 **{k: draw[k] for k in ("ry", "rxt", "tidx", "tw")},
                  "d1": np.array([1 - opt.b1 ** opt.t], np.float32),
                  "d2": np.array([1 - opt.b2 ** opt.t], np.float32)}
         self.q, self.m, self.v, self.x, self.s = self.s_post.run(["q2", "m2", "v2", "x2", "s2"], feeds)

@@ -58,7 +58,8 @@ def _per_row(taps: dict, rows: int) -> dict:
     rows (GatherElements takes indices of the data's rank)."""
     def rep(i):
         return np.ascontiguousarray(np.broadcast_to(i.reshape(1, -1), (rows, i.size)))
-    return {"ridx": rep(taps["ridx"]), "rw": taps["rw"], "tidx": rep(taps["tidx"]), "tw": taps["tw"]}
+    return {"ridx": rep(taps["ridx"]), "rw": taps["rw"], "rfill": 1.0 - taps["rw"].sum(0),
+            "tidx": rep(taps["tidx"]), "tw": taps["tw"]}
 
 
 def transposed_taps(idx: np.ndarray, wt: np.ndarray, p_in: int) -> tuple[np.ndarray, np.ndarray]:
