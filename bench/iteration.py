@@ -22,7 +22,6 @@ Runtime environment (stock onnxruntime):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -104,9 +103,7 @@ def main(argv=None) -> int:
     print("| row | ms | / gradient graph |\n| --- | --- | --- |")
     for k, v in med.items():
         print(f"| {k} | {v:.2f} | {v / med['graph']:.2f} |")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
+    common.save(args.out, result)
     return 0
 
 

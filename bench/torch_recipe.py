@@ -16,7 +16,6 @@ Export environment (torch); never a runtime dependency:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -103,11 +102,9 @@ def main(argv=None) -> int:
           f"interleaved rounds, medians; load average {load}")
     for k, v in med.items():
         print(f"| {k} | {v:.2f} |")
-    if args.out:
-        args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine,
-                                        "torch": torch.__version__, "threads": args.threads,
-                                        "rounds": args.rounds, "ms": {k: round(v, 2) for k, v in med.items()}},
-                                       indent=1) + "\n")
+    common.save(args.out, {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine,
+                           "torch": torch.__version__, "threads": args.threads, "rounds": args.rounds,
+                           "ms": {k: round(v, 2) for k, v in med.items()}})
     return 0
 
 

@@ -73,12 +73,14 @@ class Recipe:
     def spectrum(self) -> onnx.ModelProto:
         """Planar parameters -> the unbounded image (linear)."""
         b = G.Builder()
-        b.output(G.spectrum(b, b.input("q", self.planar_shape), self.n, *self.hw, self.scale), "u", self._canvas())
+        u = G.spectrum(b, b.input("q", self.planar_shape), self.n, *self.hw, self.scale)
+        b.output(u, "u", self._canvas())
         return b.model("spectrum")
 
     def spectrum_adjoint(self) -> onnx.ModelProto:
         b = G.Builder()
-        b.output(G.spectrum_t(b, b.input("g", self._canvas()), self.n, *self.hw, self.scale), "gq", self.planar_shape)
+        gq = G.spectrum_t(b, b.input("g", self._canvas()), self.n, *self.hw, self.scale)
+        b.output(gq, "gq", self.planar_shape)
         return b.model("spectrum_adjoint")
 
     def param(self) -> onnx.ModelProto:
@@ -100,7 +102,8 @@ class Recipe:
         """``x`` and the draw's ``ry``, ``rxt``, ``ridx``, ``rw`` -> the model's input ``v``.
         This is the ``pre`` graph of a step."""
         b = G.Builder()
-        b.output(G.warp(b, b.input("x", self._canvas()), self.n, self.view, self.value), "v", [self.n, 3, *self.view])
+        v = G.warp(b, b.input("x", self._canvas()), self.n, self.view, self.value)
+        b.output(v, "v", [self.n, 3, *self.view])
         return b.model("warp")
 
     def warp_adjoint(self) -> onnx.ModelProto:

@@ -6,7 +6,8 @@ take the first as two interpolation matrices (``ry``: ``(oh, h)``; ``rxt``: ``(w
 transposed column matrix) and the second as four bilinear taps per output pixel (weights ``rw``:
 ``(4, oh*ow)``; indices ``ridx``: ``(3n, 4*oh*ow)``, the same row for each image channel, as
 GatherElements takes them) with their transpose (``tw``: ``(k, oh*ow)``, ``tidx``:
-``(3n, k*oh*ow)``: the taps that read each pixel, padded with zero weights). Everything is cached: by matrix for the axis-aligned
+``(3n, k*oh*ow)``: the taps that read each pixel, padded with zero weights; ``rfill``: one minus
+the weights, where the constant fill shows). Everything is cached: by matrix for the axis-aligned
 part (every crop offset and scale is one of a few hundred), by angle for the rotation.
 """
 
