@@ -1,13 +1,14 @@
 """The render step's numpy side as small standard-ONNX graphs, built at run time.
 
-Every graph is float32 and uses only MatMul, Mul, Add, Sub, Div, Sqrt, Sigmoid, Reshape,
-Transpose, ReduceSum and GatherElements (opset 17): what every ONNX Runtime build runs, onnxruntime-web
-included. The pieces (see docs/step-graphs.md):
+Every graph is float32 and uses only standard ops (opset 17): MatMul, Mul, Add, Sub, Div, Sqrt,
+Sigmoid, Reshape, Transpose, ReduceSum, Slice, Concat, GatherElements and Identity; no FFT op, no
+contrib op (which of them onnxruntime-web's WebGPU backend runs natively is issue 24's to check).
+The pieces (see docs/step-graphs.md):
 
 - **spectrum** ``q -> u``: the parameters in the *planar* layout ``(N, 3, 2, H, W//2+1)`` (real
   parts, then imaginary parts; :func:`planar` converts from :class:`ortviz.param.Fourier`'s
   ``(..., 2)``), times the 1/f scale, through the orthonormal inverse real 2-D FFT in matrix form:
-  one ``(2H, 2H)`` matrix mixes real and imaginary parts along the rows (the complex inverse DFT),
+  the complex inverse DFT along the rows (:func:`rows_dft`: from half the rows' products),
   one ``(2, W//2+1, W)`` pair of matrices makes the real columns (cosines and minus sines, the
   Hermitian columns doubled, the imaginary parts of column 0 and of the even-``W`` Nyquist column
   dropped as ``numpy.fft.irfft`` drops them);
