@@ -65,7 +65,7 @@ class Stepper:
         if draw is None:
             raise ValueError("a transform draw the step graphs cannot take; use step='numpy'")
         pre = {k: v for k, v in draw.items() if k in self.pre_in}
-        view, = self.s_pre.run(["v"], {"x": self.x, **pre})
+        view, = self.s_pre.run(["view"], {"x": self.x, **pre})
         value, g = objective(view)
         opt = self.opt
         opt.t += 1

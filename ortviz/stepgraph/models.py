@@ -99,11 +99,12 @@ class Recipe:
         return b.model("param_adjoint")
 
     def warp(self) -> onnx.ModelProto:
-        """``x`` and the draw's ``ry``, ``rxt``, ``ridx``, ``rw`` -> the model's input ``v``.
+        """``x`` and the draw's ``ry``, ``rxt``, ``ridx``, ``rw`` (and ``rfill`` with a fill
+        value) -> the model's input ``view``.
         This is the ``pre`` graph of a step."""
         b = G.Builder()
         v = G.warp(b, b.input("x", self._canvas()), self.n, self.view, self.value)
-        b.output(v, "v", [self.n, 3, *self.view])
+        b.output(v, "view", [self.n, 3, *self.view])
         return b.model("warp")
 
     def warp_adjoint(self) -> onnx.ModelProto:
