@@ -162,7 +162,8 @@ def run_info(req: RunRequest, engine: Engine, layer, target) -> dict:
     image = None
     if req.technique.start == "photo":
         image = "<array>" if isinstance(req.image, np.ndarray) else str(req.image or sample())
-    return {"layer": layer, "seed": req.seed, "provider": engine.provider, "threads": req.threads, "step": engine.step,
+    return {"layer": layer, "seed": req.seed, "provider": engine.provider, "threads": req.threads,
+            "step": engine.step,
             "target": None if target is None else {"class": target,
                                                    "label": engine.bundle.labels[target]},
             "image": image}

@@ -229,3 +229,29 @@ def test_graph_objective_runs_merged_with_the_step_graphs():
     assert not any(k[0] == "stepgraph-fused" for k in cb.engine._sessions if isinstance(k, tuple))
     np.testing.assert_allclose(ca.history, cb.history, rtol=1e-5)
     assert np.abs(a.image - b.image).max() <= 1e-4
+
+
+def test_cli_step_graph_runs_and_says_so(tmp_path):
+    """``--step graph`` on the command line: the run completes on the step graphs and the sidecar
+    records it; ``--step numpy`` records numpy."""
+    import json
+
+    from probes import invoke
+    for step in ("graph", "numpy"):
+        out = tmp_path / f"{step}.png"
+        r = invoke("class-viz", "--iterations", 3, "--provider", "cpu", "--threads", 1,
+                   "--step", step, "-o", out)
+        assert r.exit_code == 0, r.output
+        meta = json.loads(out.with_suffix(".png.json").read_text())
+        assert meta["step"] == step and meta["status"] == "complete" and meta["timing"]["iterations"] == 3
+
+
+def test_a_technique_parameter_named_step_clashes_with_the_common_option():
+    from ortviz.objectives import FEATURE_ENERGY
+    from ortviz.plugins import check_declaration
+    from ortviz.technique import Need, Param, Technique
+    t = Technique(name="stepper", summary="x", needs=(Need(FEATURE_ENERGY),),
+                  params=(Param("step", int, 1, "mine"),), start="photo",
+                  default_layer="_blocks.1", run=lambda ctx, **kw: None)
+    with pytest.raises(ValueError, match="clashes with the common option --step"):
+        check_declaration(t)
