@@ -1,19 +1,21 @@
 """The render step's numpy side as small standard-ONNX graphs, built at run time.
 
 Every graph is float32 and uses only standard ops (opset 17): MatMul, Mul, Add, Sub, Div, Sqrt,
-Sigmoid, Reshape, Transpose, ReduceSum, Slice, Concat, GatherElements and Identity; no FFT op, no
-contrib op (which of them onnxruntime-web's WebGPU backend runs natively is issue 24's to check).
+Sigmoid, Reshape, Squeeze, Transpose, ReduceSum, Slice, Concat, Pad, GatherElements and
+Identity; no FFT op, no contrib op (which of them onnxruntime-web's WebGPU backend runs natively
+is issue 24's to check).
 The pieces (see docs/step-graphs.md):
 
 - **spectrum** ``q -> u``: the parameters in the *planar* layout ``(N, 3, 2, H, W//2+1)`` (real
   parts, then imaginary parts; :func:`planar` converts from :class:`ortviz.param.Fourier`'s
   ``(..., 2)``), times the 1/f scale, through the orthonormal inverse real 2-D FFT in matrix form:
   the complex inverse DFT along the rows (:func:`rows_dft`: from half the rows' products),
-  one ``(2, W//2+1, W)`` pair of matrices makes the real columns (cosines and minus sines, the
-  Hermitian columns doubled, the imaginary parts of column 0 and of the even-``W`` Nyquist column
+  then the real columns from a ``(2, W//2+1, W//2+1)`` pair of matrices (:func:`cols_irfft`:
+  cosines and minus sines of the columns ``0 .. W//2``, the others by symmetry; the Hermitian
+  frequencies doubled, the imaginary parts of frequency 0 and of the even-``W`` Nyquist one
   dropped as ``numpy.fft.irfft`` drops them);
 - **colour** ``u -> x``: ``low + span * sigmoid(C @ u)`` per pixel (:class:`ortviz.param.Colour`);
-- **warp** ``x -> v``: ``Ry @ x @ Rxᵀ`` (the axis-aligned part of the drawn transforms, two
+- **warp** ``x -> view``: ``Ry @ x @ Rxᵀ`` (the axis-aligned part of the drawn transforms, two
   interpolation matrices given per step) plus the constant fill, then the rotation as four
   bilinear taps per output pixel (a ``GatherElements`` of indices and weights given per step;
   the identity taps when the draw has no rotation);
@@ -156,19 +158,42 @@ def rows_dft(b: Builder, z: str, h: int, sign: int) -> str:
     return b.op("Concat", *parts, axis=-3)
 
 
+def cols_irfft(b: Builder, y: str, w: int) -> str:
+    """Planar row-transformed ``y`` (``(..., 2, h, wr)``) -> the real ``(..., h, w)``: the
+    columns ``0 .. w//2`` by the cosine and minus-sine matrices of those columns only; column
+    ``w - j`` is column ``j`` with the sine's sign flipped (half the multiply-adds)."""
+    t = w // 2 + 1
+    _, ww = dft_matrices(1, w)
+    z = b.op("MatMul", y, b.const(np.ascontiguousarray(ww[:, :, :t]), "cols"))   # (..., 2, h, t)
+    cos, sin = _slice(b, z, [-3], [0], [1]), _slice(b, z, [-3], [1], [2])
+    rest = _slice(b, b.op("Sub", cos, sin), [-1], [w - t], [0], [-1])           # columns t .. w-1
+    return b.op("Squeeze", b.op("Concat", b.op("Add", cos, sin), rest, axis=-1),
+                b.const([-3], "axis", np.int64))
+
+
+def cols_irfft_t(b: Builder, g: str, w: int, lead: int) -> str:
+    """The transpose of :func:`cols_irfft`: ``g`` (``(..., 1, h, w)``, ``lead`` axes before the
+    last two) -> planar ``(..., 2, h, wr)``. Column ``w - j`` of ``g`` joins column ``j``: with
+    the cosines added, with the (negated) sines subtracted."""
+    t = w // 2 + 1
+    _, ww = dft_matrices(1, w)
+    top = _slice(b, g, [-1], [0], [t])
+    back = _slice(b, g, [-1], [w - 1], [t - 1], [-1])                   # g[w-1], .., g[t]: j = 1 .. w-t
+    tail = 2 * t - 1 - w                                                  # 1 for even w (j = w/2)
+    pads = [0] * (lead + 1) + [1] + [0] * (lead + 1) + [tail]
+    r = b.op("Pad", back, b.const(pads, "pads", np.int64))
+    both = b.op("Concat", b.op("Add", top, r), b.op("Sub", top, r), axis=-3)
+    return b.op("MatMul", both, b.const(np.ascontiguousarray(ww[:, :, :t].transpose(0, 2, 1)), "cols_t"))
+
+
 def spectrum(b: Builder, q: str, n: int, h: int, w: int, scale: np.ndarray) -> str:
     """Planar parameters ``(n, 3, 2, h, wr)`` -> the unbounded image ``(n, 3, h, w)``."""
-    _, ww = dft_matrices(h, w)
-    z = rows_dft(b, b.op("Mul", q, b.const(scale, "scale")), h, +1)
-    z = b.op("MatMul", z, b.const(ww, "ww"))                      # (n, 3, 2, h, w)
-    return b.op("ReduceSum", z, b.const([2], "axis", np.int64), keepdims=0)
+    return cols_irfft(b, rows_dft(b, b.op("Mul", q, b.const(scale, "scale")), h, +1), w)
 
 
 def spectrum_t(b: Builder, g: str, n: int, h: int, w: int, scale: np.ndarray) -> str:
     """The transpose of :func:`spectrum`: ``(n, 3, h, w)`` -> planar ``(n, 3, 2, h, wr)``."""
-    _, ww = dft_matrices(h, w)
-    z = b.op("Reshape", g, b.shape([n, 3, 1, h, w]))
-    z = b.op("MatMul", z, b.const(np.ascontiguousarray(ww.transpose(0, 2, 1)), "wwt"))
+    z = cols_irfft_t(b, b.op("Reshape", g, b.shape([n, 3, 1, h, w])), w, 3)
     return b.op("Mul", rows_dft(b, z, h, -1), b.const(scale, "scale"))
 
 
