@@ -238,13 +238,11 @@ def warp(b: Builder, x: str, n: int, out_hw, value) -> str:
     y = b.op("MatMul", ry, b.op("MatMul", x, rxt))
     y = b.op("Reshape", y, b.shape([n, 3, p]))
     v = _fill_const(value)
-    axis0, axis1 = b.const([0], "axis", np.int64), b.const([1], "axis", np.int64)
-    if v is not None:
-        cover = b.op("Reshape", b.op("Mul", b.op("ReduceSum", ry, axis1, keepdims=1),
-                                      b.op("ReduceSum", rxt, axis0, keepdims=1)), b.shape([1, 1, p]))
-        y = b.op("Add", y, b.op("Mul", b.const(v, "value"), b.op("Sub", b.const(1.0, "one"), cover)))
+    if v is not None:       # sfill, rfill: where the fill shows, made on the host with the plans
+        y = b.op("Add", y, b.op("Mul", b.const(v, "value"),
+                                b.op("Reshape", b.input("sfill", [oh, ow]), b.shape([1, 1, p]))))
     t = b.op("Reshape", _taps(b, y, rows, p, idx, wt, 4), b.shape([n, 3, p]))
-    if v is not None:       # rfill = 1 - the taps' weights: made with them on the host
+    if v is not None:
         t = b.op("Add", t, b.op("Mul", b.const(v, "value"), b.input("rfill", [p])))
     return b.op("Reshape", t, b.shape([n, 3, oh, ow]))
 

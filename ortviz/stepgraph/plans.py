@@ -7,8 +7,9 @@ transposed column matrix) and the second as four bilinear taps per output pixel 
 ``(4, oh*ow)``; indices ``ridx``: ``(3n, 4*oh*ow)``, the same row for each image channel, as
 GatherElements takes them) with their transpose (``tw``: ``(k, oh*ow)``, ``tidx``:
 ``(3n, k*oh*ow)``: the taps that read each pixel, padded with zero weights; ``rfill``: one minus
-the weights, where the constant fill shows). Everything is cached: by matrix for the axis-aligned
-part (every crop offset and scale is one of a few hundred), by angle for the rotation.
+the weights, where the constant fill shows; ``sfill`` the same for the axis-aligned part).
+Everything is cached: by matrix for the axis-aligned part (every crop offset and scale is one of
+a few hundred), by angle for the rotation.
 """
 
 from __future__ import annotations
@@ -35,14 +36,15 @@ _SEPARABLE: OrderedDict = OrderedDict()
 _ROTATION: OrderedDict = OrderedDict()
 
 
-def separable(w: W.Warp) -> tuple[np.ndarray, np.ndarray]:
-    """``(ry, rxt)`` of an axis-aligned warp: ``forward(x) = ry @ x @ rxt`` (plus the fill)."""
+def separable(w: W.Warp) -> dict:
+    """``ry``, ``rxt`` of an axis-aligned warp, ``forward(x) = ry @ x @ rxt`` plus the fill
+    value times ``sfill`` (one minus the weights each output pixel reads, as ``ortviz.warp``)."""
     a = w.matrix
 
     def make():
         ry = W._matrix_1d(w.in_hw[0], w.out_hw[0], a[0, 0], a[0, 2], w.mode)
         rxt = np.ascontiguousarray(W._matrix_1d(w.in_hw[1], w.out_hw[1], a[1, 1], a[1, 2], w.mode).T)
-        return ry, rxt
+        return {"ry": ry, "rxt": rxt, "sfill": 1.0 - np.outer(ry.sum(1), rxt.sum(0))}
     return _lru(_SEPARABLE, (w.in_hw, w.out_hw, np.round(a, 9).tobytes(), w.mode), make, 256)
 
 
@@ -109,9 +111,10 @@ def feeds(chain, in_hw, view, n: int = 1) -> dict | None:
     in_hw, view = tuple(in_hw), tuple(view)
     if ws and _axis_aligned(ws[0]):
         first = ws.pop(0)
-        ry, rxt = separable(first)
+        sep = separable(first)
     elif in_hw == view:
-        ry, rxt = np.eye(view[0], dtype=np.float32), np.eye(view[1], dtype=np.float32)
+        sep = {"ry": np.eye(view[0], dtype=np.float32), "rxt": np.eye(view[1], dtype=np.float32),
+               "sfill": np.zeros(view, np.float32)}
     else:
         return None
     if ws:
@@ -121,7 +124,7 @@ def feeds(chain, in_hw, view, n: int = 1) -> dict | None:
         taps = rotation(rot, 3 * n)
     else:
         taps = _identity(view[0] * view[1], 3 * n)
-    return {"ry": ry, "rxt": rxt, **taps}
+    return {**sep, **taps}
 
 
 def fill_value(transforms) -> np.ndarray:
