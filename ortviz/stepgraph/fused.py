@@ -44,6 +44,15 @@ def _graph_and_feeds(engine, objective: str, layer: str, inputs: dict):
     return entry, feeds, float(constant)
 
 
+def mergeable(engine, graph) -> bool:
+    """Whether the bundle graph serving ``graph`` (``(objective, layer, inputs)``) imports a
+    default opset the step graphs' ops exist in as built (13 or later: ReduceSum, Squeeze and
+    Slice with their axes as inputs)."""
+    entry, _, _ = _graph_and_feeds(engine, *graph)
+    model = onnx.load(str(engine.bundle.path_of(entry.file)), load_external_data=False)
+    return any(o.domain in ("", "ai.onnx") and o.version >= 13 for o in model.opset_import)
+
+
 class FusedStepper(Stepper):
     """:class:`Stepper` whose iteration is one run of the merged model; ``graph`` is
     ``(objective, layer, inputs)`` of the bundle's gradient graph."""

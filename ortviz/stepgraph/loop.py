@@ -86,10 +86,10 @@ def optimize(ctx, objective, param, transforms, optimizer, steps, p, out_hw, max
     returns ``(params, image)`` in the numpy layout. Check :func:`supports` first. An objective
     of :func:`ortviz.loop.graph_objective` at the graph's own size runs merged with the step
     graphs, one session run per iteration (:mod:`ortviz.stepgraph.fused`)."""
+    from .fused import FusedStepper, mergeable
     graph = getattr(objective, "graph", None)
     if graph is not None and tuple(out_hw) == tuple(ctx.engine.image_shape[2:]) \
-            and param.shape[0] == ctx.engine.image_shape[0]:
-        from .fused import FusedStepper
+            and param.shape[0] == ctx.engine.image_shape[0] and mergeable(ctx.engine, graph):
         run = FusedStepper(ctx.engine, param, transforms, optimizer, p, out_hw, maximize, graph)
     else:
         run = Stepper(ctx.engine, param, transforms, optimizer, p, out_hw, maximize)

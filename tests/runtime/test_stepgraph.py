@@ -255,3 +255,21 @@ def test_a_technique_parameter_named_step_clashes_with_the_common_option():
                   default_layer="_blocks.1", run=lambda ctx, **kw: None)
     with pytest.raises(ValueError, match="clashes with the common option --step"):
         check_declaration(t)
+
+
+def test_merged_step_on_an_opset_20_bundle_of_another_size():
+    """The merged model takes the bundle's own opset (the dynamo exports import 20) and input
+    size: the same losses as pre, the graph and post run apart."""
+    from conftest import ARTIFACTS
+    runs = []
+    for wrap in (False, True):
+        model = ortviz.load(ARTIFACTS / "small_resnet_dynamo", provider="cpu", threads=1, step="graph")
+        ctx = Context(model.engine, np.random.default_rng(4), 3, targets=[1])
+        f = graph_objective(ctx, "class_score", "logits", class_weights=ctx.one_hot())
+        par = recipes.spectral(ctx, "fft", ctx.size)
+        out = optimize(ctx, (lambda x, f=f: f(x)) if wrap else f, par,
+                       recipes.transform_list(ctx, "standard"), Adam(0.05), 3)
+        fused = [k for k in model.engine._sessions if isinstance(k, tuple) and k[0] == "stepgraph-fused"]
+        assert bool(fused) != wrap and np.isfinite(out.image).all()
+        runs.append(ctx.history)
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-4)
