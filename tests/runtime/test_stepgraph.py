@@ -273,3 +273,20 @@ def test_merged_step_on_an_opset_20_bundle_of_another_size():
         assert bool(fused) != wrap and np.isfinite(out.image).all()
         runs.append(ctx.history)
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-4)
+
+
+def test_loop_on_graphs_with_a_batch_of_two():
+    """Each image of a batch-2 bundle its own: the rows of the taps repeat per image and channel.
+    A smooth objective gives the numpy loop's pictures to float32 rounding."""
+    from conftest import ARTIFACTS
+    outs = []
+    for step in ("numpy", "graph"):
+        model = ortviz.load(ARTIFACTS / "small_resnet_batch2", provider="cpu", threads=1, step=step)
+        ctx = Context(model.engine, np.random.default_rng(6), 6, targets=[1, 3])
+        target = np.random.default_rng(19).standard_normal((2, 3, *ctx.size)).astype(np.float32)
+
+        def f(x):
+            return float(-0.5 * ((x - target) ** 2).sum()), target - x
+        outs.append(optimize(ctx, f, recipes.spectral(ctx, "fft", ctx.size),
+                             recipes.transform_list(ctx, "standard"), Adam(0.05), 6).image)
+    assert outs[0].shape[0] == 2 and np.abs(outs[0] - outs[1]).max() <= 1e-5
