@@ -76,6 +76,9 @@ class Stepper:
         self.q, self.m, self.v, self.x, self.s = self.s_post.run(["q2", "m2", "v2", "x2", "s2"], feeds)
         return float(value)
 
+    def finish(self) -> None:
+        """After the last step: the state on the host (see :class:`FusedStepper`)."""
+
     def params(self) -> np.ndarray:
         """The parameters in :class:`ortviz.param.Fourier`'s layout."""
         return unplanar(self.q)
@@ -96,5 +99,6 @@ def optimize(ctx, objective, param, transforms, optimizer, steps, p, out_hw, max
     for t in range(steps):
         value = run.step(ctx.rng, objective)
         ctx.report(start + t, value, run.x)
+    run.finish()
     optimizer.m, optimizer.v = unplanar(run.m), unplanar(run.v)    # as the numpy Adam holds them
     return run.params(), run.x

@@ -290,3 +290,29 @@ def test_loop_on_graphs_with_a_batch_of_two():
         outs.append(optimize(ctx, f, recipes.spectral(ctx, "fft", ctx.size),
                              recipes.transform_list(ctx, "standard"), Adam(0.05), 6).image)
     assert outs[0].shape[0] == 2 and np.abs(outs[0] - outs[1]).max() <= 1e-5
+
+
+def test_merged_step_with_io_binding_keeps_the_state_in_buffers_and_gives_the_same_run(monkeypatch):
+    """IO binding (GPU providers' default; asked for on the CPU here): the state ping-pongs
+    between two buffer sets; the losses, the image and the final parameters are those of the
+    unbound run."""
+    from ortviz.stepgraph.fused import FusedStepper
+    bound_runs = []
+    run_bound = FusedStepper._run_bound
+    monkeypatch.setattr(FusedStepper, "_run_bound",
+                        lambda self, feeds: bound_runs.append(1) or run_bound(self, feeds))
+    outs = []
+    for bound in (False, True):
+        engine = Engine(ortviz.api.default_bundle(), provider="cpu", threads=1, io_binding=bound,
+                        step="graph")
+        ctx = Context(engine, np.random.default_rng(7), 4, targets=[130])
+        f = graph_objective(ctx, "class_score", "logits", class_weights=ctx.one_hot())
+        opt = Adam(0.05)
+        out = optimize(ctx, f, recipes.spectral(ctx, "fft", ctx.size),
+                       recipes.transform_list(ctx, "standard"), opt, 4)
+        outs.append((ctx.history, out.image, out.params, opt.m))
+    (h0, x0, p0, m0), (h1, x1, p1, m1) = outs
+    assert len(bound_runs) == 4                       # the second run only, every iteration
+    np.testing.assert_allclose(h0, h1, rtol=1e-6)
+    assert np.abs(x0 - x1).max() <= 1e-6 and np.abs(p0 - p1).max() <= 1e-6
+    assert np.abs(m0 - m1).max() <= 1e-6 and np.abs(m1).max() > 0
