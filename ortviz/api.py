@@ -68,9 +68,10 @@ class Model:
     """A bundle opened on an execution provider, with a method per technique. Made by
     :func:`ortviz.load`; every technique's options are keyword arguments of its method."""
 
-    def __init__(self, bundle=None, provider: str = "auto", threads: int | None = None):
+    def __init__(self, bundle=None, provider: str = "auto", threads: int | None = None,
+                 step: str = "auto"):
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle or default_bundle())
-        self.engine = Engine(self.bundle, provider=provider, threads=threads)
+        self.engine = Engine(self.bundle, provider=provider, threads=threads, step=step)
 
     def run(self, technique: str, *, layer=None, target=None, image=None, seed: int = 0,
             snapshot_every: int = 0, **params):
@@ -92,7 +93,7 @@ class Model:
         req = RunRequest(technique=tech, params=values, model=self.bundle.root, layer=layer,
                          targets=wanted, image=_rgb(image) if isinstance(image, Image.Image) else image,
                          seed=seed, provider=self.engine.provider, threads=self.engine.threads,
-                         snapshot_every=snapshot_every)
+                         step=self.engine.step, snapshot_every=snapshot_every)
         _, layer, targets, photo, _ = prepare(req)
         shown = {k: _plain_param(v) for k, v in req.params.items()}  # as resolved by prepare
         pictures = []
@@ -161,7 +162,10 @@ def _plain_param(value):
     return value
 
 
-def load(bundle=None, provider: str = "auto", threads: int | None = None) -> Model:
+def load(bundle=None, provider: str = "auto", threads: int | None = None,
+         step: str = "auto") -> Model:
     """Open a bundle (default: the embedded EfficientNet-Lite0) on ``provider`` (``auto``,
-    ``cpu``, ``cuda``, ``openvino``, ...) with ``threads`` intra-op threads."""
-    return Model(bundle, provider=provider, threads=threads)
+    ``cpu``, ``cuda``, ``openvino``, ...) with ``threads`` intra-op threads. ``step``: where
+    the numpy side of a render step runs, ``numpy``, ``graph`` (ONNX graphs on the same
+    provider, :mod:`ortviz.stepgraph`) or ``auto`` (the faster on that provider)."""
+    return Model(bundle, provider=provider, threads=threads, step=step)

@@ -18,6 +18,11 @@ Each step:
 5. ``ctx.report(t, value, param.image(params))``: snapshots, progress, the NaN/Inf check and
    the last good image stay in the context (:mod:`ortviz.render`).
 
+With ``Engine(step="graph")`` steps 1, 2 (its warp and adjoint) and 4 run as ONNX graphs on the
+engine's provider for the recipes :func:`ortviz.stepgraph.supports` takes (the fft
+parameterization with Adam: class and feature visualization's default), with the same random
+draws, so the same picture up to float32 rounding (:mod:`ortviz.stepgraph`).
+
 **The objective interface** (keep it): ``objective(x) -> (value, grad)`` where ``x`` is a
 float32 ``(B, 3, h, w)`` model-space image at the model's input size ``ctx.size`` (any size
 with ``view_size``) and ``grad``
@@ -44,7 +49,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import transforms as tf
+from . import stepgraph, transforms as tf
 
 
 @dataclass
@@ -59,6 +64,7 @@ def graph_objective(ctx, objective: str, layer: str, **inputs) -> Callable:
     def f(x):
         step = ctx.grad(objective, layer, x, **inputs)
         return step.loss, step.grad
+    f.graph = (objective, layer, inputs)    # the step graphs may run it merged (ortviz.stepgraph)
     return f
 
 
@@ -84,6 +90,11 @@ def optimize(ctx, objective: Callable, param, transforms: Sequence = (), optimiz
     img = param.image(p)
     hw = tuple(img.shape[2:])
     out_hw = ctx.size if view_size is None else hw if view_size == "canvas" else tuple(view_size)
+    if getattr(getattr(ctx, "engine", None), "step", "numpy") == "graph" and \
+            stepgraph.supports(param, opt, views, regularizers, after_step, transforms, out_hw):
+        p, img = stepgraph.optimize(ctx, objective, param, transforms, opt, steps, p, out_hw,
+                                    maximize, start)
+        return Outcome(p, img, steps)
     sign = -1.0 if maximize else 1.0          # the loop descends sign * value
     for t in range(steps):
         value, g_img = 0.0, None

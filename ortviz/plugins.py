@@ -52,9 +52,9 @@ def _allowed() -> set[str] | None:
 
 
 # what every technique command already has (``cli/techniques.py``): a parameter may not take these
-COMMON = {"model", "seed", "provider", "threads", "output", "snapshot_every", "layer", "targets",
-          "image", "help"}
-COMMON_FLAGS = {"--model", "-m", "--seed", "--provider", "--threads", "--output", "-o",
+COMMON = {"model", "seed", "provider", "threads", "step", "output", "snapshot_every", "layer",
+          "targets", "image", "help"}
+COMMON_FLAGS = {"--model", "-m", "--seed", "--provider", "--threads", "--step", "--output", "-o",
                 "--snapshot-every", "--layer", "-l", "--class", "-c", "--image", "-i", "--help"}
 TYPES = (int, float, str, bool)
 NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")

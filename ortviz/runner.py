@@ -51,6 +51,7 @@ class RunRequest:
     seed: int = 0
     provider: str = "auto"
     threads: int | None = None
+    step: str = "auto"
     output: Path | None = None
     snapshot_every: int = 0
 
@@ -143,7 +144,7 @@ def run_request(req: RunRequest, echo=print, err=lambda m: print(m, file=sys.std
 
 def _run_request(req, echo, err, bundle, layer, targets, photo, out, admit) -> int:
     try:
-        engine = Engine(bundle, provider=req.provider, threads=req.threads)
+        engine = Engine(bundle, provider=req.provider, threads=req.threads, step=req.step)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     engine.session(bundle.manifest["forward"]["file"])  # every run ends with it: load it first
@@ -197,6 +198,7 @@ def run_info(req: RunRequest, engine: Engine, layer, target) -> dict:
     if req.technique.start == "photo":
         image = "<array>" if isinstance(req.image, np.ndarray) else str(req.image or sample())
     return {"layer": layer, "seed": req.seed, "provider": engine.provider, "threads": req.threads,
+            "step": engine.step,
             "target": None if target is None else {"class": target,
                                                    "label": engine.bundle.labels[target]},
             "image": image}

@@ -38,6 +38,10 @@ def _signature(tech) -> inspect.Signature:
              help="Execution provider: auto, cpu, cuda, tensorrt, openvino, ..."),
         _opt("threads", Optional[int], None, "--threads", min=1,
              help="Intra-op threads (default: onnxruntime's choice)."),
+        _opt("step", str, "auto", "--step",
+             help="Where a step's parameterization, transforms and optimizer run: numpy, graph "
+                  "(ONNX graphs on the provider; fft + Adam recipes) or auto (the faster on the "
+                  "provider)."),
         _opt("output", Optional[Path], None, "--output", "-o",
              help=f"Output image (default: out/{tech.name}.png); a .json sidecar goes beside it."),
         _opt("snapshot_every", int, 0, "--snapshot-every", min=0,
@@ -107,7 +111,7 @@ def make_command(tech):
         req = RunRequest(technique=tech, params=params, model=kw.get("model"),
                          layer=kw.get("layer"), targets=list(kw.get("targets") or []),
                          image=kw.get("image"), seed=kw["seed"], provider=kw["provider"],
-                         threads=kw["threads"], output=kw.get("output"),
+                         threads=kw["threads"], step=kw["step"], output=kw.get("output"),
                          snapshot_every=kw["snapshot_every"])
         code = run_request(req, echo=typer.echo, err=lambda m: typer.echo(m, err=True))
         if code:

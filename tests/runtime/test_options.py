@@ -20,6 +20,8 @@ DREAM = ["dream", "--iterations", 1, "--octaves", 1, "--max-side", 64, "--provid
 @pytest.mark.parametrize("args,expect", [
     (CV + ["--seed", -1], "--seed must be an integer from 0 to 2**64-1"),
     (CV + ["--threads", 100000], "--threads must be from 1 to"),
+    (CV + ["--step", "gpu"], "--step must be one of auto, numpy, graph, got 'gpu'"),
+    (CV + ["--step", ""], "--step must be one of auto, numpy, graph, got ''"),
     (CV + ["--class", ""], "--class must not be empty"),
     (CV + ["--class", " "], "--class must not be empty"),
     (CV + ["--class", 1, "--class", 1], "are the same class 1"),
