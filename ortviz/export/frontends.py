@@ -8,10 +8,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import os
+import re
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import onnx
@@ -66,6 +70,21 @@ def _torch():
     return torch
 
 
+def _weights_message(weights: Path, exc: Exception) -> str:
+    """One whole line for a weights file torch cannot load safely. A pickled model object (not
+    a state dict) names its class: ortviz never unpickles code, so it says how to save weights."""
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (f"cannot load weights {weights}: it holds a pickled {found.group(1)} object, not "
+                "a state dict, and ortviz never unpickles code; save the weights with "
+                "torch.save(model.state_dict(), PATH) and pass MODULE:FACTORY for the architecture")
+    if "Weights only load failed" in text:
+        return (f"cannot load weights {weights}: it holds objects other than tensors, and ortviz "
+                "loads weights only (torch.load(weights_only=True)); save model.state_dict()")
+    return f"cannot load weights {weights}: {first_line(exc)}"
+
+
 def torch_module(spec: str, weights: Path | None = None):
     torch = _torch()
 
@@ -76,7 +95,7 @@ def torch_module(spec: str, weights: Path | None = None):
         try:
             state = torch.load(str(weights), map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise ExportError(f"cannot load weights {weights}: {first_line(exc)}") from None
+            raise ExportError(_weights_message(weights, exc)) from None
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         try:
@@ -84,6 +103,25 @@ def torch_module(spec: str, weights: Path | None = None):
         except Exception as exc:
             raise ExportError(f"weights {weights} do not fit {spec}: {first_line(exc)}") from None
     return net.eval()
+
+
+@contextlib.contextmanager
+def _torch_quiet():
+    """torch's exporters talk about themselves (the dynamo exporter logs that torchvision is
+    missing, both warn about their own deprecations and shape inference): not ortviz's output.
+    Errors still raise, and ortviz says them in one line."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo",
+                                                    "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def from_torch(net, size: int, batch: int = 1, channels: int = 3,
@@ -100,16 +138,18 @@ def from_torch(net, size: int, batch: int = 1, channels: int = 3,
         path = os.path.join(tmp, "model.onnx")
         kwargs = dict(input_names=["image"], output_names=["logits"])
         try:
-            if exporter == "dynamo":
-                torch.onnx.export(net, (x,), path, dynamo=True, external_data=True, verbose=False,
-                                  **kwargs)
-            else:
-                # PRESERVE and no constant folding: torch would fold BatchNorm into the Conv
-                # weights with the CPU's own kernels (different last bits on AVX-512 Intel and
-                # AMD); ortviz folds it in float64 instead (export.folding), the same everywhere
-                torch.onnx.export(net, (x,), path, dynamo=False, opset_version=17,
-                                  training=torch.onnx.TrainingMode.PRESERVE,
-                                  do_constant_folding=False, **kwargs)
+            with _torch_quiet():
+                if exporter == "dynamo":
+                    torch.onnx.export(net, (x,), path, dynamo=True, external_data=True,
+                                      verbose=False, **kwargs)
+                else:
+                    # PRESERVE and no constant folding: torch would fold BatchNorm into the Conv
+                    # weights with the CPU's own kernels (different last bits on AVX-512 Intel
+                    # and AMD); ortviz folds it in float64 instead (export.folding), the same
+                    # everywhere
+                    torch.onnx.export(net, (x,), path, dynamo=False, opset_version=17,
+                                      training=torch.onnx.TrainingMode.PRESERVE,
+                                      do_constant_folding=False, **kwargs)
         except Exception as exc:
             raise ExportError(f"torch.onnx.export ({exporter}) failed: {first_line(exc)}") from None
         return onnx.load_model(path, load_external_data=True)

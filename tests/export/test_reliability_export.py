@@ -11,7 +11,9 @@ import traceback
 
 import numpy as np
 import pytest
+import torch
 from conftest import ARTIFACTS, HERE
+from nets import small_resnet
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
@@ -140,3 +142,31 @@ def test_weights_file_holding_code_is_not_executed(tmp_path):
     r = runner.invoke(app, [*EXPORT, "--weights", str(weights), "-o", str(tmp_path / "out")])
     assert r.exit_code == 2 and "cannot load weights" in r.output, r.output
     assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_whole_pickled_model_is_named_and_how_to_save_weights_is_said(tmp_path):
+    """torch.save(model) instead of its state dict: one whole line (it was cut at torch's first
+    sentence, which says nothing about why), naming the class and the fix; nothing unpickled."""
+    weights = tmp_path / "whole.pt"
+    torch.save(small_resnet(), weights)
+    r = runner.invoke(app, [*EXPORT, "--weights", str(weights), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 2, r.output
+    line = r.output.strip()
+    assert len(line.splitlines()) == 1, r.output
+    assert "pickled nets.SmallResNet object, not a state dict" in line, line
+    assert "torch.save(model.state_dict(), PATH)" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_torch_exporters_print_nothing_of_their_own(tmp_path, exporter):
+    """The dynamo exporter logged 'torchvision is not installed' lines and a FutureWarning;
+    the export prints ortviz's progress only."""
+    r = subprocess.run([sys.executable, "-m", "ortviz", "export", "torch", "nets:small_resnet",
+                        "-o", str(tmp_path / "out"), "--size", "32", "--exporter", exporter,
+                        "--layers", "layer1"],
+                       capture_output=True, text=True, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(HERE)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("wrote "), r.stdout
+    assert all(line.startswith("  ") for line in r.stderr.splitlines()), r.stderr[-2000:]
