@@ -9,3 +9,21 @@ sys.path.insert(0, str(HERE))  # tests/nets.py and tests/reference.py import by 
 
 # Bundles and torch reference values the export stage writes and the runtime stage checks.
 ARTIFACTS = Path(os.environ.get("ORTVIZ_TEST_ARTIFACTS", HERE.parent / "build" / "test-artifacts"))
+
+# The runtime and provider stages read what stage 1 writes. Run alone without it, their tests
+# that need it would fail one by one (76 of them, saying nothing about why): the session stops
+# at collection with one line saying which stage to run first. Tests that need no artifact run.
+ARTIFACTS_MARKER = ARTIFACTS / "small_resnet_torchscript" / "manifest.json"  # test_gradients.py
+
+
+def pytest_collection_modifyitems(config, items):
+    if ARTIFACTS_MARKER.is_file():
+        return
+    needing = [i for i in items if "tests/export/" not in i.nodeid
+               and getattr(getattr(i, "module", None), "ARTIFACTS", None) is not None]
+    if needing:
+        import pytest
+        pytest.exit(f"{len(needing)} of the selected tests need the export stage's bundles, not "
+                    f"found at {ARTIFACTS}: run stage 1 first (.venv-export/bin/python -m pytest "
+                    "tests/export, or make test), or set ORTVIZ_TEST_ARTIFACTS to its output",
+                    returncode=2)
