@@ -30,7 +30,7 @@ from .errors import UsageError, first_line
 from .guard import GuardedContext, TechniqueFailed, guarded  # noqa: F401 (TechniqueFailed: API)
 from .images import ImageError, load_image
 from .labels import LabelError, find_class
-from . import options, outputset, signals
+from . import options, outputset, progress, signals
 from .outputs import InterruptedAfterWrite, sidecar, write_result
 from .render import NumericalError, Result, render, results
 from .selection import default_class, resolve_layer
@@ -50,21 +50,14 @@ class RunRequest:
     threads: int | None = None
     output: Path | None = None
     snapshot_every: int = 0
-
-
-def _progress(enabled: bool):
-    """A rich progress bar (objective value and it/s) on a terminal; nothing otherwise."""
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TextColumn("objective {task.fields[loss]:.4g}"), TextColumn("{task.fields[speed]} it/s"),
-                    TimeRemainingColumn(), transient=True)
+    progress: bool = True          # see ``ortviz.progress``: where and how it is shown
 
 
 def prepare(req: RunRequest):
     """Check everything before any work: bundle, layer, classes, photo, output."""
     options.check_common(req)  # seed, threads, empty names, frames: before opening anything
+    if req.progress:
+        progress.interval()  # ORTVIZ_PROGRESS_SECONDS
     bundle = Bundle.open(req.model if req.model is not None else default_bundle())
     options.check_with_bundle(req, bundle.manifest["input"]["shape"])
     tech = req.technique
@@ -178,21 +171,13 @@ def run_one(req: RunRequest, engine: Engine, layer, targets: list, photo) -> lis
     """Run the technique once: one result per target (a batch), or one for photo techniques."""
     tech = req.technique
     iterations = req.params.get("iterations", 0) * req.params.get("octaves", 1)
-    bar = _progress(sys.stderr.isatty())
-    task = None
-    if bar:
-        bar.start()
-        task = bar.add_task(tech.name, total=iterations or None, loss=float("nan"), speed="-")
+    bar = progress.start(tech.name, iterations, req.progress)
     t0 = time.perf_counter()
-
-    def progress(t, n, loss):
-        if bar:
-            speed = f"{t / max(time.perf_counter() - t0, 1e-9):.1f}"
-            bar.update(task, completed=t, loss=loss, speed=speed)
 
     ctx = GuardedContext(engine, np.random.default_rng(req.seed), iterations, layer=layer,
                          targets=list(targets), photo=photo, snapshot_every=req.snapshot_every,
-                         progress=progress, show_photo=tech.shows_photo)
+                         progress=lambda t, n, loss: bar.update(t, loss),
+                         show_photo=tech.shows_photo)
     interrupted = []
     run = guarded(tech, lambda: _origin(tech))
 
@@ -222,8 +207,7 @@ def run_one(req: RunRequest, engine: Engine, layer, targets: list, photo) -> lis
             raise interrupted[0] from None
         raise
     finally:
-        if bar:
-            bar.stop()
+        bar.close()
 
 
 def _origin(tech: Technique) -> str:

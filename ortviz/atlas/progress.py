@@ -10,14 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
-
-def duration(seconds: float) -> str:
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+from ..progress import duration  # noqa: F401 (also imported from here)
 
 
 class Progress:
