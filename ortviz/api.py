@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,9 +69,10 @@ class Model:
         req = RunRequest(technique=tech, params=values, model=self.bundle.root, layer=layer,
                          targets=wanted, image=_rgb(image) if isinstance(image, Image.Image) else image,
                          seed=seed, provider=self.engine.provider, threads=self.engine.threads,
-                         snapshot_every=snapshot_every, progress=progress)
-        _, layer, targets, photo, _ = prepare(req)
-        shown = {k: _plain_param(v) for k, v in values.items()}
+                         snapshot_every=snapshot_every, progress=progress, given=frozenset(params))
+        _, layer, targets, photo, _ = prepare(
+            req, warn=lambda m: print(f"warning: {api_words(m)}", file=sys.stderr))
+        shown = {k: _plain_param(v) for k, v in req.params.items()}  # as resolved by prepare
         pictures = Pictures()
         for chunk in chunks(targets, self.engine.image_shape[0]):
             got = run_one(req, self.engine, layer, chunk, photo)

@@ -63,7 +63,7 @@ class Picture:
         objective = (m.get("params") or {}).get("objective")
         if target:
             what += f" of {target['class']} {_short(target['label'])}"
-        elif isinstance(objective, str) and objective.strip():
+        elif isinstance(objective, str) and objective.strip() and objective != m.get("layer"):
             what += f" of {objective}"
         elif m.get("layer"):
             what += f" at {m['layer']}"

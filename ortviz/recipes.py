@@ -68,6 +68,34 @@ def pixel_after_step(l2: float, blur_every: int, blur_sigma: float):
     return after
 
 
+def resolve_lr(params: dict, auto: dict | None = None) -> dict:
+    """``lr`` 0 ("the parameterization's own") as the number the optimizer uses."""
+    if params.get("lr") == 0:
+        params["lr"] = (auto or AUTO_LR)[params["param"]]
+    return params
+
+
+# options that only one --param or --transforms reads: (the option it depends on, its value)
+ONLY_FOR = {"l2": ("param", "pixel"), "blur_every": ("param", "pixel"),
+            "blur_sigma": ("param", "pixel"), "octave_scale": ("param", "pixel"),
+            "decay": ("param", "fft"), "jitter": ("transforms", "light"),
+            "zoom": ("transforms", "light")}
+
+
+def check_applies(tech, params: dict, given=None) -> None:
+    """An option given (``given``: the names the user set; None: those that differ from their
+    default) that this run's ``--param``/``--transforms`` does not read is refused in one
+    line, not silently ignored (``Technique.only_for``)."""
+    for p in tech.params:
+        on, wanted = tech.only_for.get(p.name, (None, None))
+        if on is None or params.get(on) == wanted:
+            continue
+        if (p.name in given) if given is not None else params[p.name] != p.default:
+            flag = "--" + p.name.replace("_", "-")
+            raise ParamError(f"{flag} applies to --{on} {wanted} only; this run's --{on} is "
+                             f"{params[on]} (add --{on} {wanted}, or leave {flag} out)")
+
+
 def check_octaves(name: str, octaves: int) -> None:
     if octaves > 1 and name != "pixel":
         raise ParamError(f"--octaves {octaves} needs --param pixel (the spectra work at one size)")

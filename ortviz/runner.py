@@ -30,7 +30,7 @@ from .errors import UsageError, first_line
 from .guard import GuardedContext, TechniqueFailed, guarded  # noqa: F401 (TechniqueFailed: API)
 from .images import ImageError, load_image
 from .labels import LabelError, find_class
-from . import options, outputset, progress, signals
+from . import options, outputset, progress, recipes, signals
 from .outputs import InterruptedAfterWrite, sidecar, write_result
 from .render import NumericalError, Result, render, results
 from .selection import default_class, resolve_layer
@@ -51,16 +51,22 @@ class RunRequest:
     output: Path | None = None
     snapshot_every: int = 0
     progress: bool = True          # see ``ortviz.progress``: where and how it is shown
+    given: frozenset | None = None  # the parameters the user set (None: those off their default)
 
 
-def prepare(req: RunRequest):
-    """Check everything before any work: bundle, layer, classes, photo, output."""
+def prepare(req: RunRequest, warn=lambda m: print(f"warning: {m}", file=sys.stderr)):
+    """Check everything before any work: bundle, layer, classes, photo, output; ``warn`` is
+    told what will work but may surprise (snapshots of hundreds of MB)."""
     options.check_common(req)  # seed, threads, empty names, frames: before opening anything
     if req.progress:
         progress.interval()  # ORTVIZ_PROGRESS_SECONDS
+    tech = req.technique
+    for p in tech.params:  # defaults that depend on other parameters, where none was given
+        if p.auto is not None and req.given is not None and p.name not in req.given:
+            req.params = {**req.params, p.name: p.validate(p.auto(req.params))}
     bundle = Bundle.open(req.model if req.model is not None else default_bundle())
     options.check_with_bundle(req, bundle.manifest["input"]["shape"])
-    tech = req.technique
+    recipes.check_applies(tech, req.params, req.given)  # after each value's own checks
     layer = None
     if any(n.on == "layers" for n in tech.needs):
         layer = resolve_layer(bundle.layers, req.layer or tech.default_layer or "middle")
@@ -76,6 +82,9 @@ def prepare(req: RunRequest):
         options.check_targets(req.targets, targets, bundle.labels)
     if tech.check is not None:
         tech.check(bundle, req.params)
+    if tech.resolve is not None:  # the values the run uses, for its totals and the sidecar
+        req.params = tech.resolve(dict(req.params), layer)
+    options.check_frames(req)
     photo = None
     if tech.start == "photo":
         if isinstance(req.image, np.ndarray):
@@ -89,7 +98,24 @@ def prepare(req: RunRequest):
                 raise UsageError(str(exc)) from None
     out = Path(req.output) if req.output else Path("out") / f"{tech.name}.png"
     outputset.check_suffix(out)  # the whole set is checked by run_request, which writes it
+    heavy = options.snapshot_warning(req, _picture_size(req.params, bundle, photo),
+                                     len(targets) if targets != [None] else 1)
+    if heavy:
+        warn(heavy)
     return bundle, layer, targets, photo, out
+
+
+def _picture_size(params: dict, bundle, photo) -> tuple[int, int]:
+    """The size of the picture a run makes, as far as the common parameters tell: a ``size``
+    canvas, a photo brought under ``max_side``, or the model's input."""
+    model_hw = tuple(int(s) for s in bundle.manifest["input"]["shape"][2:])
+    if params.get("size"):
+        return params["size"], params["size"]
+    if photo is not None and params.get("max_side"):
+        h, w = photo.shape[:2]
+        k = min(1.0, params["max_side"] / max(h, w))
+        return max(8, round(h * k)), max(8, round(w * k))
+    return model_hw
 
 
 def run_request(req: RunRequest, echo=print, err=lambda m: print(m, file=sys.stderr)) -> int:

@@ -47,6 +47,9 @@ class Param:
     default: Any
     help: str
     check: Callable[[Any], str | None] | None = field(default=None, compare=False)
+    # auto(params) -> the value when the user gives none, where it depends on the other
+    # parameters (DeepDream's octaves: 4 for pixels, 1 for the spectra); None: ``default``
+    auto: Callable[[dict], Any] | None = field(default=None, compare=False)
 
     def validate(self, value):
         msg = self.check(value) if self.check else None
@@ -105,6 +108,13 @@ class Technique:
     # check(bundle, params) before any work: raise a UsageError (one line) for what the
     # parameters cannot do on this bundle (an objective string naming a missing layer, ...)
     check: Callable[..., None] | None = field(default=None, repr=False, compare=False)
+    # resolve(params, layer) -> params as the run uses them: automatic values (an lr of 0, 0
+    # octaves, an empty objective) made explicit, so the sidecar records what was used; the
+    # run must give the same picture with either
+    resolve: Callable[..., dict] | None = field(default=None, repr=False, compare=False)
+    # options only one --param or --transforms reads: {"l2": ("param", "pixel"), ...}; given
+    # with another, the run is refused (``recipes.check_applies``) rather than ignoring them
+    only_for: dict = field(default_factory=dict, compare=False)
 
     def defaults(self) -> dict:
         return {p.name: p.default for p in self.params}

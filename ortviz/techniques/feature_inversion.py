@@ -38,6 +38,11 @@ def _penalties(size: int, l2, tv, tv_beta, alpha_norm, alpha) -> list:
     return out
 
 
+AUTO_LR = 0.05  # Adam's step for every parameterization
+# the pixel-only and fft-only options (the L2 penalty applies to every parameterization here)
+ONLY_FOR = {k: v for k, v in recipes.ONLY_FOR.items() if k != "l2"}
+
+
 def run(ctx, iterations, param, transforms, lr, decay, l2, tv, tv_beta, alpha_norm, alpha,
         blur_every, blur_sigma):
     target = ctx.engine.features(ctx.photo_model(), ctx.layer)
@@ -48,7 +53,7 @@ def run(ctx, iterations, param, transforms, lr, decay, l2, tv, tv_beta, alpha_no
         return step.loss / scale, step.grad / scale
 
     ts = recipes.transform_list(ctx, transforms)
-    opt = Adam(lr or recipes.AUTO_LR["fft" if param == "pixel" else param])
+    opt = Adam(lr or AUTO_LR)
     pens = _penalties(3 * ctx.size[0] * ctx.size[1], l2, tv, tv_beta, alpha_norm, alpha)
     if param == "pixel":
         x = ctx.noise()
@@ -67,7 +72,7 @@ technique = Technique(
         Param("iterations", int, 200, "Iterations.", ITERATIONS),
         recipes.param_choice("pixel"),
         recipes.transforms_choice("none"),
-        Param("lr", float, 0.0, "Adam step size; 0: 0.05.", non_negative),
+        Param("lr", float, 0.0, f"Adam step size; 0: {AUTO_LR}.", non_negative),
         Param("decay", float, 1.0, "Spectrum scaling 1/f^decay (fft).", non_negative),
         Param("l2", float, 0.0, "L2 penalty on the image.", non_negative),
         Param("tv", float, 0.05, "Total-variation weight (per pixel).", non_negative),
@@ -81,4 +86,6 @@ technique = Technique(
     shows_photo=True,
     default_layer="early",
     run=run,
+    resolve=lambda params, layer: recipes.resolve_lr(params, dict.fromkeys(recipes.AUTO_LR, AUTO_LR)),
+    only_for=ONLY_FOR,
 )

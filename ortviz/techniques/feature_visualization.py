@@ -92,4 +92,6 @@ technique = Technique(
     default_layer=None,
     run=run,
     check=check,
+    resolve=lambda params, layer: recipes.resolve_lr(params),
+    only_for=recipes.ONLY_FOR,
 )

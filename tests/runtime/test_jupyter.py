@@ -64,7 +64,7 @@ def test_a_caption_is_escaped_and_names_the_layer_without_a_target(model):
     assert "deepdream at _blocks.10" in pic.caption() and "complete" in pic.caption()
     seen = model.feature_visualization("_blocks.10:5", iterations=1, progress=False).caption()
     assert seen.startswith("feature-visualization of _blocks.10:5 · complete · model sees ")
-    pic.meta["layer"] = "<b>"
+    pic.meta["layer"] = pic.meta["params"]["objective"] = "<b>"
     assert "&lt;b&gt;" in pic._repr_html_() and "<b>" not in pic._repr_html_()
 
 
