@@ -41,6 +41,7 @@ class Context:
     snapshot_every: int = 0
     progress: Callable[[int, int, float], None] = lambda t, n, loss: None
     frames: list = field(default_factory=list)
+    frame_steps: list = field(default_factory=list)   # the iteration (1-based) of each frame
     history: list = field(default_factory=list)
     last_good: np.ndarray | None = None
     results_per_run: int | None = None         # slots that are results when not one per target
@@ -156,6 +157,7 @@ class Context:
         if self.snapshot_every and (t + 1) % self.snapshot_every == 0:
             self.frames.append([imaging.from_model(x[i:i + 1], self.mean, self.std)
                                 for i in range(self.slots)])
+            self.frame_steps.append(t + 1)
         self.progress(t + 1, self.iterations, float(loss))
 
 
@@ -170,6 +172,7 @@ class Result:
     iterations_done: int
     top5: list
     photo: np.ndarray | None = None   # HxWx3 uint8: the photo as the technique saw it (shown beside)
+    frame_steps: list = field(default_factory=list)  # the iteration of each of ``frames``
 
 
 def top5(engine: Engine, x: np.ndarray) -> list[list[dict]]:
@@ -197,7 +200,7 @@ def results(ctx: Context, x: np.ndarray, status: str, seconds: float,
     seen = imaging.from_model(ctx.photo_model()[:1], ctx.mean, ctx.std) if ctx.show_photo else None
     return [Result(imaging.from_model(x[i:i + 1], ctx.mean, ctx.std), x[i:i + 1],
                    [f[i] for f in ctx.frames], ctx.history, status, seconds, len(ctx.history),
-                   tops[i], seen) for i in range(ctx.slots)]
+                   tops[i], seen, list(ctx.frame_steps)) for i in range(ctx.slots)]
 
 
 def render(technique: Technique, ctx: Context, params: dict) -> list[Result]:
