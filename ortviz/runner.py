@@ -57,7 +57,7 @@ class RunRequest:
 def prepare(req: RunRequest, warn=lambda m: print(f"warning: {m}", file=sys.stderr)):
     """Check everything before any work: bundle, layer, classes, photo, output; ``warn`` is
     told what will work but may surprise (snapshots of hundreds of MB)."""
-    options.check_common(req)  # seed, threads, empty names, frames: before opening anything
+    options.check_common(req)  # seed, threads, empty names: before opening anything
     if req.progress:
         progress.interval()  # ORTVIZ_PROGRESS_SECONDS
     tech = req.technique
