@@ -30,4 +30,4 @@ bench:
 	.venv/bin/python bench/run.py --all $(BENCH_ARGS)
 
 clean:
-	rm -rf .venv .venv-export .venv-openvino .venv-gpu build out
+	rm -rf .venv .venv-export .venv-openvino .venv-gpu .venv-docs build out

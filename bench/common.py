@@ -58,6 +58,14 @@ def interleaved(calls: list, rounds: int, warmup: int = 2) -> dict:
     return times
 
 
+def save(path, result: dict) -> None:
+    """Write a benchmark's result record as JSON (nothing when ``path`` is None)."""
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1) + "\n")
+
+
 def limit_threads(threads: int = THREADS) -> None:
     """Before numpy/torch/onnxruntime load: their helper pools get the benchmark's thread count
     (OpenBLAS one thread, as ortviz itself sets, so numpy does not fight the runtime)."""

@@ -44,6 +44,18 @@ def energy(model, x: np.ndarray, layer: str) -> float:
     return float(np.mean(vals))
 
 
+def table(rows: list) -> str:
+    """The per-preset means of a run's rows as a Markdown table (also scripts/docs_tables.py's)."""
+    out = ["| `--transforms` | energy gain (mean) | SSIM to the photo (mean) | s per dream |",
+           "| --- | --- | --- | --- |"]
+    for preset in PRESETS:
+        sel = [r for r in rows if r["transforms"] == preset]
+        if sel:
+            out.append(f"| {preset} | ×{np.mean([r['energy_gain'] for r in sel]):.2f} | "
+                       f"{np.mean([r['ssim'] for r in sel]):.3f} | {np.mean([r['seconds'] for r in sel]):.1f} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None)
@@ -74,12 +86,7 @@ def main() -> None:
                         args.images.mkdir(parents=True, exist_ok=True)
                         Image.fromarray(pic.image).save(
                             args.images / f"{Path(photo).stem}-{layer}-{preset}-{seed}.png")
-    print("\n| transforms | energy gain (mean) | SSIM to the photo (mean) | s per dream |")
-    print("| --- | --- | --- | --- |")
-    for preset in PRESETS:
-        sel = [r for r in rows if r["transforms"] == preset]
-        print(f"| {preset} | x{np.mean([r['energy_gain'] for r in sel]):.2f} | "
-              f"{np.mean([r['ssim'] for r in sel]):.3f} | {np.mean([r['seconds'] for r in sel]):.1f} |")
+    print("\n" + table(rows))
     if args.out:
         args.out.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
 

@@ -1,15 +1,24 @@
 """Do feature inversions keep what the photo shows? Judged by other networks, and SSIM.
 
-For each photo (the two shipped samples) and an early, a middle and a late block of the
-embedded EfficientNet-Lite0, this reconstructs the photo from its features with ortviz's
-feature inversion (default parameters unless ``--set``), and reports EfficientNet-Lite1's and
--Lite2's top-1 on the reconstruction against theirs on the photo (the same 224x224 input the
-inversion saw), and SSIM (Wang et al. 2004, 7x7 Gaussian windows on luma) to that photo. One
-row per setting in ``--out``; ``--table`` prints the README table. Export environment (torch
-and the judge packages, as ``bench/recognition.py``):
+For each photo and layer (positions such as ``early`` resolve as feature inversion's own, see
+``ortviz invert --help``), this reconstructs the photo from its features with ortviz's feature
+inversion (its defaults unless ``--set``) and reports EfficientNet-Lite1's and -Lite2's top-1 on
+the reconstruction against theirs on the photo as the inversion saw it (``--fit``'s 224x224
+input, written beside every result), Lite0's own, SSIM (Wang et al. 2004, 7x7 Gaussian windows
+on luma) to that photo, and seconds per picture. The photo is fitted with ``--fit crop``
+unless ``--set fit=...`` says otherwise, so that the whole frame is photo: the default ``pad``
+adds a grey border that a reconstruction matches easily, which would inflate SSIM. One run per recipe in ``--out`` (rows per
+photo and layer); ``--table`` prints the table of docs/quality.md, the photos the recipe was tuned on
+(``TUNED``) apart from the others. Export environment (torch and the judge packages, as
+``bench/recognition.py``):
 
-    .venv-export/bin/python bench/inversion.py --set param=fft --out docs/inversion.json
+    .venv-export/bin/python bench/inversion.py --name defaults --out docs/inversion.json
+    .venv-export/bin/python bench/inversion.py --set param=fft --name fft --out docs/inversion.json
     .venv-export/bin/python bench/inversion.py --table docs/inversion.json
+
+Photos: the two shipped samples (chelsea and coffee, CC0: the recipe was tuned on them) and
+``bench/photos`` (public domain and CC0 photos from scikit-image, see its README), or your own
+with ``--photos``.
 """
 
 from __future__ import annotations
@@ -24,10 +33,12 @@ import ortviz  # noqa: F401  (first: it limits numpy's BLAS to one thread before
 import numpy as np
 
 from ortviz.metrics import ssim
-from recognition import JUDGES, _save, judges
+from recognition import JUDGES, _save, judges  # torch is imported only by judges()
 
-PHOTOS = ("chelsea.png", "coffee.png")
-LAYERS = ("_blocks.2", "_blocks.8", "_blocks.14")
+HERE = Path(__file__).resolve().parent
+TUNED = ("chelsea.png", "coffee.png")
+PHOTOS = TUNED + tuple(sorted(p.name for p in (HERE / "photos").glob("*.jpg")))
+LAYERS = ("early", "middle", "_blocks.2")
 
 
 def top1(j, image: np.ndarray) -> int:
@@ -40,18 +51,31 @@ def top1(j, image: np.ndarray) -> int:
         return int(net(x)[0].argmax())
 
 
+def _photo_path(name: str) -> Path:
+    from ortviz.defaults import sample
+    p = Path(name)
+    if p.exists():
+        return p
+    return HERE / "photos" / name if (HERE / "photos" / name).exists() else Path(sample(name))
+
+
 def table(path: Path) -> str:
-    out = ["| settings | layer | Lite1 keeps the photo's top-1 | Lite2 keeps it | Lite0 keeps it | mean SSIM | s / image |",
-           "| --- | --- | --- | --- | --- | --- | --- |"]
+    out = ["| recipe | photos | layer | Lite1 keeps the photo's top-1 | Lite2 keeps it | Lite0 keeps it "
+           "| mean SSIM | s / picture |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in json.loads(path.read_text())["runs"]:
-        for layer in r["layers"]:
-            rows = [x for x in r["rows"] if x["layer"] == layer]
-            if not rows:
-                continue
-            n = len(rows)
-            keep = {j: sum(x[j]["kept"] for x in rows) for j in JUDGES + ("self",)}
-            out.append(f"| {r['name']} | {layer} | {keep[JUDGES[0]]}/{n} | {keep[JUDGES[1]]}/{n} | {keep['self']}/{n} "
-                       f"| {np.mean([x['ssim'] for x in rows]):.2f} | {np.mean([x['seconds'] for x in rows]):.0f} |")
+        for tuned in (False, True):
+            for layer in r["layers"]:
+                rows = [x for x in r["rows"] if x["layer"] == layer and (x["photo"] in TUNED) == tuned]
+                if not rows:
+                    continue
+                n = len(rows)
+                keep = {j: f"{sum(x[j]['kept'] for x in rows)}/{n}" if j in rows[0] else "-"
+                        for j in JUDGES + ("self",)}
+                out.append(f"| {r['name']} | {'tuned on' if tuned else 'reported'} ({n}) | {layer} "
+                           f"({rows[0].get('resolved', layer)}) | {keep[JUDGES[0]]} | {keep[JUDGES[1]]} "
+                           f"| {keep['self']} | {np.mean([x['ssim'] for x in rows]):.2f} "
+                           f"| {np.mean([x['seconds'] for x in rows]):.1f} |")
     return "\n".join(out)
 
 
@@ -59,7 +83,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", action="append", default=[], help="technique parameter, k=v")
     ap.add_argument("--name", default=None)
-    ap.add_argument("--layers", default=",".join(LAYERS))
+    ap.add_argument("--layers", default=",".join(LAYERS), help="names or positions, comma-separated")
+    ap.add_argument("--photos", default=",".join(PHOTOS),
+                    help="file names (shipped samples, bench/photos) or paths, comma-separated")
+    ap.add_argument("--threads", type=int, default=2, help="for ortviz and the judges")
+    ap.add_argument("--no-judges", action="store_true",
+                    help="Lite0 and SSIM only (no torch: screens recipes in the runtime environment)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--images", type=Path, default=None)
     ap.add_argument("--table", type=Path, default=None)
@@ -67,37 +96,35 @@ def main(argv=None) -> int:
     if args.table:
         print(table(args.table))
         return 0
-    from ortviz import images, imaging
-    from ortviz.defaults import sample
+    from ortviz import images
     from ortviz.plugins import techniques
+    from ortviz.selection import resolve_layer
 
     tech = techniques()["feature-inversion"]
     params = {k: tech.param(k).type(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     name = args.name or (", ".join(f"{k}={v}" for k, v in params.items()) or "defaults")
-    model = ortviz.load(provider="cpu", threads=2)
-    pre = model.bundle.manifest["preprocessing"]
-    js = judges()
+    params = {"fit": "crop"} | params  # see the module: the whole frame is photo
+    model = ortviz.load(provider="cpu", threads=args.threads)
+    js = {} if args.no_judges else judges(args.threads)
     layers = args.layers.split(",")
     run = {"name": name, "date": time.strftime("%Y-%m-%d"), "params": tech.defaults() | params,
            "layers": layers, "rows": [], "complete": False}
-    for photo in PHOTOS:
-        rgb = images.load_image(sample(photo))
-        seen = imaging.from_model(imaging.to_model(rgb, pre["mean"], pre["std"], size=(224, 224)),
-                                  pre["mean"], pre["std"])  # what the inversion matched
-        want = {j: top1(js[j], seen) for j in JUDGES}
-        want["self"] = model.classify(seen)[0]["class"]
+    for photo in args.photos.split(","):
+        rgb = images.load_image(_photo_path(photo))
         for layer in layers:
             t0 = time.perf_counter()
             pic = model.feature_inversion(rgb, layer=layer, seed=0, **params)
-            row = {"photo": photo, "layer": layer, "seconds": round(time.perf_counter() - t0, 1),
-                   "ssim": round(ssim(seen, pic.image), 3),
-                   "self": {"kept": pic.top5[0]["class"] == want["self"]}}
-            for j in JUDGES:
-                said = top1(js[j], pic.image)
-                row[j] = {"kept": said == want[j], "photo": want[j], "said": said}
+            seconds = time.perf_counter() - t0
+            seen = pic.result.photo  # the photo as the inversion saw it (--fit)
+            row = {"photo": Path(photo).name, "layer": layer, "resolved": pic.meta["layer"],
+                   "seconds": round(seconds, 1), "ssim": round(ssim(seen, pic.image), 3),
+                   "self": {"kept": pic.top5[0]["class"] == model.classify(seen)[0]["class"]}}
+            for j in js:
+                want, said = top1(js[j], seen), top1(js[j], pic.image)
+                row[j] = {"kept": said == want, "photo": want, "said": said}
             if args.images:
                 args.images.mkdir(parents=True, exist_ok=True)
-                pic.save(args.images / f"{Path(photo).stem}-{layer}.png")
+                pic.save(args.images / f"{Path(photo).stem}-{resolve_layer(model.bundle.layers, layer, tech.positions)}.png")
             run["rows"].append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
             _save(args.out, run)

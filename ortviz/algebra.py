@@ -62,6 +62,9 @@ class Term:
         return f"{self.kind}({self.layer})"
 
 
+WEIGHT_MAX = float(np.finfo(np.float32).max)
+
+
 def _number(k) -> float:
     if isinstance(k, bool) or not isinstance(k, numbers.Real) or not np.isfinite(float(k)):
         raise TypeError(f"objectives scale by a finite number, not {k!r}")
@@ -95,7 +98,12 @@ class Objective:
         if isinstance(k, Objective):
             raise TypeError("objectives multiply by numbers, not by objectives")
         k = _number(k)
-        return Objective((w * k, t) for w, t in self.parts)
+        parts = [(w * k, t) for w, t in self.parts]
+        big = max((abs(w) for w, _ in parts), default=0.0)
+        if big > WEIGHT_MAX:  # inf included: the graphs' weights are float32
+            raise OverflowError(f"a weight of {big:g} is past float32's range (at most "
+                                f"{WEIGHT_MAX:.4g})")
+        return Objective(parts)
 
     __rmul__ = __mul__
 

@@ -37,9 +37,13 @@ from .technique import ParamError
 
 
 class Model:
-    def __init__(self, bundle=None, provider: str = "auto", threads: int | None = None):
+    """A bundle opened on an execution provider, with a method per technique. Made by
+    :func:`ortviz.load`; every technique's options are keyword arguments of its method."""
+
+    def __init__(self, bundle=None, provider: str = "auto", threads: int | None = None,
+                 step: str = "auto"):
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle or default_bundle())
-        self.engine = Engine(self.bundle, provider=provider, threads=threads)
+        self.engine = Engine(self.bundle, provider=provider, threads=threads, step=step)
 
     def run(self, technique: str, *, layer=None, target=None, image=None, seed: int = 0,
             snapshot_every: int = 0, progress: bool = True, **params):
@@ -69,7 +73,8 @@ class Model:
         req = RunRequest(technique=tech, params=values, model=self.bundle.root, layer=layer,
                          targets=wanted, image=_rgb(image) if isinstance(image, Image.Image) else image,
                          seed=seed, provider=self.engine.provider, threads=self.engine.threads,
-                         snapshot_every=snapshot_every, progress=progress, given=frozenset(params))
+                         step=self.engine.step, snapshot_every=snapshot_every, progress=progress,
+                         given=frozenset(params))
         _, layer, targets, photo, _ = prepare(
             req, warn=lambda m: print(f"warning: {api_words(m)}", file=sys.stderr))
         shown = {k: _plain_param(v) for k, v in req.params.items()}  # as resolved by prepare
@@ -87,9 +92,13 @@ class Model:
         return self.run("class-visualization", target=target, **kw)
 
     def feature_inversion(self, image=None, layer=None, **kw) -> Picture:
+        """Reconstruct ``image`` (default: the bundled photo) from its features at ``layer``
+        (default: the early layer)."""
         return self.run("feature-inversion", image=image, layer=layer, **kw)
 
     def deepdream(self, image=None, layer=None, **kw) -> Picture:
+        """Amplify what ``layer`` (default: the middle layer) sees in ``image`` (default: the
+        bundled photo)."""
         return self.run("deepdream", image=image, layer=layer, **kw)
 
     def feature_visualization(self, objective=None, **kw):
@@ -149,5 +158,10 @@ def _plain_param(value):
     return value
 
 
-def load(bundle=None, provider: str = "auto", threads: int | None = None) -> Model:
-    return Model(bundle, provider=provider, threads=threads)
+def load(bundle=None, provider: str = "auto", threads: int | None = None,
+         step: str = "auto") -> Model:
+    """Open a bundle (default: the embedded EfficientNet-Lite0) on ``provider`` (``auto``,
+    ``cpu``, ``cuda``, ``openvino``, ...) with ``threads`` intra-op threads. ``step``: where
+    the numpy side of a render step runs, ``numpy``, ``graph`` (ONNX graphs on the same
+    provider, :mod:`ortviz.stepgraph`) or ``auto`` (the faster on that provider)."""
+    return Model(bundle, provider=provider, threads=threads, step=step)

@@ -152,10 +152,18 @@ class Bound:
         forward run when a numpy term is present."""
         return len(self.W) + bool(self.logits) + bool(self.numpy)
 
-    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+    def reads(self, layer: str) -> None:
+        """Run ``layer``'s graph on every call, even with no term on it (``extra`` weights it)."""
+        self._arrays(layer)
+
+    def __call__(self, x: np.ndarray, extra: dict | None = None) -> tuple[float, np.ndarray]:
+        """``extra``: layer -> dL/dphi added to that layer's W for this call (a layer given to
+        :meth:`reads`); the loss then holds ``<extra, phi>`` too, which the caller takes out."""
         engine = self.engine
         loss = self.const
         W = {k: v for k, v in self.W.items()}
+        for layer, e in (extra or {}).items():
+            W[layer] = W[layer] + e
         if self.numpy:
             loss += self._numpy_terms(x, W)
         grad = None

@@ -227,11 +227,10 @@ class Bundle:
                 self._check_not_replaced()
                 raise BundleError(f"bundle file {rel} does not match its sha256 in the manifest "
                                   "(tampered or corrupted)")
-        present = {str(p.relative_to(self._base)) for p in self._base.rglob("*")
-                   if p.is_file() or p.is_symlink()}
-        extra = sorted(present - set(files) - {MANIFEST})
-        if extra:
-            raise BundleError(f"bundle holds a file its manifest does not list: {extra[0]}")
+        extra = sorted(paths.files_under(self._base) - set(files) - {MANIFEST})
+        if extra:  # at any depth; empty folders, however deep, hold nothing and are ignored
+            name = extra[0] if len(extra[0]) <= 160 else f"{extra[0][:60]}...{extra[0][-60:]}"
+            raise BundleError(f"bundle holds a file its manifest does not list: {name}")
         self.check_graphs()
 
     def check_graphs(self) -> None:

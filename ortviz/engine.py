@@ -35,19 +35,28 @@ def _scalar(loss: np.ndarray) -> float:
     return float(np.asarray(loss).reshape(-1)[0])
 
 
+# Where the numpy side of a render step runs (see ortviz.stepgraph): "numpy", or "graph" (the
+# step's ONNX graphs on this engine's provider). "auto" takes the one measured faster per
+# provider (bench/iteration.py; docs/step-graphs.md).
+STEPS = ("auto", "numpy", "graph")
+STEP_DEFAULT = {"cpu": "numpy"}
+
 # Where a provider keeps its tensors, for IO binding.
 DEVICES = {"cuda": "cuda", "tensorrt": "cuda", "rocm": "cuda", "migraphx": "cuda", "directml": "dml"}
 
 
 class Engine:
     def __init__(self, bundle: Bundle | str | Path, provider: str = "auto",
-                 threads: int | None = None, io_binding: bool | None = None):
+                 threads: int | None = None, io_binding: bool | None = None, step: str = "auto"):
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
         self._choice = providers.resolve(provider)
         self.provider = self._choice.short
         if threads is not None and threads < 1:
             raise ValueError("threads must be at least 1")
         self.threads = threads
+        if step not in STEPS:
+            raise ValueError(f"step must be one of {', '.join(STEPS)}, got {step!r}")
+        self.step = STEP_DEFAULT.get(self.provider, "numpy") if step == "auto" else step
         self._sessions: dict[str, ort.InferenceSession] = {}
         self._gradients: dict[tuple[str, str], object] = {}
         self.device = DEVICES.get(self.provider, "cpu")
@@ -55,18 +64,33 @@ class Engine:
         self.image_name = self.bundle.input["name"]
         self.image_shape = tuple(self.bundle.input["shape"])
 
+    def _options(self) -> ort.SessionOptions:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 4  # failures reach the user as one BundleError line
+        if self.threads:
+            so.intra_op_num_threads = self.threads
+            so.inter_op_num_threads = 1
+        # Idle worker threads sleep instead of spin-waiting: on a loaded 2-core machine the
+        # spinning default was the slowest setting (bench/threads.py, README "Threads").
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return so
+
+    def model_session(self, key, build) -> ort.InferenceSession:
+        """A session of a model made at run time (``build() -> onnx.ModelProto``: the step
+        graphs of :mod:`ortviz.stepgraph`), with the bundle's graphs' options and provider,
+        made once per ``key``."""
+        sess = self._sessions.get(key)
+        if sess is None:
+            so = self._options()
+            sess = self._sessions[key] = ort.InferenceSession(
+                build().SerializeToString(), so, providers=self._choice.providers(so, self.threads))
+        return sess
+
     def session(self, rel: str) -> ort.InferenceSession:
         sess = self._sessions.get(rel)
         if sess is None:
-            so = ort.SessionOptions()
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            so.log_severity_level = 4  # failures reach the user as one BundleError line
-            if self.threads:
-                so.intra_op_num_threads = self.threads
-                so.inter_op_num_threads = 1
-            # Idle worker threads sleep instead of spin-waiting: on a loaded 2-core machine the
-            # spinning default was the slowest setting (bench/threads.py, README "Threads").
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            so = self._options()
             path = self.bundle.path_of(rel)
             try:
                 sess = ort.InferenceSession(str(path), so,

@@ -9,6 +9,15 @@ class UsageError(Exception):
     """Bad input named in one line."""
 
 
+class NumericalError(RuntimeError):
+    """A run that met NaN/Inf (``render``); defined here so the CLI names it without importing
+    onnxruntime."""
+
+
+class ProviderError(ValueError):
+    """An execution provider that cannot be used (``providers``); one line."""
+
+
 def first_line(exc: BaseException) -> str:
     """An exception's message as one line: its first non-empty line, or its type's name."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -28,16 +28,24 @@ class ImageError(ValueError):
     """A bad image input or output request; the message is one user-facing line."""
 
 
-def load_image(path, max_pixels: int = 50_000_000) -> np.ndarray:
+MAX_PIXELS = 50_000_000   # pixels decoded, at most
+JPEG_REDUCTION = 8        # draft() decodes a JPEG at 1/2, 1/4 or 1/8 of each side
+
+
+def load_image(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image file as an HxWx3 uint8 RGB array.
 
     Grayscale, palette and bilevel images become RGB; alpha is composited over white;
     CMYK is converted; 16-bit and 32-bit integer gray is scaled from 0..65535 to 0..255;
     float gray is accepted only when it lies in 0..1. EXIF orientation is applied.
+    At most ``max_pixels`` pixels are decoded: a larger JPEG (a phone's 50-200 MP photo) is
+    read reduced by Pillow's ``draft`` (1/2, 1/4 or 1/8 of each side, the least that fits), so
+    JPEGs of up to 64 x ``max_pixels`` pixels (3.2 gigapixels by default) are read; any other
+    format is decoded whole, so up to ``max_pixels``.
     Refused with :class:`ImageError`: missing files, directories, empty or non-image
-    files, truncated or corrupt data, animated (multi-frame) images, and images whose
-    header claims more than ``max_pixels`` pixels (checked before decoding). Pillow's
-    own hard limit (twice ``Image.MAX_IMAGE_PIXELS``) also still applies.
+    files, truncated or corrupt data, animated (multi-frame) images, and images past those
+    bounds (checked on the header, before decoding; Pillow's own decompression-bomb limit
+    gives way to this check while the header is read).
     """
     p = Path(path)
     why = odd(p, "an image file")  # a FIFO would block, a device read forever, a loop mislead
@@ -51,11 +59,10 @@ def load_image(path, max_pixels: int = 50_000_000) -> np.ndarray:
         with warnings.catch_warnings():
             # Our own max_pixels check below decides; keep Pillow's warning off the console.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as img:
-                w, h = img.size
-                if w * h > max_pixels:
-                    raise ImageError(f"{p}: {w}x{h} = {w * h} pixels is over the pixel limit "
-                                     f"of {max_pixels} (possible decompression bomb)")
+            with _header_only_limit():  # Pillow's check off for the header only
+                img = Image.open(p)
+            with img:
+                _reduce_to_fit(img, p, max_pixels)
                 frames = getattr(img, "n_frames", 1)
                 if frames > 1:
                     raise ImageError(f"{p}: animated or multi-frame image ({frames} frames) "
@@ -74,6 +81,37 @@ def load_image(path, max_pixels: int = 50_000_000) -> np.ndarray:
     except Exception as e:  # OSError (truncated), SyntaxError, EOFError, zlib errors...
         raise ImageError(f"{p}: cannot decode image (truncated or corrupt?): "
                          f"{first_line(e)}") from None
+
+
+@contextlib.contextmanager
+def _header_only_limit():
+    """Pillow's decompression-bomb check off while a header is read: :func:`_reduce_to_fit`
+    checks the size before anything is decoded, and lets large JPEGs through reduced."""
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def _reduce_to_fit(img: Image.Image, p: Path, max_pixels: int) -> None:
+    """Refuse an image that cannot be decoded within ``max_pixels``; set a large JPEG to decode
+    at the least reduction (1/2, 1/4, 1/8 per side) that fits."""
+    w, h = img.size
+    if w * h <= max_pixels:
+        return
+    fits = [s for s in (2, 4, JPEG_REDUCTION) if -(-w // s) * -(-h // s) <= max_pixels]
+    if img.format == "JPEG" and fits:
+        s = fits[0]
+        img.draft(None, (max(1, w // s), max(1, h // s)))
+        if img.size[0] * img.size[1] <= max_pixels:
+            return
+    bound = (f"JPEGs are read reduced up to {JPEG_REDUCTION ** 2 * max_pixels / 1e6:g} "
+             "megapixels; " if img.format == "JPEG" else "save it as a JPEG to have it read "
+             "reduced; ")
+    raise ImageError(f"{p}: {w}x{h} = {w * h} pixels is over the pixel limit of {max_pixels} "
+                     f"decoded ({bound}possible decompression bomb)")
 
 
 def _to_rgb(img: Image.Image, p: Path) -> np.ndarray:
@@ -109,13 +147,25 @@ def check_rgb(rgb: np.ndarray, what: str = "image") -> np.ndarray:
     return a
 
 
-def image_writer(path, rgb_uint8_hwc: np.ndarray) -> Callable:
-    """``write(file)`` for an HxWx3 uint8 image in the format of ``path``'s extension."""
+ALPHA_SUFFIXES = (".png", ".webp", ".tif", ".tiff")   # formats that keep an alpha channel
+
+
+def image_writer(path, rgb_uint8_hwc: np.ndarray, alpha: np.ndarray | None = None) -> Callable:
+    """``write(file)`` for an HxWx3 uint8 image in the format of ``path``'s extension; with
+    ``alpha`` (HxW uint8) an RGBA image, for the formats of :data:`ALPHA_SUFFIXES`."""
     p = Path(path)
     fmt = Image.registered_extensions().get(p.suffix.lower())
     if fmt is None or fmt not in Image.SAVE:
         raise ImageError(f"{p}: unknown or unwritable image extension {p.suffix!r}")
     img = Image.fromarray(check_rgb(rgb_uint8_hwc))
+    if alpha is not None:
+        a = np.asarray(alpha)
+        if p.suffix.lower() not in ALPHA_SUFFIXES:
+            raise ImageError(f"{p}: {p.suffix} keeps no alpha channel; use "
+                             f"{', '.join(ALPHA_SUFFIXES)}")
+        if a.dtype != np.uint8 or a.shape != rgb_uint8_hwc.shape[:2]:
+            raise ImageError(f"alpha must be an HxW uint8 array of the image's size, got {a.dtype} {a.shape}")
+        img = Image.fromarray(np.ascontiguousarray(np.dstack([rgb_uint8_hwc, a])))
     options = {"quality": 95} if fmt == "JPEG" else {}
     return lambda f: img.save(f, format=fmt, **options)
 

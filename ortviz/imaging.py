@@ -41,6 +41,33 @@ def crop_to_aspect(rgb: np.ndarray, size_hw) -> np.ndarray:
     return rgb[:, left:left + k]
 
 
+FITS = ("crop", "pad", "whole")
+
+
+def fit_photo(rgb: np.ndarray, size_hw, fit: str = "crop", fill: int = 127) -> np.ndarray:
+    """An HxWx3 uint8 photo brought to ``size_hw`` (h, w), by ``fit``: ``crop`` the largest
+    centred crop of that aspect ratio, resized (the sides of a wide photo are cut); ``pad`` the
+    whole photo resized to fit inside, centred on a ``fill`` grey border (nothing cut, the
+    aspect ratio kept); ``whole`` the whole photo resized to exactly that size (nothing cut, the
+    aspect ratio changed). Pillow's antialiased bicubic filter, as :func:`to_model`."""
+    a = check_rgb(rgb)
+    th, tw = int(size_hw[0]), int(size_hw[1])
+    if fit == "crop":
+        a = np.ascontiguousarray(crop_to_aspect(a, (th, tw)))
+    elif fit == "pad":
+        h, w = a.shape[:2]
+        k = min(th / h, tw / w)
+        nh, nw = min(th, max(1, round(h * k))), min(tw, max(1, round(w * k)))
+        inner = np.asarray(Image.fromarray(a).resize((nw, nh), Image.Resampling.BICUBIC))
+        out = np.full((th, tw, 3), fill, np.uint8)
+        top, left = (th - nh) // 2, (tw - nw) // 2
+        out[top:top + nh, left:left + nw] = inner
+        return out
+    elif fit != "whole":
+        raise ValueError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
+    return np.asarray(Image.fromarray(a).resize((tw, th), Image.Resampling.BICUBIC))
+
+
 def to_model(rgb_uint8_hwc: np.ndarray, mean, std, size=None, crop: bool = False) -> np.ndarray:
     """HxWx3 uint8 -> (1, 3, H, W) float32 normalized; ``size`` (int or (h, w)) resizes
     first with Pillow's antialiased bicubic filter, after a centred crop to its aspect ratio

@@ -11,6 +11,12 @@ class LabelError(ValueError):
     pass
 
 
+def is_index(text: str) -> bool:
+    """``text`` is a whole number written in ASCII digits: an index. ``str.isdigit`` alone also
+    takes ``'²'`` or ``'①'``, which ``int()`` refuses; those are names (and unknown ones)."""
+    return text.isascii() and text.isdigit()
+
+
 def read_labels(path: Path) -> list[str]:
     """One label per line; or ImageNet-style TSV lines ``index<TAB>synset<TAB>names``."""
     try:
@@ -22,7 +28,7 @@ def read_labels(path: Path) -> list[str]:
         if not line.strip():
             continue
         parts = line.split("\t")
-        if k == 0 and len(parts) >= 3 and not parts[0].strip().isdigit():
+        if k == 0 and len(parts) >= 3 and not is_index(parts[0].strip()):
             continue  # a TSV header
         labels.append(parts[-1].strip() if len(parts) >= 3 else line.strip())
     if not labels:
@@ -77,7 +83,7 @@ def find_class(labels: list[str], query: str | int) -> int:
     bullfrog's *catesbeiana*).
     """
     q = str(query).strip()
-    if q.lstrip("-").isdigit():
+    if is_index(q.lstrip("-")):
         i = int(q)
         if not 0 <= i < len(labels):
             raise LabelError(f"class index {i} is out of range (0..{len(labels) - 1})")

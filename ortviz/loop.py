@@ -18,6 +18,11 @@ Each step:
 5. ``ctx.report(t, value, param.image(params))``: snapshots, progress, the NaN/Inf check and
    the last good image stay in the context (:mod:`ortviz.render`).
 
+With ``Engine(step="graph")`` steps 1, 2 (its warp and adjoint) and 4 run as ONNX graphs on the
+engine's provider for the recipes :func:`ortviz.stepgraph.supports` takes (the fft
+parameterization with Adam: class and feature visualization's default), with the same random
+draws, so the same picture up to float32 rounding (:mod:`ortviz.stepgraph`).
+
 **The objective interface** (keep it): ``objective(x) -> (value, grad)`` where ``x`` is a
 float32 ``(B, 3, h, w)`` model-space image at the model's input size ``ctx.size`` (any size
 with ``view_size``) and ``grad``
@@ -44,7 +49,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import transforms as tf
+from . import stepgraph, transforms as tf
 
 
 @dataclass
@@ -59,20 +64,24 @@ def graph_objective(ctx, objective: str, layer: str, **inputs) -> Callable:
     def f(x):
         step = ctx.grad(objective, layer, x, **inputs)
         return step.loss, step.grad
+    f.graph = (objective, layer, inputs)    # the step graphs may run it merged (ortviz.stepgraph)
     return f
 
 
 def optimize(ctx, objective: Callable, param, transforms: Sequence = (), optimizer=None,
              steps: int = 256, regularizers: Sequence[Callable] = (), *, params=None,
              views: int = 1, maximize: bool = True, start: int = 0,
-             after_step: Callable | None = None, view_size=None) -> Outcome:
+             after_step: Callable | None = None, view_size=None,
+             on_gradient: Callable | None = None) -> Outcome:
     """Run ``steps`` steps (see the module); returns the final parameters and image.
 
     ``params``: the starting parameters (default ``param.init`` on a stream spawned off
     ``ctx.rng``); ``start``: the number of the first step for ``ctx.report`` (octaves run the
     loop several times); ``views``: transform draws (crops) per step; ``view_size``: the size
     the views are brought to, ``None`` the model's input (``ctx.size``), ``"canvas"`` the
-    canvas's own, or ``(h, w)``; the objective takes that size (see the module)."""
+    canvas's own, or ``(h, w)``; the objective takes that size (see the module);
+    ``on_gradient(g)``: sees each step's objective gradient on the canvas (views averaged,
+    before the regularizers; a transparency map accumulates it)."""
     from .optim import Adam
     if views < 1:
         raise ValueError(f"views must be >= 1, got {views}")
@@ -81,6 +90,11 @@ def optimize(ctx, objective: Callable, param, transforms: Sequence = (), optimiz
     img = param.image(p)
     hw = tuple(img.shape[2:])
     out_hw = ctx.size if view_size is None else hw if view_size == "canvas" else tuple(view_size)
+    if getattr(getattr(ctx, "engine", None), "step", "numpy") == "graph" and \
+            stepgraph.supports(param, opt, views, regularizers, after_step, transforms, out_hw):
+        p, img = stepgraph.optimize(ctx, objective, param, transforms, opt, steps, p, out_hw,
+                                    maximize, start)
+        return Outcome(p, img, steps)
     sign = -1.0 if maximize else 1.0          # the loop descends sign * value
     for t in range(steps):
         value, g_img = 0.0, None
@@ -90,6 +104,8 @@ def optimize(ctx, objective: Callable, param, transforms: Sequence = (), optimiz
             back = warp.adjoint(np.asarray(g, np.float32))
             value += float(v) / views
             g_img = back if g_img is None else g_img + back
+        if on_gradient is not None:
+            on_gradient(g_img / views)
         g_desc = (sign / views) * g_img
         for penalty in regularizers:
             _, pg = penalty(img)

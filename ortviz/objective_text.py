@@ -16,6 +16,7 @@ the bad token and where it is, with the bundle's layers or the layer's channel c
 
 from __future__ import annotations
 
+import math
 import re
 from types import SimpleNamespace
 
@@ -23,6 +24,7 @@ from . import algebra
 from .selection import POSITIONS, resolve_layer
 from .algebra import ObjectiveError
 from .binding import Bound
+from .labels import is_index
 
 _NAME = re.compile(r"[^\s:+\-*/()@,\"]+")
 _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -88,22 +90,38 @@ class _Parser:
         coef = 1.0
         self.ws()
         m = _NUMBER.match(self.text, self.pos)
+        at = self.pos
         if m:
             rest = self.text[m.end():].lstrip()
             if rest.startswith("*"):
-                coef = float(m.group(0))
+                coef = self.number(m.group(0), at)
                 self.pos = m.end()
                 self.expect("*")
-        value = self.atom() * coef
+        value = self.scale(self.atom(), coef, at)
         while self.peek() in ("*", "/"):
             op = self.peek()
             self.pos += 1
+            self.ws()
             start = self.pos
-            k = float(self.take(_NUMBER, "a number"))
+            k = self.number(self.take(_NUMBER, "a number"), start)
             if op == "/" and k == 0:
                 self.fail("division by zero", start)
-            value = value * k if op == "*" else value / k
+            value = self.scale(value, k if op == "*" else 1.0 / k, start)
         return value
+
+    def number(self, text: str, start: int) -> float:
+        """A weight: finite (``1e400`` is inf as a float, and no objective scales by it)."""
+        k = float(text)
+        if not math.isfinite(k):
+            self.fail(f"the number {text} is too large (it is {k} as a float)", start)
+        return k
+
+    def scale(self, value: algebra.Objective, k: float, start: int) -> algebra.Objective:
+        """``value * k``; a weight past float32's range (the graphs' weights) fails here."""
+        try:
+            return value * k
+        except (TypeError, OverflowError) as exc:
+            self.fail(str(exc), start)
 
     def atom(self) -> algebra.Objective:
         self.ws()
@@ -225,7 +243,7 @@ def _built_in(name: str, args: list[str]) -> algebra.Objective:
     if name in ("class_score", "class_log_prob"):
         if len(args) != 1:
             raise TypeError("takes one class (name or index)")
-        c = int(args[0]) if args[0].isdigit() else args[0]
+        c = int(args[0]) if is_index(args[0]) else args[0]
         return algebra.class_score(c) if name == "class_score" else algebra.class_log_prob(c)
     if not args:
         raise TypeError("needs a layer name first")

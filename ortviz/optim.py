@@ -40,3 +40,26 @@ class Normalized:
 
     def step(self, g: np.ndarray) -> np.ndarray:
         return (self.lr * normalized(g)).astype(g.dtype)
+
+
+def cosine_schedule(lr: float, end: float, steps: int):
+    """Step size ``t -> lr`` falling along half a cosine from ``lr`` at step 0 to ``end * lr``
+    at the last step (``end`` 1: constant)."""
+    def at(t: int) -> float:
+        if end == 1 or steps <= 1:
+            return lr
+        k = min(max(t, 0), steps - 1) / (steps - 1)
+        return lr * (end + (1 - end) * 0.5 * (1 + np.cos(np.pi * k)))
+    return at
+
+
+class Scheduled:
+    """A step rule whose ``lr`` follows ``schedule(t)`` (t counts this rule's steps from 0)."""
+
+    def __init__(self, rule, schedule):
+        self.rule, self.schedule, self.t = rule, schedule, 0
+
+    def step(self, g: np.ndarray) -> np.ndarray:
+        self.rule.lr = self.schedule(self.t)
+        self.t += 1
+        return self.rule.step(g)

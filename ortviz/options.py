@@ -5,10 +5,13 @@ A technique's own parameters are checked by their declared checks (made safe and
 
 - ``--seed``: 0 .. 2**64-1 (numpy's generator takes no negative seed).
 - ``--threads``: 1 .. 4x this machine's CPUs (each thread costs memory; 100000 was killed).
+- ``--step``: auto, numpy or graph (:data:`ortviz.engine.STEPS`).
 - ``--layer``, ``--class``, ``--provider``: not empty.
 - ``--class``: no class twice (``flamingo`` and ``130`` are one class).
 - ``--snapshot-every``: at most :data:`MAX_FRAMES` frames for the run (``check_frames``).
 - ``jitter`` (the shared circular shift of ``imaging``): less than the model input's shorter side.
+- the photo: its shorter side at least :data:`MIN_SIDE` pixels, also once scaled to ``max_side``
+  (DeepDream's longest side): a 1x1 image dreamed as an 8x8 one and a 3000x3 panorama as 512x8.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import os
 from .errors import UsageError
 
 MAX_FRAMES = 1000
+MIN_SIDE = 8  # pixels: the smallest input a bundle can have (ortviz export --size)
 
 
 def max_threads() -> int:
@@ -33,6 +37,9 @@ def check_common(req) -> None:
                 not 1 <= req.threads <= max_threads():
             raise UsageError(f"--threads must be from 1 to {max_threads()} (4 x this machine's "
                              f"CPUs), got {req.threads!r}")
+    from .engine import STEPS
+    if req.step not in STEPS:
+        raise UsageError(f"--step must be one of {', '.join(STEPS)}, got {req.step!r}")
     for flag, value in (("--layer", req.layer), ("--provider", req.provider)):
         if value is not None and not str(value).strip():
             raise UsageError(f"{flag} must not be empty")
@@ -100,3 +107,24 @@ def check_with_bundle(req, image_shape) -> None:
     if isinstance(jitter, int) and not isinstance(jitter, bool) and jitter >= side:
         raise UsageError(f"--jitter {jitter} must be less than the model input's side ({side} "
                          "pixels)")
+
+
+def check_photo(photo, params: dict, name) -> None:
+    """The photo's shorter side is at least :data:`MIN_SIDE` pixels, and stays so once the photo
+    is scaled to ``max_side`` (a parameter of DeepDream: the result's longest side)."""
+    h, w = (int(n) for n in photo.shape[:2])
+    if min(h, w) < MIN_SIDE:
+        raise UsageError(f"photo {name} is {w}x{h} pixels: its shorter side is below "
+                         f"{MIN_SIDE} pixels, the smallest input a model has; use a larger photo")
+    side = params.get("max_side")
+    if isinstance(side, bool) or not isinstance(side, int):
+        return
+    k = min(1.0, side / max(h, w))
+    sh, sw = round(h * k), round(w * k)
+    if min(sh, sw) >= MIN_SIDE:
+        return
+    need = int((MIN_SIDE - 0.5) * max(h, w) / min(h, w))
+    while min(round(h * need / max(h, w)), round(w * need / max(h, w))) < MIN_SIDE:
+        need += 1
+    raise UsageError(f"--max-side {side} makes the {w}x{h} photo {name} {sw}x{sh} pixels, its "
+                     f"shorter side below {MIN_SIDE}; use --max-side {need} or more, or crop it")

@@ -73,6 +73,7 @@ def sidecar(result: Result, technique: str, params: dict, run_info: dict, bundle
         "final_objective": result.history[-1] if result.history else None,
         "objective_first": result.history[0] if result.history else None,
         "top5": result.top5,
+        **result.meta,
     }
 
 
@@ -105,7 +106,8 @@ def snapshot_frames(result: Result) -> tuple[list[np.ndarray], list]:
 
 
 def _write_set(files: Files, result: Result, meta: dict) -> list[Path]:
-    writers, frame_writers = {"image": images.image_writer(files.image, result.image)}, []
+    alpha = {} if result.alpha is None else {"alpha": result.alpha}  # RGBA only when there is one
+    writers, frame_writers = {"image": images.image_writer(files.image, result.image, **alpha)}, []
     if result.frames:
         frames, labels = snapshot_frames(result)
         # every frame in the GIF: a smaller one (an earlier octave) brought up to the result's size

@@ -232,18 +232,24 @@ def _check_place(what: str, p: Path, directory: bool) -> None:
 
 def _check_folder(image: Path) -> None:
     """The folder of ``image`` exists and can be written, or can be made."""
-    folder = image.parent
+    check_folder(image.parent, f"output {image}", image)
+
+
+def check_folder(folder: Path, what: str, probe: Path) -> None:
+    """``folder`` exists and can be written, or can be made (its nearest existing ancestor can
+    be written); a refusal starts with ``what``. A read-only file system says ``permission
+    denied`` (``access`` refuses writes there even to root); in an existing folder a temporary
+    file named after ``probe`` is written and removed."""
     anc = folder if os.path.lexists(folder) else _existing_ancestor(folder)
     if not anc.is_dir():
-        raise OutputError(f"output {image}: {anc} is not a directory")
+        raise OutputError(f"{what}: {anc} is not a directory")
     if not os.access(anc, os.W_OK | os.X_OK):
-        raise OutputError(f"output {image}: cannot write in {anc} (permission denied)")
+        raise OutputError(f"{what}: cannot write in {anc} (permission denied)")
     if anc == folder or anc.absolute() == folder.absolute():
         try:  # a read-only file system or a full inode table shows here, not after the run
-            probe = write_temp(image, lambda f: None)
-            probe.unlink()
+            write_temp(probe, lambda f: None).unlink()
         except OSError as exc:
-            raise OutputError(f"output {image}: cannot write in {folder}: {exc.strerror}") from None
+            raise OutputError(f"{what}: cannot write in {folder}: {exc.strerror}") from None
 
 
 @contextlib.contextmanager
@@ -254,7 +260,7 @@ def claim(sets: list[Files]):
     with contextlib.ExitStack() as stack:
         try:
             for files in sets:
-                made += _make_folder(files.image.parent)
+                made += make_folder(files.image.parent)
                 try:
                     stack.enter_context(locking.claimed(_lock(files.image)))
                 except locking.Busy as exc:
@@ -275,7 +281,8 @@ def _lock(image: Path) -> Path:
     return image.with_name(f".{image.name}.lock")
 
 
-def _make_folder(folder: Path) -> list[Path]:
+def make_folder(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents (those made, outermost first); one line if not."""
     missing = []
     for p in [folder, *folder.parents]:
         if os.path.lexists(p):

@@ -56,3 +56,21 @@ def odd(path, what: str, directory: bool = False) -> str | None:
     if directory and not stat.S_ISDIR(st.st_mode):
         return f"{p}: is a file, not {what}"
     return None
+
+
+def files_under(root: Path) -> set[str]:
+    """The relative names of every file and link under ``root``, at any depth; directories are
+    entered (never through a link), not listed. Walked with a stack, not recursion: a folder
+    nested 1,200 levels deep is walked like any other (``Path.rglob`` hit the recursion limit)."""
+    found: set[str] = set()
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        with os.scandir(os.path.join(root, rel) if rel else root) as entries:
+            for e in entries:
+                name = os.path.join(rel, e.name) if rel else e.name
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(name)
+                elif e.is_file() or e.is_symlink():
+                    found.add(name)
+    return found

@@ -25,29 +25,43 @@ from .render import Result
 
 @dataclass
 class Picture:
+    """One picture a technique made: the image, the model's top-5 on it, the objective's
+    history, the run's status, and ``meta``, the content of its JSON sidecar."""
+
     result: Result
     meta: dict
 
     @property
     def image(self) -> np.ndarray:
+        """The picture, HxWx3 uint8 RGB."""
         return self.result.image
 
     @property
     def top5(self) -> list:
+        """The model's five most likely classes on the picture: dicts of class, label, probability."""
         return self.result.top5
 
     @property
     def history(self) -> list:
+        """The objective's value at each iteration."""
         return self.result.history
 
     @property
     def status(self) -> str:
+        """``complete``, ``blank: <why>`` (a unit that never responded), ``interrupted`` or
+        ``stopped: <reason>``."""
         return self.result.status
 
     def save(self, path) -> list[Path]:
+        """Write the image to ``path`` and its sidecar to ``path + ".json"``; returns the
+        files written."""
         return write_result(Path(path), self.result, self.meta)
 
     def to_pil(self) -> Image.Image:
+        """The picture as a PIL image (RGBA where the run made an alpha channel,
+        ``transparency``)."""
+        if self.result.alpha is not None:
+            return Image.fromarray(np.dstack([self.image, self.result.alpha]), "RGBA")
         return Image.fromarray(self.image, "RGB")
 
     def show(self) -> None:

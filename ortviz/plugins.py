@@ -52,9 +52,9 @@ def _allowed() -> set[str] | None:
 
 
 # what every technique command already has (``cli/techniques.py``): a parameter may not take these
-COMMON = {"model", "seed", "provider", "threads", "output", "snapshot_every", "layer", "targets",
-          "image", "help", "ctx"}
-COMMON_FLAGS = {"--model", "-m", "--seed", "--provider", "--threads", "--output", "-o",
+COMMON = {"model", "seed", "provider", "threads", "step", "output", "snapshot_every", "layer",
+          "targets", "image", "help", "ctx"}
+COMMON_FLAGS = {"--model", "-m", "--seed", "--provider", "--threads", "--step", "--output", "-o",
                 "--snapshot-every", "--layer", "-l", "--class", "-c", "--image", "-i", "--help"}
 TYPES = (int, float, str, bool)
 NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
@@ -85,8 +85,20 @@ def check_declaration(t: Technique) -> Technique:
         raise ValueError(f"start {t.start!r} is not 'noise' or 'photo'")
     if t.default_layer is not None and not isinstance(t.default_layer, str):
         raise TypeError(f"default_layer {t.default_layer!r} is not a string")
+    if t.positions is not None and not (
+            isinstance(t.positions, dict) and set(t.positions) <= {"early", "middle", "late"}
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+                    for v in t.positions.values())):
+        raise ValueError(f"positions {t.positions!r} is not a dict of early/middle/late to "
+                         "fractions from 0 to 1")
+    if not isinstance(t.description, str):
+        raise TypeError("description is not a string")
+    if t.resolve is not None and not callable(t.resolve):
+        raise TypeError("resolve is not callable")
     if not callable(t.run):
         raise TypeError("run is not callable")
+    if t.results is not None and not callable(t.results):
+        raise TypeError("results is not callable")
     if not isinstance(t.params, tuple) or not all(isinstance(p, Param) for p in t.params):
         raise TypeError("params is not a tuple of Param")
     seen: set[str] = set()

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 
 import onnxruntime as ort
 
+from .errors import ProviderError  # noqa: F401 (defined in errors: the CLI needs no onnxruntime)
+
 NAMES = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
@@ -49,10 +51,6 @@ OPTIONS = {"openvino": {"precision": "FP32"}}
 THREAD_OPTION = {"openvino": "num_of_threads"}
 AUTO_ORDER = ["cuda", "rocm", "migraphx", "directml", "coreml", "openvino", "cpu"]
 PLUGIN_PREFIX = "onnxruntime_ep_"
-
-
-class ProviderError(ValueError):
-    pass
 
 
 @dataclass

@@ -68,11 +68,10 @@ def pixel_after_step(l2: float, blur_every: int, blur_sigma: float):
     return after
 
 
-def resolve_lr(params: dict, auto: dict | None = None) -> dict:
-    """``lr`` 0 ("the parameterization's own") as the number the optimizer uses."""
-    if params.get("lr") == 0:
-        params["lr"] = (auto or AUTO_LR)[params["param"]]
-    return params
+def resolve_lr(params: dict, layer=None) -> dict:
+    """``params`` with an ``lr`` of 0 ("auto") replaced by its parameterization's own
+    (:data:`AUTO_LR`): what the run uses, for the sidecar (a ``Technique.resolve``)."""
+    return params | {"lr": params["lr"] or AUTO_LR[params["param"]]}
 
 
 # options that only one --param or --transforms reads: (the option it depends on, its value)

@@ -21,11 +21,8 @@ import numpy as np
 
 from . import imaging
 from .engine import Engine, Step
+from .errors import NumericalError  # noqa: F401 (defined in errors: the CLI needs no onnxruntime)
 from .technique import Technique
-
-
-class NumericalError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -38,6 +35,7 @@ class Context:
     targets: list | None = None                # all targets of a batched run (default [target])
     photo: np.ndarray | None = None            # HxWx3 uint8, photo-start techniques
     show_photo: bool = False                   # results carry the photo at the model's size
+    fit: str = "crop"                          # how photo_model brings the photo to a size
     snapshot_every: int = 0
     progress: Callable[[int, int, float], None] = lambda t, n, loss: None
     frames: list = field(default_factory=list)
@@ -45,6 +43,7 @@ class Context:
     history: list = field(default_factory=list)
     last_good: np.ndarray | None = None
     results_per_run: int | None = None         # slots that are results when not one per target
+    extras: dict = field(default_factory=dict)  # slot -> what a technique adds (see ``mark``)
 
     def __post_init__(self):
         pre = self.engine.bundle.manifest["preprocessing"]
@@ -67,6 +66,23 @@ class Context:
             return self.results_per_run
         return max(1, len(self.targets))
 
+    def carry(self, images: int) -> None:
+        """The loop carries ``images`` pictures, each a result, however large the bundle's batch
+        (the technique evaluates them in runs of the bundle's batch: a diversity set)."""
+        self.batch = self.results_per_run = int(images)
+
+    def mark(self, slot: int, *, status: str | None = None, alpha: np.ndarray | None = None,
+             **meta) -> None:
+        """What a technique says about one result slot: a ``status`` that replaces
+        ``complete`` (``blank: ...``), an ``alpha`` channel (HxW, 0..1) written into the PNG,
+        and entries for its sidecar."""
+        e = self.extras.setdefault(slot, {"meta": {}})
+        if status is not None:
+            e["status"] = status
+        if alpha is not None:
+            e["alpha"] = alpha
+        e["meta"].update(meta)
+
     def _fill(self, x: np.ndarray) -> np.ndarray:
         return x if x.shape[0] == self.batch else np.repeat(x[:1], self.batch, axis=0)
 
@@ -81,12 +97,14 @@ class Context:
         return imaging.clip(x, self.low, self.high).astype(np.float32)
 
     def photo_model(self, size_hw=None) -> np.ndarray:
-        """The photo in model space at ``size_hw`` (default: the model's input size), cropped
-        to that aspect ratio around its centre rather than stretched."""
+        """The photo in model space at ``size_hw`` (default: the model's input size), brought
+        to that size by ``fit`` (:func:`ortviz.imaging.fit_photo`; by default cropped to that
+        aspect ratio around its centre rather than stretched; a technique with a ``fit``
+        parameter sets it)."""
         if self.photo is None:
             raise ValueError("this technique needs a photo")
-        return self._fill(imaging.to_model(self.photo, self.mean, self.std,
-                                           size=size_hw or self.size, crop=True))
+        fitted = imaging.fit_photo(self.photo, size_hw or self.size, self.fit)
+        return self._fill(imaging.to_model(fitted, self.mean, self.std))
 
     def clip(self, x: np.ndarray) -> np.ndarray:
         return imaging.clip(x, self.low, self.high).astype(np.float32)
@@ -172,7 +190,19 @@ class Result:
     iterations_done: int
     top5: list
     photo: np.ndarray | None = None   # HxWx3 uint8: the photo as the technique saw it (shown beside)
+    alpha: np.ndarray | None = None   # HxW uint8: an alpha channel (the transparency map)
+    meta: dict = field(default_factory=dict)  # the technique's own sidecar entries
     frame_steps: list = field(default_factory=list)  # the iteration of each of ``frames``
+
+
+def blank(status: str) -> bool:
+    """A finished picture of a unit that never responded (``blank: ...``)."""
+    return status.startswith("blank")
+
+
+def finished(status: str) -> bool:
+    """The run went to its end: ``complete`` or ``blank: ...``."""
+    return status == "complete" or blank(status)
 
 
 def top5(engine: Engine, x: np.ndarray) -> list[list[dict]]:
@@ -180,6 +210,8 @@ def top5(engine: Engine, x: np.ndarray) -> list[list[dict]]:
     size = tuple(engine.image_shape[2:])
     xs = x if tuple(x.shape[2:]) == size else imaging.resize(x, size)
     n, batch = xs.shape[0], engine.image_shape[0]
+    if n > batch:  # a diversity set: in runs of the batch
+        return [t for i in range(0, n, batch) for t in top5(engine, xs[i:i + batch])]
     full = np.concatenate([xs, np.repeat(xs[:1], batch - n, axis=0)]) if n < batch else xs
     logits = engine.logits(full.astype(np.float32))[:n].astype(np.float64)
     labels = engine.bundle.labels
@@ -198,9 +230,17 @@ def results(ctx: Context, x: np.ndarray, status: str, seconds: float,
     leaves the top-5 empty (a run interrupted while classifying)."""
     tops = top5(ctx.engine, x[:ctx.slots]) if classify else [[]] * ctx.slots
     seen = imaging.from_model(ctx.photo_model()[:1], ctx.mean, ctx.std) if ctx.show_photo else None
-    return [Result(imaging.from_model(x[i:i + 1], ctx.mean, ctx.std), x[i:i + 1],
-                   [f[i] for f in ctx.frames], ctx.history, status, seconds, len(ctx.history),
-                   tops[i], seen, list(ctx.frame_steps)) for i in range(ctx.slots)]
+    out = []
+    for i in range(ctx.slots):
+        e = ctx.extras.get(i, {})
+        alpha = e.get("alpha")
+        out.append(Result(imaging.from_model(x[i:i + 1], ctx.mean, ctx.std), x[i:i + 1],
+                          [f[i] for f in ctx.frames], ctx.history,
+                          e.get("status", status) if status == "complete" else status, seconds,
+                          len(ctx.history), tops[i], seen,
+                          None if alpha is None else np.round(255 * np.clip(alpha, 0, 1)).astype(np.uint8),
+                          dict(e.get("meta", {})), list(ctx.frame_steps)))
+    return out
 
 
 def render(technique: Technique, ctx: Context, params: dict) -> list[Result]:

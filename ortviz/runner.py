@@ -3,6 +3,8 @@
 What a run ends with (the CLI's exit code in brackets):
 
 - ``complete`` [0]: the image and its sidecar.
+- ``blank: <why>`` [0]: the same, for a unit that never responded (feature visualization of a
+  dead unit: no gradient in any iteration); the line is printed on stderr.
 - ``interrupted`` (Ctrl-C [130], SIGTERM [143], SIGHUP [129], any ending signal [128 + signal],
   see ``signals``): the last good image and its sidecar, if an iteration finished; a signal
   while files are written is held until they are complete.
@@ -16,6 +18,7 @@ locked before the first iteration.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,9 +33,9 @@ from .errors import UsageError, first_line
 from .guard import GuardedContext, TechniqueFailed, guarded  # noqa: F401 (TechniqueFailed: API)
 from .images import ImageError, load_image
 from .labels import LabelError, find_class
-from . import options, outputset, progress, recipes, signals
+from . import images, imaging, options, outputset, progress, recipes, signals
 from .outputs import InterruptedAfterWrite, sidecar, write_result
-from .render import NumericalError, Result, render, results
+from .render import NumericalError, Result, blank, render, results
 from .selection import default_class, resolve_layer
 from .technique import Technique
 
@@ -48,6 +51,7 @@ class RunRequest:
     seed: int = 0
     provider: str = "auto"
     threads: int | None = None
+    step: str = "auto"
     output: Path | None = None
     snapshot_every: int = 0
     progress: bool = True          # see ``ortviz.progress``: where and how it is shown
@@ -69,7 +73,8 @@ def prepare(req: RunRequest, warn=lambda m: print(f"warning: {m}", file=sys.stde
     recipes.check_applies(tech, req.params, req.given)  # after each value's own checks
     layer = None
     if any(n.on == "layers" for n in tech.needs):
-        layer = resolve_layer(bundle.layers, req.layer or tech.default_layer or "middle")
+        layer = resolve_layer(bundle.layers, req.layer or tech.default_layer or "middle",
+                              tech.positions)
     for need in tech.needs:  # each graph where it is read: the logits or the chosen layer
         bundle.graph(need.objective.name, "logits" if need.on == "logits" else layer)
     targets: list[int | None] = [None]
@@ -83,7 +88,7 @@ def prepare(req: RunRequest, warn=lambda m: print(f"warning: {m}", file=sys.stde
     if tech.check is not None:
         tech.check(bundle, req.params)
     if tech.resolve is not None:  # the values the run uses, for its totals and the sidecar
-        req.params = tech.resolve(dict(req.params), layer)
+        req.params = dict(tech.resolve(dict(req.params), layer))
     options.check_frames(req)
     photo = None
     if tech.start == "photo":
@@ -96,10 +101,15 @@ def prepare(req: RunRequest, warn=lambda m: print(f"warning: {m}", file=sys.stde
                 photo = load_image(req.image if req.image is not None else sample())
             except ImageError as exc:
                 raise UsageError(str(exc)) from None
+        options.check_photo(photo, req.params, "<array>" if isinstance(req.image, np.ndarray)
+                            else req.image if req.image is not None else sample().name)
     out = Path(req.output) if req.output else Path("out") / f"{tech.name}.png"
     outputset.check_suffix(out)  # the whole set is checked by run_request, which writes it
+    if req.params.get("transparency") and out.suffix.lower() not in images.ALPHA_SUFFIXES:
+        raise UsageError(f"--transparency needs an image format with an alpha channel "
+                         f"({', '.join(images.ALPHA_SUFFIXES)}), not {out.suffix or 'no suffix'}")
     heavy = options.snapshot_warning(req, _picture_size(req.params, bundle, photo),
-                                     len(targets) if targets != [None] else 1)
+                                     len(result_names(req, bundle, targets)))
     if heavy:
         warn(heavy)
     return bundle, layer, targets, photo, out
@@ -118,20 +128,40 @@ def _picture_size(params: dict, bundle, photo) -> tuple[int, int]:
     return model_hw
 
 
+def result_names(req: RunRequest, bundle: Bundle, targets: list) -> list:
+    """What each result's file is named after: its class target; or, where a run without
+    targets gives n > 1 results (the technique's ``results``), its slot 0..n-1."""
+    if targets != [None] or req.technique.results is None:
+        return targets
+    n = req.technique.results(bundle, req.params)
+    return list(range(n)) if n > 1 else [None]
+
+
 def run_request(req: RunRequest, echo=print, err=lambda m: print(m, file=sys.stderr)) -> int:
     with signals.as_interrupts():  # SIGTERM, SIGHUP... end the run as Ctrl-C does
         bundle, layer, targets, photo, out = prepare(req)
-        files = outputset.plan(out, targets, req.snapshot_every > 0,
-                                req.technique.shows_photo)
-        outputset.check(files, inputs=[req.image] if isinstance(req.image, (str, Path)) else [],
-                        bundle=bundle.root)
-        with outputset.claim(files):  # before the first iteration; released at the end
-            return _run_request(req, echo, err, bundle, layer, targets, photo, out)
+        snapshots, photo_too = req.snapshot_every > 0, req.technique.shows_photo
+        files = outputset.plan(out, result_names(req, bundle, targets), snapshots, photo_too)
+        inputs = [req.image] if isinstance(req.image, (str, Path)) else []
+        outputset.check(files, inputs=inputs, bundle=bundle.root)
+        with contextlib.ExitStack() as held:
+            held.enter_context(outputset.claim(files))  # before the first iteration
+            planned = {f.image for f in files}
+
+            def admit(path: Path) -> None:
+                """A result the technique did not declare: checked and locked before writing."""
+                if path not in planned:
+                    more = outputset.plan(path, [None], snapshots, photo_too)
+                    outputset.check(more, inputs=inputs, bundle=bundle.root)
+                    held.enter_context(outputset.claim(more))
+                    planned.add(path)
+
+            return _run_request(req, echo, err, bundle, layer, targets, photo, out, admit)
 
 
-def _run_request(req, echo, err, bundle, layer, targets, photo, out) -> int:
+def _run_request(req, echo, err, bundle, layer, targets, photo, out, admit) -> int:
     try:
-        engine = Engine(bundle, provider=req.provider, threads=req.threads)
+        engine = Engine(bundle, provider=req.provider, threads=req.threads, step=req.step)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     engine.session(bundle.manifest["forward"]["file"])  # every run ends with it: load it first
@@ -143,16 +173,17 @@ def _run_request(req, echo, err, bundle, layer, targets, photo, out) -> int:
         for k, (target, result) in enumerate(zip(chunk or [None] * len(got), got)):
             # one objective per batch slot (no class targets): NAME-0.png, NAME-1.png, ...
             path = out if chunk or len(got) == 1 else out.with_name(f"{out.stem}-{k}{out.suffix}")
-            code = _finish(req, engine, bundle, layer, target, result, path,
-                           len(targets) if chunk else 1, echo, err, code)
+            path = outputset.image_for(path, target, len(targets) if chunk else 1)
+            admit(path)
+            code = _finish(req, engine, bundle, layer, target, result, path, echo, err, code)
             if code > 128:
                 return code
     return code
 
 
-def _finish(req, engine, bundle, layer, target, result, out, n_targets, echo, err, code) -> int:
-    """Write one result and say what happened; the exit code so far."""
-    path = outputset.image_for(out, target, n_targets)
+def _finish(req, engine, bundle, layer, target, result, path, echo, err, code) -> int:
+    """Write one result (at ``path``, planned and locked) and say what happened; the exit code
+    so far."""
     late_interrupt = None
     try:
         written = write_result(path, result, sidecar(result, req.technique.name, req.params,
@@ -170,6 +201,9 @@ def _finish(req, engine, bundle, layer, target, result, out, n_targets, echo, er
         by = "" if signum == signals.signal.SIGINT else f" by {signals.name(signum)}"
         err(f"interrupted{by}; kept the last good image")
         return 128 + signum
+    if blank(result.status):
+        err(result.status)
+        return code
     if result.status != "complete":
         err(f"error: {result.status}; kept the last good image")
         return 1
@@ -181,6 +215,7 @@ def run_info(req: RunRequest, engine: Engine, layer, target) -> dict:
     if req.technique.start == "photo":
         image = "<array>" if isinstance(req.image, np.ndarray) else str(req.image or sample())
     return {"layer": layer, "seed": req.seed, "provider": engine.provider, "threads": req.threads,
+            "step": engine.step,
             "target": None if target is None else {"class": target,
                                                    "label": engine.bundle.labels[target]},
             "image": image}
@@ -203,7 +238,8 @@ def run_one(req: RunRequest, engine: Engine, layer, targets: list, photo) -> lis
     ctx = GuardedContext(engine, np.random.default_rng(req.seed), iterations, layer=layer,
                          targets=list(targets), photo=photo, snapshot_every=req.snapshot_every,
                          progress=lambda t, n, loss: bar.update(t, loss),
-                         show_photo=tech.shows_photo)
+                         show_photo=tech.shows_photo,
+                         fit=req.params["fit"] if req.params.get("fit") in imaging.FITS else "crop")
     interrupted = []
     run = guarded(tech, lambda: _origin(tech))
 

@@ -104,17 +104,27 @@ class Technique:
     # The layer when the user names none: "early", "middle", "late" (positions in the bundle's
     # layer table, see ortviz.selection) or a layer name; None: "middle" for layer techniques.
     default_layer: str | None = None
+    # The technique's own fractions of the layer table for some positions ({"early": 0.2}),
+    # over ortviz.selection.POSITIONS: where its recipe gives a good picture.
+    positions: dict | None = field(default=None, compare=False)
+    # More help for the command (the default recipe and why), after the summary.
+    description: str = field(default="", compare=False)
+    # resolve(params, layer) -> params as the run uses them: automatic values (an lr of 0: the
+    # parameterization's own; an empty objective: the layer's) made explicit, so the sidecar
+    # records what was used; the run must give the same picture with either
+    resolve: Callable[[dict, str | None], dict] | None = field(default=None, repr=False,
+                                                               compare=False)
     run: Callable[..., np.ndarray] | None = field(default=None, repr=False, compare=False)
     # check(bundle, params) before any work: raise a UsageError (one line) for what the
     # parameters cannot do on this bundle (an objective string naming a missing layer, ...)
     check: Callable[..., None] | None = field(default=None, repr=False, compare=False)
-    # resolve(params, layer) -> params as the run uses them: automatic values (an lr of 0, 0
-    # octaves, an empty objective) made explicit, so the sidecar records what was used; the
-    # run must give the same picture with either
-    resolve: Callable[..., dict] | None = field(default=None, repr=False, compare=False)
     # options only one --param or --transforms reads: {"l2": ("param", "pixel"), ...}; given
     # with another, the run is refused (``recipes.check_applies``) rather than ignoring them
     only_for: dict = field(default_factory=dict, compare=False)
+    # results(bundle, params) -> n: how many results a run without class targets gives (one per
+    # batch slot, NAME-0.png ... NAME-n-1.png), so their files are planned, checked and locked
+    # with the output set before the run; None: one (more are checked and locked as they come)
+    results: Callable[..., int] | None = field(default=None, repr=False, compare=False)
 
     def defaults(self) -> dict:
         return {p.name: p.default for p in self.params}

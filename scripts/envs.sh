@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (or refresh) the project's environments.
-# Usage: scripts/envs.sh demo|runtime|export|openvino|gpu|browser|both|all
-#   (both: runtime+export; all: those+openvino+browser)
+# Usage: scripts/envs.sh demo|runtime|export|openvino|gpu|browser|docs|both|all
+#   (both: runtime+export; all: those+openvino+browser+docs)
 #   .venv           stock onnxruntime + numpy + pillow + typer + onnx (what ortviz needs to run),
 #                   and, for the tests (runtime), pytest and ray for the atlas's optional Ray
 #                   executor; `demo` makes it with ortviz[cpu] only (a full one serves it too)
@@ -10,6 +10,8 @@
 #   .venv-openvino  onnxruntime-openvino (OpenVINO execution provider) instead of onnxruntime, no
 #                   torch: the execution-provider tests (tests/providers)
 #   .venv-gpu       onnxruntime-gpu (CUDA execution provider), no torch: scripts/check-cuda.sh
+#   .venv-docs      the runtime and the pinned documentation tools (mkdocs, mkdocs-material,
+#                   mkdocstrings): the documentation site's build and its tests (tests/docs)
 # They cannot be one: onnxruntime, onnxruntime-gpu, onnxruntime-openvino and onnxruntime-training
 # all install the same `onnxruntime` package.
 set -euo pipefail
@@ -66,6 +68,7 @@ demo() {  # `make demo` runs ortviz only: ortviz[cpu], no pytest, no ray (a test
 }
 export_()  { make_env .venv-export export,torch,lite0,test torch==2.13.0; }
 openvino() { make_env .venv-openvino openvino,test; }
+docs()     { make_env .venv-docs cpu,docs,test; }
 browser() {  # headless Chromium for the atlas's browser test (Debian's package; root installs it)
   command -v chromium >/dev/null 2>&1 && return 0
   echo "installing chromium (apt-get) ..." >&2
@@ -79,7 +82,8 @@ case "${1:-both}" in
   openvino) openvino ;;
   gpu)      make_env .venv-gpu gpu,test "onnxruntime-gpu[cuda,cudnn]" ;;  # CUDA, cuDNN as wheels
   both)     runtime; export_ ;;
-  all)      runtime; export_; openvino; browser ;;
+  all)      runtime; export_; openvino; browser; docs ;;
   browser)  browser ;;
-  *) echo "usage: $0 demo|runtime|export|openvino|gpu|browser|both|all" >&2; exit 2 ;;
+  docs)     docs ;;
+  *) echo "usage: $0 demo|runtime|export|openvino|gpu|browser|docs|both|all" >&2; exit 2 ;;
 esac

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, in three stages:
+# The whole test suite, in five stages:
 #   1. export environment: build bundles from torch nets, check the lowered gradients against
 #      the training build, torch float64 autograd and finite differences; save references.
 #   2. runtime environment (stock onnxruntime, no torch): the same bundles and the embedded
@@ -9,6 +9,9 @@
 #      provider, and the CLI on it. (CUDA, the same tests: scripts/check-cuda.sh, on a GPU machine.)
 #   4. the package: a wheel and an sdist built from the repository, installed with plain pip into
 #      fresh environments (Python 3.11 and 3.13), the techniques run from another directory.
+#   5. the documentation (.venv-docs): the site builds with `mkdocs build --strict`, its
+#      measurement tables equal what scripts/docs_tables.py makes of the result files, README
+#      stays a front page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/envs.sh all
@@ -26,3 +29,5 @@ ORTVIZ_EXPECT_TEST_BUNDLES=${ORTVIZ_EXPECT_TEST_BUNDLES:-$expect} \
   .venv-openvino/bin/python -m pytest tests/providers -q -p no:cacheprovider "$@"
 echo "== stage 4: the package (wheel and sdist, fresh environments) =="
 .venv/bin/python -m pytest tests/package -q -p no:cacheprovider "$@"
+echo "== stage 5: the documentation (mkdocs, strict) =="
+NO_MKDOCS_2_WARNING=1 .venv-docs/bin/python -m pytest tests/docs -q -p no:cacheprovider "$@"

@@ -32,6 +32,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .unit span { display: block; padding-top: 3px; overflow: hidden; white-space: nowrap;
              text-overflow: ellipsis; }
 .unit.failed { color: #a12; border-style: dashed; min-height: 80px; }
+.unit.blank { border-style: dotted; opacity: 0.7; }
 .picture { display: flex; gap: 26px; flex-wrap: wrap; align-items: flex-start; }
 .picture > img { max-width: 100%; image-rendering: auto; border: 1px solid var(--line);
                  background: #fff; }

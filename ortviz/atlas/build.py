@@ -10,11 +10,13 @@ far, and still writes the site for them; the next run resumes.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import options, outputset
 from ..bundle import Bundle
 from ..defaults import default_bundle
 from ..errors import UsageError
@@ -61,16 +63,24 @@ def _check_out(out: Path) -> None:
     if out.is_dir() and any(out.iterdir()) and not (out / "atlas.json").is_file():
         raise UsageError(f"-o {out} is a non-empty directory that holds no atlas; "
                          "choose a new or empty one")
+    outputset.check_folder(out, f"-o {out}", out / "atlas.json")  # as the technique commands
 
 
 def jobs_of(units: list[Unit], batch: int, photos: dict) -> list[Job]:
-    """One job per unit; on a batched bundle, channel units and class units share a job (one
-    run, a picture per batch slot) up to the bundle's batch."""
+    """One job per unit; on a batched bundle, channel, negative and class units share a job
+    (one run, a picture per batch slot) up to the bundle's batch; a channel's diversity set is
+    one job (one run makes its K pictures)."""
     jobs, batch = [], max(1, batch)
-    for kind in ("channel", "class"):
+    for kind in ("channel", "negative", "class"):
         mine = [u for u in units if u.kind == kind]
         jobs += [Job(mine[i:i + batch]) for i in range(0, len(mine), batch)]
-    jobs += [Job([u], photos.get(u.photo)) for u in units if u.kind not in ("channel", "class")]
+    sets: dict = {}
+    for u in units:
+        if u.kind == "diversity":
+            sets.setdefault(u.objective, []).append(u)
+    jobs += [Job(us) for us in sets.values()]
+    jobs += [Job([u], photos.get(u.photo)) for u in units
+             if u.kind not in ("channel", "negative", "class", "diversity")]
     order = {id(u): k for k, u in enumerate(units)}
     return sorted(jobs, key=lambda j: order[id(j.units[0])])
 
@@ -87,7 +97,7 @@ def _where(opts: Options) -> str:
 def _kinds(units: list[Unit]) -> dict:
     """``{"channels": 5712, "classes": 50, ...}`` in plan order."""
     names = {"channel": "channels", "class": "classes", "dream": "dreams",
-             "inversion": "inversions"}
+             "inversion": "inversions", "negative": "negatives", "diversity": "diverse pictures"}
     counts: dict[str, int] = {}
     for u in units:
         key = names.get(u.kind, u.kind)
@@ -106,7 +116,8 @@ def _weights(units: list[Unit], bundle, photo_hw: dict) -> dict:
 
 def _save(unit: Unit, picture, out: Path) -> None:
     picture.meta["atlas"] = {"key": unit.key, "kind": unit.kind, "layer": unit.layer,
-                             "index": unit.index, "objective": unit.objective, "photo": unit.photo}
+                             "index": unit.index, "objective": unit.objective, "photo": unit.photo,
+                             **({"variant": unit.variant} if unit.variant is not None else {})}
     picture.save(out / unit.path)
 
 
@@ -124,13 +135,22 @@ def build(opts: Options, stream=None) -> Report:
     _check_out(opts.out)
     assign_keys(units, bundle.manifest_sha256, {p.name: p for p in paths})
     photos = {p.name: load_image(p) for p in paths}
+    for u in units:  # too small, or too thin once dreamed at --max-side: one line, before any work
+        if u.photo is not None:
+            options.check_photo(photos[u.photo], u.params, u.photo)
     todo = units if opts.force else [u for u in units if not is_done(u, opts.out)]
     layers = spec.layers if spec.layers is not None else [l["name"] for l in bundle.layers]
 
-    outcomes = executors.execute(jobs_of(todo, int(bundle.input["shape"][0]), photos),
-                                 str(bundle.root), opts.provider, opts.executor, opts.workers,
-                                 opts.threads, opts.ray_address) if todo else iter(())
-    opts.out.mkdir(parents=True, exist_ok=True)
+    made = outputset.make_folder(opts.out)  # before any work: one line if it cannot be made
+    try:
+        outcomes = executors.execute(jobs_of(todo, int(bundle.input["shape"][0]), photos),
+                                     str(bundle.root), opts.provider, opts.executor, opts.workers,
+                                     opts.threads, opts.ray_address) if todo else iter(())
+    except BaseException:  # e.g. no Ray: leave no empty folder behind
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     progress = Progress(len(units), len(units) - len(todo), stream,
                         _weights(todo, bundle, {name: p.shape[:2] for name, p in photos.items()}))
     progress.start(_where(opts), _kinds(units))

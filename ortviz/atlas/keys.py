@@ -4,7 +4,8 @@ A unit's key is the sha256 of: the bundle's manifest sha256 (which names every g
 file by its own sha256), the unit's kind, technique and full parameters, its objective or target,
 its layer, the sha256 of its photo, its seed and the ortviz version. The key is written into the
 picture's sidecar (``"atlas": {"key": ...}``). A unit is done when its image and its sidecar both
-exist, the sidecar says ``complete`` and carries the same key; the sidecar is written last and
+exist, the sidecar says ``complete`` (or ``blank: ...``, a dead unit's finished picture) and
+carries the same key; the sidecar is written last and
 each file is renamed into place whole, so a crash leaves either the old set or the new one.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..bundle import sha256
+from ..render import finished
 from .plan import Unit
 
 
@@ -24,6 +26,8 @@ def unit_key(unit: Unit, manifest_sha256: str, photo_sha256: str | None = None) 
                "technique": unit.technique, "params": unit.params, "objective": unit.objective,
                "index": unit.index, "layer": unit.layer, "photo_sha256": photo_sha256,
                "seed": unit.seed, "ortviz": __version__}
+    if unit.variant is not None:  # only then: the keys of atlases made before stay as they were
+        payload["variant"] = unit.variant
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -52,5 +56,5 @@ def is_done(unit: Unit, site: Path) -> bool:
     if not image.is_file():
         return False
     meta = read_sidecar(image)
-    return (meta is not None and meta.get("status") == "complete"
+    return (meta is not None and finished(str(meta.get("status")))
             and (meta.get("atlas") or {}).get("key") == unit.key)

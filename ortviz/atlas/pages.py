@@ -53,6 +53,10 @@ def _params(entry: dict) -> str:
 
 
 def _cell(path: str, e: dict, label: str, cls: str) -> str:
+    if e["status"] == "blank":   # a dead unit: its (grey) picture, marked, with the reason
+        return (f'<a class="unit {cls} blank" data-label="{esc(label)}" href="{href(path, e["page"])}" '
+                f'title="{esc(e.get("message", "blank"))}"><img src="{href(path, e["image"])}" '
+                f'alt="{esc(label)}"><span>{esc(label)} · blank</span></a>')
     if e["status"] != "complete":
         return (f'<div class="unit {cls} failed" data-label="{esc(label)}">{esc(label)}: '
                 f'{esc(e.get("error") or e["status"])}</div>')
@@ -127,6 +131,33 @@ def _picture(path: str, e: dict, extra: str) -> str:
             f'<h2>Parameters</h2>{_params(e)}{sidecar}</div></div>\n{extra}')
 
 
+def _figure(path: str, x: dict, caption: str) -> str:
+    if x["status"] not in ("complete", "blank"):
+        return f'<figure class="failed">{esc(caption)}: {esc(x.get("error") or x["status"])}</figure>'
+    note = f' ({esc(x["message"])})' if x["status"] == "blank" else ""
+    return (f'<figure><img src="{href(path, x["image"])}" alt="{esc(caption)}"><figcaption>'
+            f'{esc(caption)}{note}</figcaption></figure>')
+
+
+def _unit_views(path: str, e: dict) -> str:
+    """The channel's negative picture and diversity set, where the atlas made them."""
+    out = ""
+    if e.get("negative"):
+        out += ('<h2>Negative</h2><p class="muted">The channel descended: what it is most '
+                f'against.</p><div class="examples">{_figure(path, e["negative"], "negative")}</div>')
+    if e.get("diversity"):
+        figs = "".join(_figure(path, x, f"#{x['variant']}") for x in e["diversity"])
+        d = next((x["diversity"] for x in e["diversity"] if x.get("diversity")), None)
+        sim = ""
+        if d:
+            pairs = [v for i, row in enumerate(d["gram_cosine_similarity"]) for j, v in enumerate(row) if j > i]
+            sim = (f' Mean pairwise cosine similarity of their Gram matrices at {esc(d["layer"])}: '
+                   f'{sum(pairs) / max(len(pairs), 1):.3f} (1: alike).')
+        out += (f'<h2>Diversity</h2><p class="muted">{len(e["diversity"])} pictures of the channel '
+                f'made to differ.{sim}</p><div class="examples">{figs}</div>')
+    return out
+
+
 def channel_page(atlas: dict, e: dict, prev: dict | None, nxt: dict | None) -> str:
     path = e["page"]
     layer = next(l for l in atlas["layers"] if l["name"] == e["layer"])
@@ -137,8 +168,10 @@ def channel_page(atlas: dict, e: dict, prev: dict | None, nxt: dict | None) -> s
     extra = (f'<h2>Dataset examples</h2><p class="muted">The photos that excite channel '
              f'{e["channel"]} most (mean activation over positions).</p>'
              f'<div class="examples">{examples}</div>') if examples else ""
+    blank = (f'<p class="muted">{esc(e["message"])}</p>\n' if e["status"] == "blank" else "")
     body = (_nav(path, prev, nxt, (f"layer {e['layer']}", layer["page"]))
-            + f'<p>Objective <code>{esc(e["objective"])}</code>.</p>\n' + _picture(path, e, extra))
+            + f'<p>Objective <code>{esc(e["objective"])}</code>.</p>\n' + blank
+            + _picture(path, e, _unit_views(path, e) + extra))
     return page(path, f"{e['layer']} channel {e['channel']}", body,
                 [("atlas", "index.html"), (e["layer"], layer["page"]), (str(e["channel"]), None)])
 

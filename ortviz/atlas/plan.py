@@ -1,6 +1,7 @@
 """The atlas's plan: which pictures to make, as work units.
 
-A work unit is one picture: its kind (``channel``, ``class``, ``dream``, ``inversion``), the
+A work unit is one picture: its kind (``channel``, ``class``, ``dream``, ``inversion``, and
+for a channel where asked ``negative`` and ``diversity``), the
 technique that makes it (looked up by name among the installed plugins, run through the public
 Python API, so the atlas does not care how it is built), that technique's full parameters
 (defaults filled in, then ``--iterations`` and ``--set``), its objective or target, its seed and
@@ -10,6 +11,11 @@ channel, class or parameter, or a missing technique, is one line.
 Selections (the CLI's ``--channels`` and ``--classes``): ``all``; a single number ``N`` (channels:
 the first N; classes: N classes spread evenly over the label space); or a comma list of numbers
 and ranges ``0-7,12`` (classes may also be named: ``flamingo,goldfish``). ``0`` or ``none``: none.
+
+What a channel's page shows besides its picture (``--negative``, ``--diversity K``; both off by
+default, so the default atlas costs what it did): the negative picture (the channel descended),
+and a diversity set of K pictures of it that differ (one run of feature visualization with
+``diversity=K``, one unit per picture: ``variant`` 0..K-1).
 """
 
 from __future__ import annotations
@@ -20,13 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from ..labels import LabelError, find_class
+from ..labels import LabelError, find_class, is_index
 from ..plugins import techniques as installed_techniques
 from ..technique import ParamError
 
 CHANNEL_TECHNIQUE = "feature-visualization"
 KIND_TECHNIQUE = {"channel": CHANNEL_TECHNIQUE, "class": "class-visualization",
-                  "dream": "deepdream", "inversion": "feature-inversion"}
+                  "dream": "deepdream", "inversion": "feature-inversion",
+                  "negative": CHANNEL_TECHNIQUE, "diversity": CHANNEL_TECHNIQUE}
+CHANNEL_KINDS = ("channel", "negative", "diversity")   # a channel's pictures
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 DEFAULT_CLASSES = "50"
 
@@ -43,11 +51,14 @@ class Unit:
     photo: str | None = None         # dream and inversion: the photo's file name
     path: str = ""                   # the image, relative to the site directory
     key: str = ""                    # see ortviz.atlas.keys
+    variant: int | None = None       # diversity: the picture's place in its set
 
     @property
     def id(self) -> str:
-        if self.kind == "channel":
-            return f"channel {self.objective}"
+        if self.kind in ("channel", "negative"):
+            return f"{self.kind} {self.objective}"
+        if self.kind == "diversity":
+            return f"diversity {self.objective} #{self.variant}"
         if self.kind == "class":
             return f"class {self.index}"
         return f"{self.kind} {self.layer} {self.photo}"
@@ -66,6 +77,8 @@ class Spec:
     iterations: int | None = None
     sets: list[str] = field(default_factory=list)  # "NAME=VALUE" or "TECHNIQUE.NAME=VALUE"
     seed: int = 0
+    negative: bool = False                   # each channel's negative picture too
+    diversity: int = 0                       # K > 1: each channel's diversity set of K pictures
 
 
 def slug(name: str) -> str:
@@ -78,13 +91,13 @@ def _numbers(text: str, what: str, limit: int) -> list[int]:
     out: list[int] = []
     for part in text.split(","):
         part = part.strip()
-        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        m = re.fullmatch(r"([0-9]+)\s*-\s*([0-9]+)", part)
         if m:
             a, b = int(m.group(1)), int(m.group(2))
             if a > b:
                 raise UsageError(f"{what} range {part!r} runs backwards")
             out += range(a, b + 1)
-        elif part.isdigit():
+        elif is_index(part):
             out.append(int(part))
         else:
             raise UsageError(f"{what} {part!r} is not a number or a range like 0-7")
@@ -100,7 +113,7 @@ def select_channels(text: str, count: int) -> list[int]:
         return list(range(count))
     if t in ("none", "0"):
         return []
-    if t.isdigit():
+    if is_index(t):
         return list(range(min(int(t), count)))
     return _numbers(t, "channel", count)
 
@@ -111,13 +124,13 @@ def select_classes(text: str, labels: list[str]) -> list[int]:
         return list(range(n))
     if t.lower() in ("none", "0"):
         return []
-    if t.isdigit():  # a spread: the middle of each of k equal stretches of the label space
+    if is_index(t):  # a spread: the middle of each of k equal stretches of the label space
         k = min(int(t), n)
         return sorted({(2 * i + 1) * n // (2 * k) for i in range(k)})
     out = []
     for part in t.split(","):
         part = part.strip()
-        if re.fullmatch(r"\d+\s*-\s*\d+", part):
+        if re.fullmatch(r"[0-9]+\s*-\s*[0-9]+", part):
             out += _numbers(part, "class", n)
             continue
         try:
@@ -193,6 +206,21 @@ def _check_sets(spec: Spec, used: dict) -> None:
             raise UsageError(f"--set {key}: no technique of this atlas has a parameter {name!r}")
 
 
+def _channel_extras(spec: Spec, params: dict, layer: str, s: str, n: int) -> list[Unit]:
+    """A channel's negative picture and diversity set, where asked."""
+    out, objective = [], f"{layer}:{n}"
+    if spec.negative:
+        out.append(Unit("negative", CHANNEL_TECHNIQUE, dict(params, objective=objective, negative=True),
+                        spec.seed, layer=layer, index=n, objective=objective,
+                        path=f"img/negative/{s}/{n}.png"))
+    for k in range(spec.diversity if spec.diversity > 1 else 0):
+        out.append(Unit("diversity", CHANNEL_TECHNIQUE,
+                        dict(params, objective=objective, diversity=spec.diversity), spec.seed,
+                        layer=layer, index=n, objective=objective,
+                        path=f"img/diversity/{s}/{n}-{k}.png", variant=k))
+    return out
+
+
 def make_plan(bundle, spec: Spec) -> list[Unit]:
     """Every unit of the atlas, in page order; keys are filled in by ortviz.atlas.keys."""
     table = {l["name"]: l for l in bundle.layers}
@@ -209,6 +237,8 @@ def make_plan(bundle, spec: Spec) -> list[Unit]:
     classes = select_classes(spec.classes, bundle.labels)
     photos = spec.photos if (spec.dreams or spec.inversions) and names else []
 
+    if spec.diversity == 1 or not 0 <= spec.diversity <= 16:
+        raise UsageError(f"--diversity {spec.diversity}: give 2 to 16 pictures per channel, or 0 for none")
     wanted = {"channel": any(channels.values()), "class": bool(classes),
               "dream": spec.dreams and bool(photos), "inversion": spec.inversions and bool(photos)}
     have = installed_techniques()
@@ -225,6 +255,11 @@ def make_plan(bundle, spec: Spec) -> list[Unit]:
         used[kind] = have[name]
     if "channel" in used and "objective" not in {p.name for p in used["channel"].params}:
         raise UsageError(f"the installed {CHANNEL_TECHNIQUE} technique takes no objective parameter")
+    for flag, name, on in (("--negative", "negative", spec.negative),
+                           ("--diversity", "diversity", spec.diversity > 1)):
+        if on and "channel" in used and name not in {p.name for p in used["channel"].params}:
+            raise UsageError(f"{flag}: the installed {CHANNEL_TECHNIQUE} technique has no "
+                             f"{name} parameter")
     _check_sets(spec, {t.name: t for t in used.values()})
     params = {kind: technique_params(tech, spec) for kind, tech in used.items()}
 
@@ -235,6 +270,7 @@ def make_plan(bundle, spec: Spec) -> list[Unit]:
                               dict(params["channel"], objective=f"{name}:{n}"), spec.seed,
                               layer=name, index=n, objective=f"{name}:{n}",
                               path=f"img/channels/{s}/{n}.png"))
+            units += _channel_extras(spec, params["channel"], name, s, n)
     for c in classes:
         units.append(Unit("class", KIND_TECHNIQUE["class"], params["class"], spec.seed, index=c,
                           path=f"img/classes/{c}.png"))

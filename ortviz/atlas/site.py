@@ -44,14 +44,25 @@ def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def shown(e: dict) -> bool:
+    """The entry has a picture: ``complete``, or ``blank`` (a dead unit's, with its message)."""
+    return e["status"] in ("complete", "blank")
+
+
 def _entry(unit: Unit, site: Path, errors: dict[str, str]) -> dict:
     e = {"unit": unit.id, "image": unit.path, "sidecar": str(sidecar_path(Path(unit.path))),
          "key": unit.key, "technique": unit.technique, "params": unit.params, "seed": unit.seed}
     if is_done(unit, site):
         meta = read_sidecar(site / unit.path) or {}
-        e.update(status="complete", top5=meta.get("top5") or [], params=meta.get("params", unit.params),
+        status = str(meta.get("status"))
+        e.update(status="complete" if status == "complete" else "blank", top5=meta.get("top5") or [],
+                 params=meta.get("params", unit.params),
                  final_objective=meta.get("final_objective"),
                  seconds=(meta.get("timing") or {}).get("seconds"))
+        if status != "complete":
+            e["message"] = status
+        if "diversity" in meta:
+            e["diversity"] = meta["diversity"]
     else:
         e.update(status="failed" if unit.id in errors else "missing",
                  error=errors.get(unit.id, "not rendered yet"))
@@ -64,10 +75,18 @@ def record(bundle, units: list[Unit], site: Path, errors: dict[str, str],
     """The atlas as data: what ``atlas.json`` holds and the pages are made from."""
     m = bundle.manifest
     photo_image = {n: f"photos/{Path(n).stem}.jpg" for n in photo_names}
-    channels, classes, photo_units = [], [], []
+    channels, classes, photo_units, extras = [], [], [], []
     for u in units:
         e = _entry(u, site, errors)
-        if u.kind == "channel":
+        if u.kind in ("negative", "diversity"):   # on the channel's page (it comes first)
+            e.update(kind=u.kind, variant=u.variant)
+            extras.append(e)
+            owner = next(c for c in reversed(channels) if c["objective"] == u.objective)
+            if u.kind == "negative":
+                owner["negative"] = e
+            else:
+                owner.setdefault("diversity", []).append(e)
+        elif u.kind == "channel":
             e.update(layer=u.layer, channel=u.index, objective=u.objective,
                      page=f"channels/{slug(u.layer)}/{u.index}.html",
                      examples=[dict(x, image=photo_image[x["photo"]])
@@ -91,8 +110,11 @@ def record(bundle, units: list[Unit], site: Path, errors: dict[str, str],
                            "page": f"layers/{slug(name)}.html",
                            "listed": [c["channel"] for c in mine],
                            "rendered": [c["channel"] for c in done],
+                           **({"blank": [c["channel"] for c in mine if c["status"] == "blank"]}
+                              if any(c["status"] == "blank" for c in mine) else {}),
                            "thumbnail": thumb["image"] if thumb else None})
-    every = channels + classes + photo_units
+    every = channels + classes + photo_units + extras
+    blanks = sum(e["status"] == "blank" for e in every)
     return {
         "format": "ortviz-atlas", "format_version": 1,
         "generated_by": {"ortviz": __version__},
@@ -101,7 +123,8 @@ def record(bundle, units: list[Unit], site: Path, errors: dict[str, str],
                   "input": m["input"]["shape"][1:], "classes": len(bundle.labels)},
         "counts": {"units": len(every),
                    "complete": sum(e["status"] == "complete" for e in every),
-                   "failed": sum(e["status"] == "failed" for e in every)},
+                   "failed": sum(e["status"] == "failed" for e in every),
+                   **({"blank": blanks} if blanks else {})},
         "layers": layer_rows, "channels": channels, "classes": classes,
         "photos": [{"name": n, "image": photo_image[n]} for n in photo_names],
         "photo_units": photo_units,
@@ -118,7 +141,7 @@ def _thumbnail(rgb: np.ndarray) -> bytes:
 
 
 def _neighbours(entries: list[dict]):
-    done = [e for e in entries if e["status"] == "complete"]
+    done = [e for e in entries if shown(e)]
     for i, e in enumerate(done):
         yield e, done[i - 1] if i else None, done[i + 1] if i + 1 < len(done) else None
 

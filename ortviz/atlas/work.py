@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import first_line
 from ..plugins import techniques
+from ..render import finished
 from .plan import Unit
 
 _MODELS: dict = {}
@@ -62,7 +63,9 @@ def _call(m, job: Job) -> list:
     # defaults (some depend on other parameters, and an option the chosen --param does not
     # read is refused when given); the atlas shows its own progress
     params = {k: v for k, v in u.params.items() if k not in defaults or v != defaults[k]}
-    if u.kind == "channel":  # the objective is in the params; a list: one per batch slot
+    if u.kind == "diversity":  # one run: the set's K pictures, one per unit
+        got = m.run(u.technique, layer=u.layer, seed=u.seed, progress=False, **params)
+    elif u.kind in ("channel", "negative"):  # the objective is in the params; a list: one per slot
         objectives = [v.params["objective"] for v in job.units]
         got = m.run(u.technique, layer=u.layer, seed=u.seed, progress=False, **dict(
             params, objective=objectives if len(objectives) > 1 else objectives[0]))
@@ -95,8 +98,8 @@ def run_job(job: Job, bundle: str, provider: str = "cpu", threads: int | None = 
     statuses = {p.status for p in pictures}
     if "interrupted" in statuses:
         out.interrupted = True
-    elif statuses != {"complete"}:
-        out.error = next(s for s in (p.status for p in pictures) if s != "complete")
+    elif not all(finished(s) for s in statuses):   # a blank (dead) unit's picture is kept
+        out.error = next(s for s in (p.status for p in pictures) if not finished(s))
     else:
         for p in pictures:
             p.result.x = None          # the caller needs the image and the sidecar only

@@ -48,6 +48,10 @@ def main() -> None:
     import sys
 
     from ..plugins import skipped_lines
-    for line in skipped_lines():  # a broken plugin is named, once, and every command still works
-        print(line, file=sys.stderr)
-    app(prog_name="ortviz")
+    from .common import quiet_exit
+    try:
+        for line in skipped_lines():  # a broken plugin is named, once, and every command still works
+            print(line, file=sys.stderr)
+        app(prog_name="ortviz")
+    except BrokenPipeError:  # outside a command (its help, a usage line): the reader went away
+        sys.exit(quiet_exit().exit_code)

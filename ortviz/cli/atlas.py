@@ -26,6 +26,8 @@ def atlas(
     photos: Optional[Path] = typer.Option(None, "--photos", help="Folder of photos for DeepDream, inversion and dataset examples (default: the bundled samples)."),
     dreams: bool = typer.Option(True, "--dreams/--no-dreams", help="A DeepDream of each photo at each layer."),
     inversions: bool = typer.Option(True, "--inversions/--no-inversions", help="A feature inversion of each photo at each layer."),
+    negative: bool = typer.Option(False, "--negative/--no-negative", help="Also each channel's negative picture (the channel descended), on its page."),
+    diversity: int = typer.Option(0, "--diversity", help="K >= 2: also a diversity set of K pictures per channel that differ (one run each), on its page; 0: none."),
     examples: int = typer.Option(4, "--examples", min=0, help="Dataset examples per channel (photos that excite it most)."),
     iterations: Optional[int] = typer.Option(None, "--iterations", min=1, help="Iterations for every technique that has the parameter (default: each technique's own)."),
     sets: Optional[list[str]] = typer.Option(None, "--set", help="A technique parameter, NAME=VALUE (every technique that has it) or TECHNIQUE.NAME=VALUE; repeatable."),
@@ -48,7 +50,8 @@ def atlas(
         raise UsageError("--ray-address needs --executor ray")
     spec = Spec(layers=[s.strip() for s in layers.split(",") if s.strip()] if layers else None,
                 channels=channels, classes=classes, dreams=dreams, inversions=inversions,
-                iterations=iterations, sets=list(sets or []), seed=seed)
+                iterations=iterations, sets=list(sets or []), seed=seed, negative=negative,
+                diversity=diversity)
     report = build(Options(out=output, spec=spec, bundle=model, photos=photos, examples=examples,
                            force=force, workers=workers, executor=executor, threads=threads,
                            provider=provider, ray_address=ray_address))

@@ -2,12 +2,17 @@
 
 Exit codes: 0 done; 2 bad input (a one-line ``error:`` naming it, nothing written); 1 a run that
 failed or stopped (NaN/Inf, a technique's exception, a system error such as a full disk);
-128 + the signal for a run ended by one (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; see ``signals``). An exception nobody anticipated is still one line, marked
-``unexpected``; ``ORTVIZ_DEBUG=1`` shows its traceback.
+128 + the signal for a run ended by one (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; see ``signals``);
+141 (128 + SIGPIPE), printing nothing, when the reader of the output went away
+(``ortviz labels | head -1``). Without onnxruntime (a wheel installed with no extra) a command
+that needs it says which extras to install, in one line, exit 1; ``info``, ``layers``,
+``labels`` and ``plugins`` work without it. An exception nobody anticipated is still one line,
+marked ``unexpected``; ``ORTVIZ_DEBUG=1`` shows its traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -20,21 +25,71 @@ import typer.core
 
 from ..bundle import Bundle, BundleError
 from ..defaults import default_bundle
-from ..errors import UsageError, first_line
+from ..errors import NumericalError, UsageError, first_line
 
 
 def _expected() -> tuple[type[BaseException], ...]:
+    """Errors that are bad input (exit 2); none of their modules imports onnxruntime, so
+    ``info``, ``layers`` and ``labels`` work without it."""
     kinds: list[type[BaseException]] = [UsageError, BundleError, FileExistsError,
                                         FileNotFoundError, PermissionError, IsADirectoryError,
                                         NotADirectoryError]
+    from ..errors import ProviderError
     from ..export.graph import ExportError
     from ..images import ImageError
     from ..labels import LabelError
-    from ..providers import ProviderError
-    from ..render import NumericalError
     from ..technique import ParamError
-    kinds += [ExportError, ImageError, LabelError, ProviderError, NumericalError, ParamError]
+    kinds += [ExportError, ImageError, LabelError, ProviderError, ParamError]
     return tuple(kinds)
+
+
+EXTRAS = "install ortviz with one of the extras [cpu], [gpu] or [openvino], e.g. pip install 'ortviz[cpu]'"
+
+
+def runtime_missing(exc: ImportError) -> str | None:
+    """The line for an ImportError of onnxruntime (a wheel installed without an extra), or None
+    for any other module."""
+    name = exc.name or ""
+    if name != "onnxruntime" and not name.startswith("onnxruntime."):
+        return None
+    if isinstance(exc, ModuleNotFoundError) and name == "onnxruntime":
+        return f"ONNX Runtime is not installed; {EXTRAS} ([export] for ortviz export)"
+    return f"ONNX Runtime cannot be imported ({first_line(exc)}); reinstall it: {EXTRAS}"
+
+
+def reader_gone() -> bool:
+    """Whether stdout or stderr is a pipe whose reader has gone (``ortviz labels | head -1``):
+    poll reports an error on the write end of such a pipe. Where poll is missing, assume so."""
+    import select
+    if not hasattr(select, "poll"):
+        return True
+    poller = select.poll()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            poller.register(stream.fileno(), select.POLLOUT)
+        except (AttributeError, OSError, ValueError):  # no descriptor (a test's capture)
+            continue
+    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+
+
+def quiet_exit() -> typer.Exit:
+    """End as Unix tools do when their reader goes away: nothing more printed (stdout and
+    stderr go to /dev/null, so the interpreter's final flush cannot complain), exit 141
+    (128 + SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+    return typer.Exit(141)
+
+
+def _unexpected(exc: Exception) -> typer.Exit:
+    if os.environ.get("ORTVIZ_DEBUG"):
+        raise exc
+    typer.echo(f"error: unexpected {type(exc).__name__}: {first_line(exc)} "
+               "(ORTVIZ_DEBUG=1 shows the traceback)", err=True)
+    return typer.Exit(1)
 
 
 def friendly(fn):
@@ -43,7 +98,6 @@ def friendly(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from .. import signals
-        from ..render import NumericalError
         try:
             with signals.as_interrupts():  # SIGTERM, SIGHUP... end a command as Ctrl-C does
                 return fn(*args, **kwargs)
@@ -60,15 +114,19 @@ def friendly(fn):
             by = "" if signum == signals.signal.SIGINT else f" by {signals.name(signum)}"
             typer.echo(f"interrupted{by}", err=True)
             raise typer.Exit(signals.exit_code(exc)) from None
+        except ImportError as exc:  # a wheel installed without an ONNX Runtime extra
+            line = runtime_missing(exc)
+            if line is None:
+                raise _unexpected(exc) from None
+            typer.echo(f"error: {line}", err=True)
+            raise typer.Exit(1) from None
         except OSError as exc:  # the system's: disk full, read-only file system, ...
+            if isinstance(exc, BrokenPipeError) and reader_gone():
+                raise  # the group ends quietly (OneLineErrors)
             typer.echo(f"error: {first_line(exc)}", err=True)
             raise typer.Exit(1) from None
         except Exception as exc:
-            if os.environ.get("ORTVIZ_DEBUG"):
-                raise
-            typer.echo(f"error: unexpected {type(exc).__name__}: {first_line(exc)} "
-                       "(ORTVIZ_DEBUG=1 shows the traceback)", err=True)
-            raise typer.Exit(1) from None
+            raise _unexpected(exc) from None
 
     return wrapper
 
@@ -105,6 +163,13 @@ class OneLineErrors(typer.core.TyperGroup):
             tidy_help(cmd, ctx)
         return cmd
 
+    # Every command, its help and the group's: a reader that went away ends the run quietly.
+    def make_context(self, *args, **kwargs):
+        return _quiet_when_reader_gone(super().make_context, *args, **kwargs)
+
+    def invoke(self, ctx):
+        return _quiet_when_reader_gone(super().invoke, ctx)
+
 
 def tidy_params(params: list) -> list:
     """Help shows no Python types: a flag gets no value label (typer writes ``<bool>``), a
@@ -122,6 +187,15 @@ def tidy_help(cmd, ctx) -> None:
     tidy_params(cmd.get_params(ctx))  # makes the command's own help option too
     for sub in getattr(cmd, "commands", {}).values():
         tidy_help(sub, ctx)
+
+
+def _quiet_when_reader_gone(call, *args, **kwargs):
+    try:
+        return call(*args, **kwargs)
+    except BrokenPipeError:
+        if not reader_gone():
+            raise
+        raise quiet_exit() from None
 
 
 def usage_line(exc) -> str:

@@ -15,7 +15,7 @@ import onnx
 from onnx import version_converter
 
 from ..errors import first_line
-from .folding import fold_step
+from .folding import fold_batchnorm, fold_step
 from .graph import (ExportError, custom_nodes, default_opset, default_opset_only, infer_shapes,
                     prune, static_shapes)
 from .layers import SCOPE_KEY, module_scope
@@ -76,9 +76,17 @@ def _set_input_shape(model: onnx.ModelProto, name: str, shape: tuple[int, ...]) 
         o.type.tensor_type.ClearField("shape")
 
 
+# onnxruntime's basic-level passes that compute new tensor values run the CPU's own kernels,
+# whose last bits differ between instruction sets: they are off, and ortviz folds in float64
+# itself (folding.fold_batchnorm, folding.fold_step). What stays on only moves, renames or
+# removes (Pad+Conv, Dropout, Identity, Unsqueeze/Slice/Cast elimination, ...).
+VALUE_CHANGING_PASSES = ["ConstantFolding", "ConvBNFusion", "ConvAddFusion", "ConvMulFusion",
+                         "MatMulScaleFusion", "DivMulFusion", "ConstantSharing"]
+
+
 def _ort_basic(model: onnx.ModelProto) -> onnx.ModelProto:
-    """ONNX Runtime's basic (standard-ops-only) optimizations: constant folding, Conv+BN and
-    Pad+Conv fusion, removal of Dropout/Identity."""
+    """ONNX Runtime's basic (standard-ops-only) optimizations that change no stored value:
+    Pad+Conv fusion, removal of Dropout/Identity and no-op nodes."""
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory(prefix="ortviz-canon-") as tmp:
@@ -86,13 +94,15 @@ def _ort_basic(model: onnx.ModelProto) -> onnx.ModelProto:
         onnx.save_model(model, src, save_as_external_data=True, location="in.bin")
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        so.log_severity_level = 3  # not its notes on initializers the passes left unused
         so.optimized_model_filepath = dst
         so.add_session_config_entry("session.optimized_model_external_initializers_file_name",
                                     "out.bin")
         so.add_session_config_entry(
             "session.optimized_model_external_initializers_min_size_in_bytes", "1024")
         try:
-            ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+            ort.InferenceSession(src, so, providers=["CPUExecutionProvider"],
+                                 disabled_optimizers=VALUE_CHANGING_PASSES)
         except Exception as exc:
             raise ExportError(f"ONNX Runtime cannot load the model: {first_line(exc)}") from None
         out = onnx.load_model(dst, load_external_data=True)
@@ -123,8 +133,11 @@ def canonicalize(model: onnx.ModelProto, size: int, batch: int = 1,
     dims = model.graph.input[0].type.tensor_type.shape.dim
     c = channels or next((d.dim_value for d in [dims[1]] if d.HasField("dim_value")), 3)
     _set_input_shape(model, input_name, (batch, c, size, size))
+    fold_batchnorm(model)  # before the scopes: the Conv keeps its module name and output
     scopes = {o: sc for n in model.graph.node if (sc := module_scope(n)) for o in n.output if o}
-    model = _ort_basic(infer_shapes(model))
+    while fold_step(model := infer_shapes(model)):  # the pads Pad+Conv fusion needs constant
+        pass
+    model = _ort_basic(model)
     for node in model.graph.node:  # the optimizer drops exporter metadata; keep module names
         sc = next((scopes[o] for o in node.output if o in scopes), None)
         if sc:

@@ -104,7 +104,12 @@ def from_torch(net, size: int, batch: int = 1, channels: int = 3,
                 torch.onnx.export(net, (x,), path, dynamo=True, external_data=True, verbose=False,
                                   **kwargs)
             else:
-                torch.onnx.export(net, (x,), path, dynamo=False, opset_version=17, **kwargs)
+                # PRESERVE and no constant folding: torch would fold BatchNorm into the Conv
+                # weights with the CPU's own kernels (different last bits on AVX-512 Intel and
+                # AMD); ortviz folds it in float64 instead (export.folding), the same everywhere
+                torch.onnx.export(net, (x,), path, dynamo=False, opset_version=17,
+                                  training=torch.onnx.TrainingMode.PRESERVE,
+                                  do_constant_folding=False, **kwargs)
         except Exception as exc:
             raise ExportError(f"torch.onnx.export ({exporter}) failed: {first_line(exc)}") from None
         return onnx.load_model(path, load_external_data=True)

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from .folding import batchnorm_scale_shift
 from .graph import Context, ExportError, attrs, default_opset, splice
 
 
@@ -99,13 +100,13 @@ def layer_normalization(node, ctx: Context):
 
 
 def batch_normalization(node, ctx: Context):
-    """Eval-mode BatchNormalization left after fusion: Mul + Add by per-channel constants."""
+    """Eval-mode BatchNormalization left after fusion: Mul + Add by per-channel constants
+    (computed in float64, rounded once: the same on every CPU)."""
     x, s, b, m, v = node.input[:5]
     if not all(k in ctx.consts for k in (s, b, m, v)) or x not in ctx.shapes:
         raise ExportError(f"BatchNormalization {node.name!r} has non-constant statistics")
-    eps = float(attrs(node).get("epsilon", 1e-5))
-    scale = ctx.consts[s] / np.sqrt(ctx.consts[v] + eps)
-    shift = ctx.consts[b] - ctx.consts[m] * scale
+    scale, shift = batchnorm_scale_shift(ctx.consts[s], ctx.consts[b], ctx.consts[m], ctx.consts[v],
+                                         attrs(node).get("epsilon", 1e-5))
     bshape = [-1] + [1] * (len(ctx.shapes[x]) - 2)
     mul = ctx.node("Mul", [x, ctx.const(scale.reshape(bshape).astype(np.float32))])
     return [mul, ctx.node("Add", [mul.output[0], ctx.const(shift.reshape(bshape).astype(np.float32))],

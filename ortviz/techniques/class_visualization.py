@@ -69,7 +69,7 @@ technique = Technique(
     start="noise",
     default_layer=None,
     run=run,
+    resolve=recipes.resolve_lr,
     check=lambda bundle, params: recipes.check_octaves(params["param"], params["octaves"]),
-    resolve=lambda params, layer: recipes.resolve_lr(params),
     only_for=recipes.ONLY_FOR,
 )

@@ -82,7 +82,8 @@ technique = Technique(
               auto=lambda p: PIXEL_OCTAVES if p["param"] == "pixel" else 1),
         Param("octave_scale", float, 1.4, "Size ratio between octaves.", scale_ratio),
         Param("max_side", int, 512, "Largest longest side of the result in pixels: a larger photo "
-              "is shrunk to it, a smaller one keeps its own size.", between(8, 4096)),
+              "is shrunk to it, a smaller one keeps its own size; a photo whose shorter side would "
+              "fall below 8 pixels at it is refused.", between(8, 4096)),
         Param("objective", str, "", "Objective to dream on (e.g. '_blocks.9:61 + _blocks.12', "
               "see feature-viz); empty: the --layer's energy."),
     ),

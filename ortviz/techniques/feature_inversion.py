@@ -1,23 +1,41 @@
-"""Feature inversion (Mahendran & Vedaldi, CVPR 2015).
+"""Feature inversion (Mahendran & Vedaldi, CVPR 2015) and Lucid's caricature.
 
 From a neutral start, descend on ||phi(x) - phi(x0)||^2 / ||phi(x0)||^2 at a layer, where
 phi(x0) are the photo's features from the bundle's forward graph, through
-:func:`ortviz.loop.optimize` with Adam steps. Total variation, alpha-norm and L2 penalties on
-the image stand in for a natural-image prior; so can a parameterization (``--param fft``: a 1/f
-spectrum with decorrelated colour). Pixels are clipped to the valid range, with an optional
-blur.
+:func:`ortviz.loop.optimize`. ``--match caricature`` instead climbs the photo's own activation
+pattern (Lucid's ``dot_compare``): <phi(x), phi(x0)> / ||phi(x0)||^2 times the cosine of the
+two to the power ``--cossim-pow``, which amplifies what the layer sees in the photo rather than
+copying it. The image is a parameterization (``--param``: pixels, or a 1/f spectrum with
+decorrelated colour), seen through random transforms (``--transforms``), under total
+variation, alpha-norm and L2 penalties (Mahendran & Vedaldi's natural-image priors); Adam's
+step falls along a cosine schedule to ``--lr-end`` times ``--lr``; the picture starts coarse
+and is carried up (``--octaves``: each scale starts from the last one's picture, resized). ``--fit`` says how the photo is brought to the model's
+square input; the photo as the network saw it is written beside the result.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import imaging, recipes
+from .. import imaging, param as parameterizations, recipes
+from ..imaging import FITS
 from ..loop import optimize
 from ..objectives import FEATURE_DISTANCE
-from ..optim import Adam
+from ..optim import Adam, Scheduled, cosine_schedule
 from ..param import Pixel
-from ..technique import BLUR_SIGMA, ITERATIONS, Need, Param, Technique, between, non_negative, positive
+from ..technique import (BLUR_SIGMA, ITERATIONS, JITTER, OCTAVES, Need, Param, Technique, between,
+                         non_negative, positive, scale_ratio)
+
+MATCHES = ("distance", "caricature")
+# Where the recipe gives a good picture (bench/inversion.py, README): earlier than the shared
+# positions; on EfficientNet-Lite0 _blocks.4, _blocks.8 and _blocks.10.
+POSITIONS = {"early": 0.3, "middle": 0.5, "late": 0.6}
+DESCRIPTION = ("Default recipe (measured with bench/inversion.py, see the README): the photo padded "
+               "to the model's square (--fit pad); pixels, coarse to fine over 3 octaves (ratio 1.6) "
+               "of 100 Adam steps (lr 0.05) each, on the normalized distance "
+               "|phi(x) - phi0|^2 / |phi0|^2, with total variation 10 (beta 2) per pixel and no "
+               "transforms. Layer positions are this technique's own (early, middle, late: 0.3, "
+               "0.5, 0.6 of the layer table), where the recipe gives a good picture.")
 
 
 def _penalties(size: int, l2, tv, tv_beta, alpha_norm, alpha) -> list:
@@ -38,54 +56,121 @@ def _penalties(size: int, l2, tv, tv_beta, alpha_norm, alpha) -> list:
     return out
 
 
-AUTO_LR = 0.05  # Adam's step for every parameterization
-# the pixel-only and fft-only options (the L2 penalty applies to every parameterization here)
-ONLY_FOR = {k: v for k, v in recipes.ONLY_FOR.items() if k != "l2"}
+# the pixel-only, fft-only and light-transforms-only options (here the L2 penalty applies to every
+# parameterization, and coarse to fine too: --octave-scale is read whatever --param)
+ONLY_FOR = {k: v for k, v in recipes.ONLY_FOR.items() if k not in ("l2", "octave_scale")}
 
 
-def run(ctx, iterations, param, transforms, lr, decay, l2, tv, tv_beta, alpha_norm, alpha,
-        blur_every, blur_sigma):
-    target = ctx.engine.features(ctx.photo_model(), ctx.layer)
+def distance(ctx, layer: str, target: np.ndarray):
+    """``x -> (||phi(x) - t||^2 / ||t||^2, gradient)``: the normalized distance to ``t``."""
     scale = float((target.astype(np.float64) ** 2).sum()) or 1.0
 
-    def distance(x):
-        step = ctx.grad(FEATURE_DISTANCE.name, ctx.layer, x, target_features=target)
+    def f(x):
+        step = ctx.grad(FEATURE_DISTANCE.name, layer, x, target_features=target)
         return step.loss / scale, step.grad / scale
+    return f
 
-    ts = recipes.transform_list(ctx, transforms)
-    opt = Adam(lr or AUTO_LR)
-    pens = _penalties(3 * ctx.size[0] * ctx.size[1], l2, tv, tv_beta, alpha_norm, alpha)
-    if param == "pixel":
-        x = ctx.noise()
-        after = recipes.pixel_after_step(0.0, blur_every, blur_sigma)
-        return optimize(ctx, distance, Pixel(x.shape, ctx.low, ctx.high), ts, opt, iterations, pens,
-                        params=x, maximize=False, after_step=after).image
-    p = recipes.spectral(ctx, param, ctx.size, decay)
-    return optimize(ctx, distance, p, ts, opt, iterations, pens, maximize=False).image
+
+def caricature_value(phi: np.ndarray, target: np.ndarray, cossim_pow: float):
+    """Lucid's ``dot_compare`` per batch slot, summed: ``d * c**p`` with ``d = <phi, t> / ||t||^2``
+    and ``c`` their cosine (floored at 1e-6 inside the power); returns the value and its
+    gradient with respect to ``phi`` (float64)."""
+    phi = phi.astype(np.float64).reshape(len(phi), -1)
+    t = target.astype(np.float64).reshape(len(target), -1)
+    tn = np.linalg.norm(t, axis=1, keepdims=True) + 1e-12
+    pn = np.linalg.norm(phi, axis=1, keepdims=True) + 1e-12
+    dot = (phi * t).sum(axis=1, keepdims=True)
+    d, c = dot / tn ** 2, dot / (pn * tn)
+    cp = np.maximum(c, 1e-6)
+    grad = cp ** cossim_pow * t / tn ** 2
+    if cossim_pow:
+        dc = t / (pn * tn) - c * phi / pn ** 2
+        grad = grad + np.where(c > 1e-6, cossim_pow * d * cp ** (cossim_pow - 1), 0.0) * dc
+    return float((d * cp ** cossim_pow).sum()), grad.reshape(target.shape)
+
+
+def caricature(ctx, layer: str, target: np.ndarray, cossim_pow: float):
+    """``x -> (caricature_value, gradient)``. The layer's gradient graph only knows distances,
+    whose gradient is ``2 J^T (phi(x) - t)``: a target ``phi(x) - k W / 2`` gives ``k J^T W``
+    for any ``W`` (``k`` scales ``W`` to ``phi``'s size, so float32 keeps its digits)."""
+    def f(x):
+        phi = ctx.engine.features(x, layer)
+        value, w = caricature_value(phi, target, cossim_pow)
+        k = (np.linalg.norm(phi) or 1.0) / (np.linalg.norm(w) or 1.0)
+        shifted = (phi.astype(np.float64) - 0.5 * k * w).astype(np.float32)
+        step = ctx.grad(FEATURE_DISTANCE.name, layer, x, target_features=shifted)
+        return value, step.grad / k
+    return f
+
+
+def run(ctx, iterations, fit, match, cossim_pow, param, transforms, jitter, zoom, lr, lr_end,
+        decay, l2, tv, tv_beta, alpha_norm, alpha, blur_every, blur_sigma, octaves, octave_scale):
+    target = ctx.engine.features(ctx.photo_model(), ctx.layer)
+    f = distance(ctx, ctx.layer, target) if match == "distance" else \
+        caricature(ctx, ctx.layer, target, cossim_pow)
+    ts = recipes.transform_list(ctx, transforms, jitter, zoom)
+    after = recipes.pixel_after_step(0.0, blur_every, blur_sigma) if param == "pixel" else None
+    x = None
+    for k, hw in enumerate(imaging.octave_sizes(ctx.size, octaves, octave_scale)):
+        # coarse to fine: each octave starts from the last one's picture, resized
+        if param == "pixel":
+            start = imaging.resize(ctx.noise() if x is None else x, hw)
+            p = Pixel(start.shape, ctx.low, ctx.high)
+        else:
+            p = parameterizations.make(param, (ctx.batch, 3, *hw), ctx.low, ctx.high, decay=decay,
+                                       start=None if x is None else imaging.resize(x, hw))
+            start = None  # the loop's init: the spectrum of that picture, or a random one
+        opt = Scheduled(Adam(lr), cosine_schedule(lr, lr_end, iterations))
+        pens = _penalties(3 * hw[0] * hw[1], l2, tv, tv_beta, alpha_norm, alpha)
+        x = optimize(ctx, f, p, ts, opt, iterations, pens, params=start, start=k * iterations,
+                     maximize=match != "distance", after_step=after).image
+    return x
+
+
+def _one_of(choices):
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
 
 
 technique = Technique(
     name="feature-inversion",
-    summary="From a neutral start, reconstruct a photo from its features at a layer.",
+    summary="From a neutral start, reconstruct a photo from its features at a layer "
+            "(or, --match caricature, amplify them).",
     needs=(Need(FEATURE_DISTANCE, on="layers"),),
     params=(
-        Param("iterations", int, 200, "Iterations.", ITERATIONS),
+        Param("iterations", int, 100, "Iterations per octave.", ITERATIONS),
+        Param("fit", str, "pad", "How the photo becomes the model's square input: pad (the whole "
+              "photo, on a grey border), whole (the whole photo, stretched) or crop (the centre; "
+              "the sides of a wide photo are cut).", _one_of(FITS)),
+        Param("match", str, "distance", "distance: match the photo's features (inversion); "
+              "caricature: climb <phi, phi0>/|phi0|^2 * cos(phi, phi0)^cossim-pow (Lucid).",
+              _one_of(MATCHES)),
+        Param("cossim_pow", float, 1.0, "Power of the cosine in caricature mode (0: the plain dot "
+              "product).", between(0, 16)),
         recipes.param_choice("pixel"),
         recipes.transforms_choice("none"),
-        Param("lr", float, 0.0, f"Adam step size; 0: {AUTO_LR}.", non_negative),
+        Param("jitter", int, 4, "Largest random circular shift (light transforms).", JITTER),
+        Param("zoom", float, 0.0, "Random zoom about the center, up to +-this fraction (light "
+              "transforms; 0: none).", lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
+        Param("lr", float, 0.05, "Adam step size (at the first iteration of each octave).", positive),
+        Param("lr_end", float, 1.0, "Step size at the last iteration, as a fraction of --lr "
+              "(a cosine schedule; 1: constant).", between(0, 1)),
         Param("decay", float, 1.0, "Spectrum scaling 1/f^decay (fft).", non_negative),
         Param("l2", float, 0.0, "L2 penalty on the image.", non_negative),
-        Param("tv", float, 0.05, "Total-variation weight (per pixel).", non_negative),
+        Param("tv", float, 10.0, "Total-variation weight (per pixel).", non_negative),
         Param("tv_beta", float, 2.0, "Total-variation exponent beta.", positive),
         Param("alpha_norm", float, 0.0, "Alpha-norm weight (per pixel).", non_negative),
         Param("alpha", float, 6.0, "Alpha-norm exponent.", between(1, 64)),
         Param("blur_every", int, 0, "Blur every N iterations (pixel; 0: never).", non_negative),
         Param("blur_sigma", float, 0.5, "Gaussian blur sigma in pixels (pixel).", BLUR_SIGMA),
+        Param("octaves", int, 3, "Scales, smallest first, each --iterations long (coarse to "
+              "fine: each starts from the last one's picture, resized; any --param).", OCTAVES),
+        Param("octave_scale", float, 1.6, "Size ratio between octaves.", scale_ratio),
     ),
     start="photo",
     shows_photo=True,
     default_layer="early",
+    positions=POSITIONS,
+    description=DESCRIPTION,
     run=run,
-    resolve=lambda params, layer: recipes.resolve_lr(params, dict.fromkeys(recipes.AUTO_LR, AUTO_LR)),
     only_for=ONLY_FOR,
 )

@@ -1,4 +1,4 @@
-"""Export-side reliability (README, "Reliability"): racing exports to one path, an interrupted
+"""Export-side reliability (docs/reliability.md): racing exports to one path, an interrupted
 export, replacing what is not a bundle, and untrusted model and weights files."""
 
 import os

@@ -28,13 +28,18 @@ def test_channels_and_classes_share_batched_runs(tmp_path):
     a = load(site)
     layers = [l["name"] for l in json.loads((BATCHED / "manifest.json").read_text())["layers"]]
     assert len(a["channels"]) == 3 * len(layers) and len(a["classes"]) == 3
-    assert a["counts"]["complete"] == a["counts"]["units"], a["failures"]
+    # every picture finished: complete, or blank where a ReLU channel of this small network is
+    # dead at the start (no gradient in any iteration: issue 21 wants it reported, not complete)
+    assert a["counts"]["complete"] + a["counts"].get("blank", 0) == a["counts"]["units"], a["failures"]
+    assert a["counts"]["complete"] >= a["counts"]["units"] - 2, a["counts"]
     # jobs of two units: the progress names the first and counts the other
     shared = [l for l in result.output.splitlines() if l.startswith("[") and "(+1)" in l]
     assert len(shared) == (3 * len(layers)) // 2 + 1, result.output
     for e in a["channels"] + a["classes"]:
         meta = json.loads((site / e["sidecar"]).read_text())
-        assert meta["status"] == "complete" and meta["atlas"]["key"] == e["key"]
+        assert meta["status"] == "complete" or (meta["status"].startswith("blank: ") and
+                                                e["status"] == "blank"), meta["status"]
+        assert meta["atlas"]["key"] == e["key"]
         if "objective" in e:
             assert meta["atlas"]["objective"] == e["objective"]
         else:

@@ -1,4 +1,4 @@
-"""Readers while a bundle is replaced, and the export lock (README, "Reliability"); split from
+"""Readers while a bundle is replaced, and the export lock (docs/reliability.md); split from
 ``test_reliability.py``.
 """
 

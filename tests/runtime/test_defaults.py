@@ -130,7 +130,7 @@ def test_inversion_writes_the_photo_it_saw_beside_it_and_a_later_run_removes_it(
     wide = np.zeros((100, 300, 3), np.uint8)
     wide[:, 100:200] = 200  # the centre third: what a square crop keeps
     Image.fromarray(wide).save(photo)
-    r = invoke("invert", "--image", photo, "--iterations", 1, "-o", out)
+    r = invoke("invert", "--image", photo, "--iterations", 1, "--fit", "crop", "-o", out)
     assert r.exit_code == 0, r.output
     meta = json.loads(out.with_suffix(".png.json").read_text())
     assert meta["photo"] == "inv-photo.png"
@@ -140,3 +140,22 @@ def test_inversion_writes_the_photo_it_saw_beside_it_and_a_later_run_removes_it(
     r = invoke("dream", "--iterations", 1, "--octaves", 1, "--max-side", 64, "-o", out)
     assert r.exit_code == 0, r.output
     assert not (tmp_path / "inv-photo.png").exists(), "a stale photo describes another picture"
+
+
+@pytest.mark.parametrize("cmd,args,lr", [
+    ("class-viz", [], 0.05),                       # fft: Adam 0.05
+    ("class-viz", ["--param", "pixel"], 0.1),      # pixel: normalized ascent 0.1
+    ("class-viz", ["--lr", 0.2], 0.2),
+    ("feature-viz", ["--param", "maco"], 0.05),
+    ("feature-viz", ["--param", "pixel", "--lr", 0.3], 0.3),
+])
+def test_the_sidecar_records_the_step_size_used_not_the_automatic_zero(tmp_path, cmd, args, lr):
+    out = tmp_path / "o.png"
+    r = invoke(cmd, "--iterations", 1, *args, "-o", out)
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.with_suffix(".png.json").read_text())["params"]["lr"] == lr
+    pic = ortviz.load(provider="cpu", threads=1).run(
+        {"class-viz": "class-visualization", "feature-viz": "feature-visualization"}[cmd],
+        iterations=1, **{a[2:].replace("-", "_"): (float(b) if a == "--lr" else b)
+                         for a, b in zip(args[::2], args[1::2])})
+    assert pic.meta["params"]["lr"] == lr

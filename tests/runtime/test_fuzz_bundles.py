@@ -1,4 +1,4 @@
-"""A seeded fuzz of bundle and image files through the CLI (README, "Reliability"); split from
+"""A seeded fuzz of bundle and image files through the CLI (docs/reliability.md); split from
 ``test_reliability.py``. ``test_fuzz_more.py`` fuzzes side files and plugins.
 """
 

@@ -1,5 +1,5 @@
 """Ctrl-C (through the Python pieces and a real SIGINT), NaN/Inf and exceptions inside a technique
-(README, "Reliability"); split from ``test_reliability.py``.
+(docs/reliability.md); split from ``test_reliability.py``.
 """
 
 import json

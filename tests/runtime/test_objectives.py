@@ -78,6 +78,36 @@ def test_bad_objective_on_the_cli_is_one_line_and_writes_nothing(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("text,token,says", [
+    ("1e400*_blocks.10:5", "1e400*_blocks.10:5", "the number 1e400 is too large (it is inf"),
+    ("-1e400*_blocks.10:5", "1e400*_blocks.10:5", "the number 1e400 is too large"),
+    ("_blocks.10:5 * 1e400", "1e400", "the number 1e400 is too large"),
+    ("_blocks.10:5 * 1e300 * 1e300", "1e300", "a weight of 1e+300 is past float32's range"),
+    ("(1e30*_blocks.10:5) * 1e30", "1e30", "a weight of 1e+60 is past float32's range"),
+    ("1e39*_blocks.10:5", "1e39*_blocks.10:5", "a weight of 1e+39 is past float32's range"),
+    ("_blocks.10:5 / 1e-320", "1e-320", "finite number, not inf"),
+    ("nan*_blocks.10:5", "nan*_blocks.10:5", "unknown layer 'nan'"),
+    ("-inf*_blocks.10:5", "inf*_blocks.10:5", "unknown layer 'inf'"),
+    ("_blocks.10:5; 1e400*_blocks.10:6", "1e400*_blocks.10:6", "the number 1e400 is too large"),
+])
+def test_weights_that_are_not_finite_in_float32_are_one_line_on_the_cli(tmp_path, text, token, says):
+    """A weight that overflows (1e400 is inf as a float; a product past float32, the graphs'
+    weights) is refused at its token, exit 2, before the run: not an unexpected TypeError."""
+    out = tmp_path / "fv.png"
+    r = CliRunner().invoke(app, ["feature-viz", "--objective", text, "--iterations", "1",
+                                 "--provider", "cpu", "-o", str(out)])
+    lines = [l for l in r.output.splitlines() if l.strip()]
+    assert r.exit_code == 2 and len(lines) == 1, r.output
+    assert says in lines[0] and f"at {token!r}" in lines[0] and "unexpected" not in lines[0], lines[0]
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_objective_scaled_past_float32_is_refused_in_the_api():
+    with pytest.raises(OverflowError, match="past float32's range"):
+        A.channel("_blocks.10", 5) * 1e30 * 1e30
+    with pytest.raises(TypeError, match="finite number"):
+        A.channel("_blocks.10", 5) * float("nan")
+
 def test_objective_arithmetic(engine):
     a, b = A.channel("_blocks.9", 61), A.neuron("_blocks.12", 150)
     x = _x(engine, 1)

@@ -1,6 +1,6 @@
 """Every option checked before the run, every usage error one line, and odd files (FIFOs,
-devices, /proc files, link loops, directories) each named in their own line (README,
-"Reliability"). Default bundle; nothing here runs more than one iteration."""
+devices, /proc files, link loops, directories) each named in their own line
+(docs/reliability.md). Default bundle; nothing here runs more than one iteration."""
 
 import os
 import subprocess
@@ -20,6 +20,8 @@ DREAM = ["dream", "--iterations", 1, "--octaves", 1, "--max-side", 64, "--provid
 @pytest.mark.parametrize("args,expect", [
     (CV + ["--seed", -1], "--seed must be an integer from 0 to 2**64-1"),
     (CV + ["--threads", 100000], "--threads must be from 1 to"),
+    (CV + ["--step", "gpu"], "--step must be one of auto, numpy, graph, got 'gpu'"),
+    (CV + ["--step", ""], "--step must be one of auto, numpy, graph, got ''"),
     (CV + ["--class", ""], "--class must not be empty"),
     (CV + ["--class", " "], "--class must not be empty"),
     (CV + ["--class", 1, "--class", 1], "are the same class 1"),
@@ -134,3 +136,25 @@ def test_odd_files_in_the_way_of_the_output_are_refused(tmp_path, kind):
     expect = {"fifo": "a FIFO (named pipe) is in the way of the image",
               "loop": "is a symbolic link loop", "directory": "a directory is in the way"}[kind]
     assert r.exit_code == 2 and expect in line, line
+
+
+# -- digits int() refuses ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["²", "①", "¹²", "-²", "٣"])
+@pytest.mark.parametrize("where", ["class-viz", "objective", "atlas-classes", "atlas-channels"])
+def test_unicode_digits_are_names_not_indices(tmp_path, text, where):
+    """``str.isdigit`` takes '²' and '①', which int() refuses: each is looked up as a name (and
+    is unknown), one line, exit 2, nothing written."""
+    atlas = ["atlas", "--layers", "_blocks.1", "--no-dreams", "--no-inversions", "--examples", 0,
+             "--iterations", 1, "--provider", "cpu", "--threads", 1]
+    args = {"class-viz": CV + ["--class", text],
+            "objective": ["feature-viz", "--iterations", 1, "--provider", "cpu",
+                          "--objective", f"class_score({text})"],
+            "atlas-classes": atlas + ["--channels", 0, "--classes", text],
+            "atlas-channels": atlas + ["--classes", 0, "--channels", text]}[where]
+    r = invoke(*args, "-o", tmp_path / ("site" if where.startswith("atlas") else "o.png"))
+    line = one_error_line(r)
+    expect = f"channel {text!r} is not a number" if where == "atlas-channels" else \
+        f"unknown class {text!r}"
+    assert r.exit_code == 2 and expect in line, line
+    assert not list(tmp_path.iterdir())

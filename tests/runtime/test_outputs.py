@@ -1,4 +1,4 @@
-"""Output sets (README, "Reliability"): every file a run writes is checked before the first
+"""Output sets (docs/reliability.md): every file a run writes is checked before the first
 iteration, locked against a second run, and replaced whole — the old set or the new one, never a
 mix, and no stale snapshots. Default bundle, tiny runs."""
 
@@ -17,7 +17,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import ARTIFACTS
+from ortviz import algebra as A
+from ortviz import locking
 from ortviz.defaults import default_bundle, sample
+from ortviz.technique import Param, Technique, positive
 from probes import (invoke, one_error_line, probe, run_probe, saved, snapshot, subprocess_env,
                     temp_files)
 
@@ -82,6 +86,60 @@ def test_an_unwritable_or_unreachable_folder_is_refused_before_the_run(tmp_path)
     r = run_probe(counting(calls), "-o", tmp_path / "file" / "sub" / "o.png")
     assert r.exit_code == 2 and "is not a directory" in one_error_line(r) and calls == []
 
+
+@pytest.fixture
+def read_only(tmp_path, monkeypatch) -> Path:
+    """A folder on a "read-only file system", at the OS calls: root ignores permissions, so
+    the kernel's answers for a read-only mount are given here: ``access(W_OK)`` is false and
+    every create (open with O_CREAT, mkdir) fails with EROFS."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    inside = lambda p: os.path.abspath(os.fsdecode(p)).startswith(str(ro))  # noqa: E731
+    real_access, real_open, real_mkdir = os.access, os.open, os.mkdir
+
+    def access(p, mode, *a, **k):
+        return False if mode & os.W_OK and inside(p) else real_access(p, mode, *a, **k)
+
+    def open_(p, flags, *a, **k):
+        if flags & os.O_CREAT and k.get("dir_fd") is None and inside(p):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(p))
+        return real_open(p, flags, *a, **k)
+
+    def mkdir(p, *a, **k):
+        if inside(p):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(p))
+        return real_mkdir(p, *a, **k)
+
+    monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    return ro
+
+
+ATLAS = ["--layers", "_blocks.1", "--channels", 1, "--classes", 0, "--no-dreams",
+         "--no-inversions", "--examples", 0, "--iterations", 1, "--provider", "cpu", "--threads", 1]
+
+
+@pytest.mark.parametrize("target", ["ro", "ro/new/site"])
+def test_an_atlas_on_a_read_only_target_says_permission_denied_as_the_techniques_do(read_only, target):
+    site = read_only.parent / target
+    r = invoke("atlas", "-o", site, *ATLAS)
+    line = one_error_line(r)
+    assert r.exit_code == 2 and line == f"error: -o {site}: cannot write in {read_only} " \
+        "(permission denied)", line
+    r = invoke("dream", "-o", site / "d.png", *DREAM)  # the technique commands' line, for the same
+    assert r.exit_code == 2 and one_error_line(r) == f"error: output {site / 'd.png'}: cannot " \
+        f"write in {read_only} (permission denied)", r.output
+    assert not list(read_only.iterdir())
+
+
+def test_an_atlas_folder_that_cannot_be_made_is_one_line_before_any_work(tmp_path):
+    folder = _unwritable_folder() / "ortviz-atlas-test"  # as root: /proc, where mkdir fails
+    r = invoke("atlas", "-o", folder, *ATLAS)
+    line = one_error_line(r)
+    assert r.exit_code == 2 and str(folder) in line and ("cannot make it" in line or
+                                                         "permission denied" in line), line
+    assert "rendered" not in r.output and not os.path.lexists(folder)
 
 @pytest.mark.parametrize("member", ["image", "sidecar"])
 def test_a_name_too_long_once_the_temporary_suffix_is_added_is_refused_before_the_run(tmp_path, member):
@@ -215,4 +273,62 @@ def test_a_second_run_into_the_same_output_is_refused_while_the_first_runs(tmp_p
     pixels, meta = saved(out)
     assert meta["status"] == "interrupted" and meta["seed"] == 0  # the first run's, whole
     assert pixels.shape[:2] == (48, 64) or max(pixels.shape[:2]) == 64
+    assert not temp_files(tmp_path)
+
+
+# -- per-slot results: one objective per batch slot ------------------------------------------------
+
+BATCH2 = ARTIFACTS / "small_resnet_batch2"
+SLOTS = ["feature-viz", "--model", BATCH2, "--objective", "layer1:0; layer1:1", "--iterations", 1,
+         "--param", "pixel", "--provider", "cpu", "--threads", 1]
+
+
+def _two_slots() -> Technique:
+    """A plugin that gives a result per batch slot without declaring ``results``."""
+    def run(ctx, iterations):
+        f = ctx.bind([A.channel("layer1", 0), A.channel("layer1", 1)])
+        x = ctx.noise()
+        ctx.report(0, f(x)[0], x)
+        return x
+    return Technique(name="probe", summary="two slots", needs=(), start="noise", run=run,
+                     params=(Param("iterations", int, 1, "n", positive),))
+
+
+@pytest.mark.parametrize("how", ["declared", "undeclared"])
+def test_per_slot_files_are_checked_like_any_output(tmp_path, how):
+    """``A; B`` writes o-0.png and o-1.png: a sidecar in the way that ortviz did not write is
+    refused in one line (checked before the run where the technique declares its results)."""
+    foreign = tmp_path / "o-1.png.json"
+    foreign.write_text("my notes")
+    out = tmp_path / "o.png"
+    r = invoke(*SLOTS, "-o", out) if how == "declared" else \
+        run_probe(_two_slots(), "--model", BATCH2, "-o", out)
+    line = one_error_line(r)
+    assert r.exit_code == 2 and f"output {foreign}: the sidecar would replace a file that is " \
+        "not an ortviz sidecar" in line, line
+    assert foreign.read_text() == "my notes" and not temp_files(tmp_path)
+    if how == "declared":  # found before the first iteration
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["o-1.png.json"], r.output
+
+
+def test_per_slot_files_are_locked_against_a_second_run(tmp_path):
+    out = tmp_path / "o.png"
+    with locking.claimed(tmp_path / ".o-1.png.lock"):  # another run writes o-1.png now
+        r = invoke(*SLOTS, "-o", out)
+    line = one_error_line(r)
+    assert r.exit_code == 2 and f"output {tmp_path / 'o-1.png'}: another run is writing it now " \
+        f"(pid {os.getpid()})" in line, line
+    assert not list(tmp_path.iterdir())
+
+
+def test_per_slot_files_are_planned_and_written_whole(tmp_path):
+    out = tmp_path / "o.png"
+    r = invoke(*SLOTS, "-o", out, "--snapshot-every", 1)
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(f"o-{k}{s}" for k in (0, 1)
+                           for s in (".png", ".png.json", ".gif", "-sheet.png", "-frames")), names
+    for k in (0, 1):
+        _, meta = saved(tmp_path / f"o-{k}.png")
+        assert meta["status"] == "complete" and meta["snapshots"]["gif"] == f"o-{k}.gif", meta
     assert not temp_files(tmp_path)

@@ -1,4 +1,4 @@
-"""README's plugin guide, as written: its two files are copied into a package, installed with
+"""The plugin guide (docs/plugins.md), as written: its two files are copied into a package, installed with
 pip (into a target folder put on the path, so this environment stays as it is) and run."""
 
 import json
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _guide_files() -> dict[str, str]:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "plugins.md").read_text()
     section = text[text.index("## Writing a technique plugin"):]
     section = section[:section.index("\n## ", 5)]
     files = {}
@@ -23,7 +23,7 @@ def _guide_files() -> dict[str, str]:
     return files
 
 
-def test_the_readme_plugin_installs_and_runs(tmp_path):
+def test_the_guides_plugin_installs_and_runs(tmp_path):
     files = _guide_files()
     assert set(files) == {"my_technique.py", "pyproject.toml"}, set(files)
     pkg = tmp_path / "pkg"

@@ -1,4 +1,4 @@
-"""Plugins cannot take the tool down (README, "Reliability").
+"""Plugins cannot take the tool down (docs/reliability.md).
 
 At import or declaration: hostile plugin packages are generated into a temporary folder with an
 entry-points ``.dist-info`` (as pip would install them) and put on ``PYTHONPATH`` of a real
@@ -49,6 +49,9 @@ HOSTILE = {  # entry-point name: (module body, what the skip line says)
                      "its check raised RuntimeError: oops"),
     "not-technique": ("technique = 42", "is a int, not an ortviz Technique"),
     "bad-start": ("technique = make('bad-start', start='video')", "start 'video' is not"),
+    "bad-positions": ("import dataclasses\n"
+                      "technique = dataclasses.replace(make('bad-positions'), positions={'early': 2})",
+                      "positions {'early': 2} is not a dict of early/middle/late to fractions"),
     "deepdream": ("technique = make('deepdream')", "claimed by several packages"),
     "twin": ("technique = make('twin')", "claimed by several packages"),
 }
@@ -125,6 +128,8 @@ def test_a_declaration_is_checked_and_its_checks_made_safe():
     good = plugins.check_declaration(t.__class__(**{**t.__dict__, "params": (
         Param("lr", float, 0.1, "x", positive), Param("name", str, "a", "x"))}))
     lr, name = good.params
+    with pytest.raises(TypeError, match="results is not callable"):  # per-slot files: outputset
+        plugins.check_declaration(t.__class__(**{**t.__dict__, "results": 2}))
     assert lr.check(float("nan")) == "must be a finite number, got nan"
     assert lr.check(float("inf")) == "must be a finite number, got inf"
     assert lr.check(-1.0) == "must be positive" and lr.check(0.5) is None

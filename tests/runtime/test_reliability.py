@@ -1,4 +1,4 @@
-"""Reliability and security on stock onnxruntime (README, "Reliability").
+"""Reliability and security on stock onnxruntime (docs/reliability.md).
 
 Untrusted bundles (external data that leaves the bundle, manifests of the wrong shape), and the
 helpers the other reliability files share. Ctrl-C, NaN/Inf and exceptions in a technique:
@@ -138,6 +138,34 @@ def test_symlinks_in_a_bundle_are_refused(tmp_path, no_onnxruntime_loads):
     with pytest.raises(BundleError, match="which is a symlink"):
         bundle._check_external(GRAD, tensor, {})
 
+
+def _nested(top: Path, depth: int) -> Path:
+    """``top/d/d/.../d``, ``depth`` folders deep, made one by one (os.makedirs recurses)."""
+    p = top
+    top.mkdir()
+    for _ in range(depth):
+        p = p / "d"
+        p.mkdir()
+    return p
+
+
+def test_a_deeply_nested_empty_folder_in_a_bundle_is_ignored(tmp_path, no_onnxruntime_loads):
+    """Empty folders hold no file the manifest could miss, at any depth: walked without
+    recursion (Path.rglob raised RecursionError at 1,200 levels)."""
+    b = small_copy(tmp_path)
+    _nested(b / "deep", 1200)
+    r = invoke("info", b)
+    assert r.exit_code == 0 and "graphs" in r.output, r.output
+    assert Bundle.open(b).name
+
+
+def test_a_file_at_the_bottom_of_a_deeply_nested_folder_is_refused(tmp_path, no_onnxruntime_loads):
+    b = small_copy(tmp_path)
+    (_nested(b / "deep", 1200) / "x.onnx").write_bytes(b"x")
+    r = invoke("info", b)
+    line = one_error_line(r)
+    assert r.exit_code == 2 and "bundle holds a file its manifest does not list: deep/d/d/" in line \
+        and line.endswith("d/d/x.onnx") and len(line) < 300, line
 
 MANIFEST_CASES = {
     "graphs not a list": (lambda m: m.__setitem__("graphs", {}), "field 'graphs' must be a list"),

@@ -1,4 +1,4 @@
-"""SIGTERM, SIGHUP and the other ending signals behave like Ctrl-C (README, "Reliability"): the
+"""SIGTERM, SIGHUP and the other ending signals behave like Ctrl-C (docs/reliability.md): the
 last good image and an ``interrupted`` sidecar, exit 128 + signal, and no temporary file."""
 
 import json

@@ -1,0 +1,225 @@
+"""The documentation's measurement tables, generated from the result files.
+
+A page holds a generated block between two markers:
+
+    <!-- generated: NAME -->
+    ...
+    <!-- end generated -->
+
+and this script rewrites every such block in docs/*.md from the result files (docs/recognition.json,
+docs/inversion.json, bench/results/*.json), so a new measurement changes the tables by a rerun,
+never by hand. ``--check`` rewrites nothing and exits 1 naming each block that differs from what
+the result files give (tests/docs checks the committed pages this way).
+
+    .venv/bin/python scripts/docs_tables.py [--check]
+
+It imports the benchmarks' own table functions (bench/recognition.py, bench/inversion.py,
+bench/dream.py, bench/run.py), so a table reads the same here as where it was measured; those
+need only the runtime environment (numpy, ortviz), not torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT / "bench"))
+
+BLOCK = re.compile(r"(<!-- generated: ([a-z0-9-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)
+
+
+def _labels() -> dict[int, str]:
+    lines = (ROOT / "models" / "imagenet_labels.tsv").read_text().splitlines()[1:]
+    return {int(i): names.split(",")[0] for i, _, names in (line.split("\t") for line in lines)}
+
+
+def _newest(pattern: str) -> Path:
+    found = sorted(RESULTS.glob(pattern))
+    if not found:
+        raise SystemExit(f"error: no bench/results/{pattern}")
+    return found[-1]
+
+
+def _source(*paths: Path) -> str:
+    return "Generated from " + ", ".join(f"`{p.relative_to(ROOT)}`" for p in paths) + \
+        " by `scripts/docs_tables.py`."
+
+
+def recognition() -> str:
+    import recognition as rec
+    path = DOCS / "recognition.json"
+    return rec.table([path]) + "\n\n" + _source(path)
+
+
+def recognition_default() -> str:
+    """The last run of docs/recognition.json (the current default): its figures and its misses."""
+    import recognition as rec
+    path = DOCS / "recognition.json"
+    run = json.loads(path.read_text())["runs"][-1]
+    s, rows, said = run["summary"], run["rows"], _labels()
+    j1, j2 = rec.JUDGES
+    n1 = sum(r[j1]["top1"] for r in rows)
+    n2 = sum(r[j2]["top5"] for r in rows)
+    misses = []
+    for r in rows:
+        what = []
+        if not r[j1]["top1"]:
+            what.append(f"Lite1 says {said[r[j1]['said']]}" + (", the target in its top-5" if r[j1]["top5"] else ""))
+        if not r[j2]["top5"]:
+            what.append("not in Lite2's top-5")
+        if what:
+            misses.append(f"{r['label']} seed {r['seed']} ({'; '.join(what)})")
+    return (f"**The default (the row “{run['name']}”, {run['date']}): Lite1 {rec._pct(n1 / len(rows))} top-1 "
+            f"({n1}/{len(rows)}), Lite2 {rec._pct(n2 / len(rows))} top-5 ({n2}/{len(rows)})**, "
+            f"{s['seconds_per_image']} s per image. Its misses: {', '.join(misses) or 'none'}.\n")
+
+
+def recognition_screen() -> str:
+    import recognition as rec
+    path = RESULTS / "recognition-screen.json"
+    return rec.table([path]) + "\n\n" + _source(path)
+
+
+def inversion() -> str:
+    import inversion as inv
+    path = DOCS / "inversion.json"
+    return inv.table(path) + "\n\n" + _source(path)
+
+
+def inversion_issue22() -> str:
+    import inversion as inv
+    path = RESULTS / "inversion-20261206.json"
+    return inv.table(path) + "\n\n" + _source(path)
+
+
+def inversion_screen_issue22() -> str:
+    import inversion as inv
+    path = RESULTS / "inversion-screen-20261206.json"
+    return inv.table(path) + "\n\n" + _source(path)
+
+
+def inversion_screen() -> str:
+    import inversion as inv
+    path = RESULTS / "inversion-screen.json"
+    return inv.table(path) + "\n\n" + _source(path)
+
+
+def dream_transforms() -> str:
+    import dream
+    path = _newest("dream-*.json")
+    return dream.table(json.loads(path.read_text())["rows"]) + "\n\n" + _source(path)
+
+
+def speed() -> str:
+    import run
+    path = _newest("cpu-*.json")
+    return run.markdown(json.loads(path.read_text())).strip() + "\n\n" + _source(path)
+
+
+def numpy_side() -> str:
+    path = RESULTS / "numpy-side.json"
+    d = json.loads(path.read_text())
+    out = [f"{d['cpu']}, {d['threads']} threads, numpy {d['numpy']}, {d['rounds']} interleaved rounds "
+           f"after {d['warmup']} untimed ones, medians, {d['date']}; the class-score gradient graph "
+           f"took {d['graph_ms']} ms a call.", "",
+           "| parameterization + transforms | numpy side, ms | share of the graph's time |",
+           "| --- | --- | --- |"]
+    for r in d["rows"]:
+        out.append(f"| {r['config'].replace('+', ' + ')} | {r['numpy_ms']:.1f} | {r['ratio_to_graph']:.0%} |")
+    return "\n".join(out) + "\n\n" + _source(path)
+
+
+ATLAS_RUNS = {"local1": "1 worker (2 threads)", "local2": "2 workers (1 thread each)",
+              "ray": "Ray, local instance (1 thread per task)"}
+
+
+def atlas() -> str:
+    """Each executor's newest measurement over the atlas results (later files replace earlier)."""
+    paths = sorted(RESULTS.glob("atlas-*.json"))
+    best, full, used = {}, None, []
+    for path in paths:
+        d = json.loads(path.read_text())
+        for r in d["rows"]:
+            best[(r["run"], r["kind"])] = (r["per_hour"], d["machine"])
+        full, used = d["full_atlas"], used + [path]
+    out = ["| executor | channels / hour | classes / hour | load average at the start |",
+           "| --- | --- | --- | --- |"]
+    for run, name in ATLAS_RUNS.items():
+        if (run, "channel") in best:
+            (ch, m), (cl, _) = best[(run, "channel")], best[(run, "class")]
+            out.append(f"| {name} | {ch} | {cl} | {m['loadavg'][0]:.1f} ({m['date'][:10]}, {m['cpu']}) |")
+    h = full["hours"]
+    rate = {k: f"{ATLAS_RUNS[v.split()[0]]} at {v.split()[1]}" for k, v in full["from"].items()}
+    out += ["", f"A full atlas of the default model ({full['channels']:,} channels and {full['classes']:,} "
+                f"classes, no photo pictures) at the best rates of the newest measurement (channels: "
+                f"{rate['channel']}; classes: {rate['class']}): {h['1']} h on one machine, {h['10']} h on 10, "
+                f"{h['100']} h on 100."]
+    return "\n".join(out) + "\n\n" + _source(*used)
+
+
+GENERATORS = {"recognition": recognition, "recognition-default": recognition_default,
+              "recognition-screen": recognition_screen, "inversion": inversion,
+              "inversion-screen": inversion_screen,
+              "inversion-issue22": inversion_issue22, "inversion-screen-issue22": inversion_screen_issue22, "dream-transforms": dream_transforms,
+              "speed": speed, "numpy-side": numpy_side, "atlas": atlas}
+
+
+def blocks(text: str) -> list[tuple[str, str]]:
+    """The generated blocks of a page: (name, current content)."""
+    return [(m.group(2), m.group(3)) for m in BLOCK.finditer(text)]
+
+
+def render(text: str, made: dict[str, str]) -> str:
+    def one(m):
+        name = m.group(2)
+        if name not in GENERATORS:
+            raise SystemExit(f"error: unknown generated block {name!r} (known: {', '.join(GENERATORS)})")
+        if name not in made:
+            made[name] = GENERATORS[name]().rstrip("\n") + "\n"
+        return m.group(1) + made[name] + m.group(4)
+    return BLOCK.sub(one, text)
+
+
+def pages() -> list[Path]:
+    return sorted(DOCS.rglob("*.md"))
+
+
+def stale() -> list[str]:
+    """'page: block' for each generated block whose committed content is not what the results give."""
+    made, out = {}, []
+    for page in pages():
+        text = page.read_text()
+        new = render(text, made)
+        for (name, old), (_, want) in zip(blocks(text), blocks(new)):
+            if old != want:
+                out.append(f"{page.relative_to(ROOT)}: {name}")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table is stale")
+    args = ap.parse_args(argv)
+    if args.check:
+        bad = stale()
+        for b in bad:
+            print(f"stale: {b} (run scripts/docs_tables.py)", file=sys.stderr)
+        return 1 if bad else 0
+    made = {}
+    for page in pages():
+        text = page.read_text()
+        new = render(text, made)
+        if new != text:
+            page.write_text(new)
+            print(f"rewrote {page.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
