@@ -30,7 +30,8 @@ MATCHES = ("distance", "caricature")
 # Where the recipe gives a good picture (bench/inversion.py, README): earlier than the shared
 # positions; on EfficientNet-Lite0 _blocks.4, _blocks.8 and _blocks.10.
 POSITIONS = {"early": 0.3, "middle": 0.5, "late": 0.6}
-DESCRIPTION = ("Default recipe (measured with bench/inversion.py, see the README): the photo padded "
+DESCRIPTION = ("Default recipe (measured on five photos; the measurements are on the documentation's "
+               "Feature inversion page): the photo padded "
                "to the model's square (--fit pad); pixels, coarse to fine over 3 octaves (ratio 1.6) "
                "of 100 Adam steps (lr 0.05) each, on the normalized distance "
                "|phi(x) - phi0|^2 / |phi0|^2, with total variation 10 (beta 2) per pixel and no "
