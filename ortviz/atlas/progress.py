@@ -17,10 +17,10 @@ from ..progress import duration  # noqa: F401 (also imported from here)
 
 
 def work(unit, depth: float, model_hw, photo_hw=None) -> float:
-    """A unit's relative cost: gradient calls (iterations; DeepDream's tiles of the photo over
-    its octaves) times the share of the network they run (``depth``: the layer's place in the
-    layer table, 0..1; classes run all of it), plus a fixed part per call for the
-    parameterization and transforms."""
+    """A unit's relative cost: gradient calls (iterations over the octaves; DeepDream's tiles of
+    the photo over its octaves; a diversity set's share) times the share of the network they
+    run (``depth``: the layer's place in the layer table, 0..1; classes run all of it), plus a
+    fixed part per call for the parameterization and transforms."""
     p = unit.params
     calls = float(p.get("iterations", 1)) * p.get("crops", 1)
     if unit.kind == "dream" and photo_hw is not None:
@@ -30,6 +30,10 @@ def work(unit, depth: float, model_hw, photo_hw=None) -> float:
         scale = p.get("octave_scale", 1.4)
         octaves = p.get("octaves", 1) if p.get("param", "pixel") == "pixel" else 1
         calls *= sum(max(1.0, area / scale ** (2 * i) / model_area) for i in range(octaves))
+    else:  # one model-sized view per call at every octave (feature inversion's coarse to fine)
+        calls *= p.get("octaves", 1)
+    if unit.kind == "diversity":  # a set of 3 measured at 4.2x a single picture: 1.4x each
+        calls *= 1.4
     share = 1.0 if unit.kind == "class" else depth
     return calls * (0.2 + share)
 

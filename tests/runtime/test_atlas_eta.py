@@ -6,6 +6,7 @@ import io
 import re
 from types import SimpleNamespace
 
+import pytest
 from typer.testing import CliRunner
 
 from ortviz.atlas import progress as atlas_progress
@@ -79,3 +80,13 @@ def test_the_cli_says_what_it_queues_before_the_first_picture(tmp_path):
                                    "rendered, 3 to render on this process")
     done = [k for k, l in enumerate(lines) if re.match(r"\[\d/3\] ", l)]
     assert done and first < done[0] and "ETA" in lines[done[0]]
+
+
+def test_work_counts_an_inversions_octaves_and_a_diversity_sets_share():
+    model = (224, 224)
+    three = _unit("inversion", "i", iterations=100, octaves=3)
+    one = _unit("inversion", "i", iterations=100, octaves=1)
+    assert atlas_progress.work(three, 0.3, model) == 3 * atlas_progress.work(one, 0.3, model)
+    ch = _unit("channel", "c", iterations=256)
+    div = _unit("diversity", "d", iterations=256)
+    assert atlas_progress.work(div, 0.5, model) == pytest.approx(1.4 * atlas_progress.work(ch, 0.5, model))
