@@ -1,10 +1,10 @@
 # Two commands do everything on a fresh machine (each creates what it needs):
-#   make demo   the main job on the embedded default model
+#   make demo   the main job on the embedded default model (an environment with ortviz[cpu] only)
 #   make test   the test suite
 .PHONY: demo test envs export-env default-model bench check-cuda clean
 
 demo:
-	scripts/envs.sh runtime
+	scripts/envs.sh demo
 	.venv/bin/ortviz dream -o out/dream.png
 
 test:

@@ -4,6 +4,8 @@
     model = ortviz.load()                        # the embedded EfficientNet-Lite0
     r = model.class_visualization("flamingo", iterations=50)
     r.image          # HxWx3 uint8;  r.top5, r.history, r.status, r.meta (the sidecar's content)
+    r                # in Jupyter: the picture, captioned; a list of them (Pictures): a grid
+    r.to_pil(), r.show()
     model.deepdream(layer="_blocks.10").save("dream.png")   # writes the image and its sidecar
 
     from ortviz.algebra import channel, direction, class_log_prob
@@ -14,7 +16,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,44 +27,13 @@ from . import images, imaging
 from .bundle import Bundle
 from .defaults import default_bundle
 from .engine import Engine
-from .outputs import sidecar, write_result
+from .errors import UsageError
+from .outputs import sidecar
+from .pictures import Picture, Pictures
 from .plugins import techniques
 from .render import Result, top5
 from .runner import RunRequest, chunks, prepare, run_info, run_one
-
-
-@dataclass
-class Picture:
-    """One picture a technique made: the image, the model's top-5 on it, the objective's
-    history, the run's status, and ``meta``, the content of its JSON sidecar."""
-
-    result: Result
-    meta: dict
-
-    @property
-    def image(self) -> np.ndarray:
-        """The picture, HxWx3 uint8 RGB."""
-        return self.result.image
-
-    @property
-    def top5(self) -> list:
-        """The model's five most likely classes on the picture: dicts of class, label, probability."""
-        return self.result.top5
-
-    @property
-    def history(self) -> list:
-        """The objective's value at each iteration."""
-        return self.result.history
-
-    @property
-    def status(self) -> str:
-        """``complete``, ``interrupted`` or ``stopped: <reason>``."""
-        return self.result.status
-
-    def save(self, path) -> list[Path]:
-        """Write the image to ``path`` and its sidecar to ``path + ".json"``; returns the
-        files written."""
-        return write_result(Path(path), self.result, self.meta)
+from .technique import ParamError
 
 
 class Model:
@@ -74,12 +46,20 @@ class Model:
         self.engine = Engine(self.bundle, provider=provider, threads=threads, step=step)
 
     def run(self, technique: str, *, layer=None, target=None, image=None, seed: int = 0,
-            snapshot_every: int = 0, **params):
+            snapshot_every: int = 0, progress: bool = True, **params):
         """Run any installed technique by name; ``params`` are its declared parameters.
 
         ``image``: a path, an HxWx3 uint8 array or a PIL image. ``target``: a class index or
-        name, or a list of them; a list gives a list of pictures (one per class, batched up to
-        the bundle's batch), anything else one picture."""
+        name, or a list of them; a list gives :class:`Pictures` (one per class, batched up to
+        the bundle's batch), anything else one :class:`Picture`. ``progress``: show progress
+        (a bar on a terminal or in a notebook, periodic lines otherwise; see
+        :mod:`ortviz.progress`); False: none."""
+        try:
+            return self._run(technique, layer, target, image, seed, snapshot_every, progress, params)
+        except (ParamError, UsageError) as exc:  # the CLI's words (--iterations) as Python's
+            raise type(exc)(api_words(str(exc))) from None
+
+    def _run(self, technique, layer, target, image, seed, snapshot_every, progress, params):
         techs = techniques()
         if technique not in techs:
             raise KeyError(f"no technique {technique!r}; installed: {', '.join(techs)}")
@@ -93,10 +73,12 @@ class Model:
         req = RunRequest(technique=tech, params=values, model=self.bundle.root, layer=layer,
                          targets=wanted, image=_rgb(image) if isinstance(image, Image.Image) else image,
                          seed=seed, provider=self.engine.provider, threads=self.engine.threads,
-                         step=self.engine.step, snapshot_every=snapshot_every)
-        _, layer, targets, photo, _ = prepare(req)
+                         step=self.engine.step, snapshot_every=snapshot_every, progress=progress,
+                         given=frozenset(params))
+        _, layer, targets, photo, _ = prepare(
+            req, warn=lambda m: print(f"warning: {api_words(m)}", file=sys.stderr))
         shown = {k: _plain_param(v) for k, v in req.params.items()}  # as resolved by prepare
-        pictures = []
+        pictures = Pictures()
         for chunk in chunks(targets, self.engine.image_shape[0]):
             got = run_one(req, self.engine, layer, chunk, photo)
             for t, result in zip(chunk or [None] * len(got), got):  # a target or an objective slot
@@ -151,6 +133,20 @@ def _rgb(image) -> np.ndarray:
         return images.load_image(image)
     raise TypeError(f"image must be a path, an HxWx3 uint8 array or a PIL image, "
                     f"not {type(image).__name__}")
+
+
+# the CLI's options that the Python API names otherwise
+_API_NAMES = {"class": "target"}
+
+
+def api_words(message: str) -> str:
+    """A message in the CLI's words in the API's: ``--iterations`` -> ``iterations``,
+    ``--octaves 2`` -> ``octaves=2``, ``--class`` -> ``target``."""
+    def word(m):
+        name = m.group(1)
+        name = _API_NAMES.get(name, name.replace("-", "_"))
+        return name + (f"={m.group(2)}" if m.group(2) else "")
+    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)(?: (-?\d[\w.+-]*))?", word, message)
 
 
 def _plain_param(value):

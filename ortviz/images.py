@@ -195,11 +195,23 @@ def gif_writer(path, frames: Sequence[np.ndarray], duration_ms: int = 80) -> Cal
                                     duration=int(duration_ms), loop=0)
 
 
-def contact_sheet(frames: Sequence[np.ndarray], columns: int | None = None) -> np.ndarray:
+def same_size(frames: Sequence[np.ndarray], shape) -> list[np.ndarray]:
+    """Each HxWx3 frame at ``shape``'s height and width (bilinear; a frame already so, as is)."""
+    h, w = int(shape[0]), int(shape[1])
+    return [f if f.shape[:2] == (h, w) else
+            np.asarray(Image.fromarray(f).resize((w, h), Image.BILINEAR)) for f in frames]
+
+
+LABEL_HEIGHT = 12  # the band under each cell of a labelled contact sheet
+
+
+def contact_sheet(frames: Sequence[np.ndarray], columns: int | None = None,
+                  labels: Sequence | None = None) -> np.ndarray:
     """Tile HxWx3 uint8 frames row by row in a grid with 2-pixel white gutters.
 
     ``columns`` defaults to ceil(sqrt(n)); cells take the largest frame size and smaller
-    frames sit at their cell's top left on white.
+    frames sit at their cell's top left on white. ``labels`` (one per frame: an iteration
+    number, a word, or None) are written in a band under each cell: ``it 20``, ``final``.
     """
     arrays = [check_rgb(f, "frame") for f in frames]
     if not arrays:
@@ -209,10 +221,24 @@ def contact_sheet(frames: Sequence[np.ndarray], columns: int | None = None) -> n
     if cols < 1:
         raise ValueError("columns must be at least 1")
     rows = math.ceil(n / cols)
-    ch = max(a.shape[0] for a in arrays)
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for {n} frames")
+    band = LABEL_HEIGHT if labels is not None else 0
+    ch = max(a.shape[0] for a in arrays) + band
     cw = max(a.shape[1] for a in arrays)
     sheet = np.full((rows * ch + (rows - 1) * gut, cols * cw + (cols - 1) * gut, 3), 255, np.uint8)
     for i, a in enumerate(arrays):
         top, left = (i // cols) * (ch + gut), (i % cols) * (cw + gut)
         sheet[top:top + a.shape[0], left:left + a.shape[1]] = a
-    return sheet
+    if not band:
+        return sheet
+    from PIL import ImageDraw
+    picture = Image.fromarray(sheet)
+    draw = ImageDraw.Draw(picture)
+    for i, label in enumerate(labels):
+        if label is None:
+            continue
+        text = f"it {label}" if isinstance(label, int) else str(label)
+        top, left = (i // cols) * (ch + gut), (i % cols) * (cw + gut)
+        draw.text((left + 2, top + arrays[i].shape[0]), text, fill=(0, 0, 0))  # under its frame
+    return np.asarray(picture)

@@ -68,11 +68,19 @@ def search(labels: list[str], text: str) -> list[int]:
     return [i for i, l in enumerate(labels) if any(q in n for n in _names(l))]
 
 
+NEIGHBOURS = ("classes that share a name are told apart by their neighbours in the label "
+              "order")
+
+
 def find_class(labels: list[str], query: str | int) -> int:
     """A class index from an index (``285``) or a name (``Egyptian cat``, ``flamingo``).
 
     A name matches a class when it equals one of the class's comma-separated names, ignoring
-    case; failing that, when it is a substring of exactly one class's names.
+    case (two classes of one name are refused, each with its neighbours in the label order);
+    failing that, when it is a whole word of exactly one class's names (``shuttle``: space
+    shuttle); failing that, a part of exactly one class's names. Several classes are refused
+    with "did you mean", whole-word matches first (``cat``: the five domestic cats before
+    bullfrog's *catesbeiana*).
     """
     q = str(query).strip()
     if is_index(q.lstrip("-")):
@@ -86,15 +94,33 @@ def find_class(labels: list[str], query: str | int) -> int:
         return exact[0]
     if len(exact) > 1:
         raise LabelError(f"class name {q!r} is ambiguous: " +
-                         "; ".join(describe(labels, i) for i in exact[:6]) + "; give the index")
+                         "; ".join(describe(labels, i) for i in exact[:6]) +
+                         f"; give the index ({NEIGHBOURS})")
+    words = [i for i, l in enumerate(labels) if any(_has_word(n, ql) for n in _names(l))]
     part = [i for i, l in enumerate(labels) if any(ql in n for n in _names(l))]
-    if len(part) == 1:
-        return part[0]
-    if len(part) > 1:
-        raise LabelError(f"class name {q!r} is ambiguous: " +
-                         "; ".join(describe(labels, i) for i in part[:6]) +
-                         (f"; ... ({len(part)} classes; ortviz labels --search {q!r})"
-                          if len(part) > 6 else ""))
+    for found in (words, part):
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise LabelError(_did_you_mean(labels, q, words, [i for i in part if i not in words]))
     every = {n: i for i, l in enumerate(labels) for n in _names(l)}
     hint = did_you_mean(ql, every, n=4, show=lambda n: f"{n!r} ({every[n]})")
     raise LabelError(f"unknown class {q!r}" + (f"; {hint}" if hint else ""))
+
+
+def _has_word(name: str, word: str) -> bool:
+    """``word`` (one or more words) in ``name`` with no letter or digit touching either end."""
+    import re
+    return re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", name) is not None
+
+
+def _did_you_mean(labels, q: str, words: list[int], others: list[int], n: int = 6) -> str:
+    """``class name 'cat' is ambiguous; did you mean 281 (tabby, tabby cat), ...?``: the
+    classes that have ``q`` as a word first, then those that only contain it."""
+    shown = (words + others)[:n]
+    more = len(words) + len(others) - len(shown)
+    text = (f"class name {q!r} is ambiguous; did you mean "
+            + ", ".join(f"{i} ({labels[i]})" for i in shown) + "?")
+    if more:
+        text += f" ({more} more: ortviz labels --search {q!r})"
+    return text + " Give the index or a full name."

@@ -8,7 +8,7 @@ A technique's own parameters are checked by their declared checks (made safe and
 - ``--step``: auto, numpy or graph (:data:`ortviz.engine.STEPS`).
 - ``--layer``, ``--class``, ``--provider``: not empty.
 - ``--class``: no class twice (``flamingo`` and ``130`` are one class).
-- ``--snapshot-every``: at most :data:`MAX_FRAMES` frames for the run.
+- ``--snapshot-every``: at most :data:`MAX_FRAMES` frames for the run (``check_frames``).
 - ``jitter`` (the shared circular shift of ``imaging``): less than the model input's shorter side.
 - the photo: its shorter side at least :data:`MIN_SIDE` pixels, also once scaled to ``max_side``
   (DeepDream's longest side): a 1x1 image dreamed as an 8x8 one and a 3000x3 panorama as 512x8.
@@ -49,11 +49,45 @@ def check_common(req) -> None:
     every = req.snapshot_every
     if isinstance(every, bool) or not isinstance(every, int) or every < 0:
         raise UsageError(f"--snapshot-every must be a count of iterations (0: none), got {every!r}")
+
+
+def check_frames(req) -> None:
+    """At most :data:`MAX_FRAMES` frames (with the technique's parameters resolved)."""
+    every = req.snapshot_every
     total = req.params.get("iterations", 0) * req.params.get("octaves", 1)
     if every and total // every > MAX_FRAMES:
         raise UsageError(f"--snapshot-every {every} keeps {total // every} frames of {total} "
                          f"iterations; at most {MAX_FRAMES} (use --snapshot-every "
                          f"{-(-total // MAX_FRAMES)} or more)")
+
+
+SNAPSHOT_WARN_BYTES = 100_000_000
+
+
+def snapshot_bytes(frames: int, hw, results: int = 1) -> int:
+    """About how many bytes ``frames`` snapshots of an ``hw`` picture write, for each of
+    ``results``: each frame as a PNG and in the contact sheet (3 bytes a pixel: the frames of
+    an optimization are noisy and PNG gains little), and in the GIF (1 byte a pixel)."""
+    return 7 * int(hw[0]) * int(hw[1]) * frames * results
+
+
+def snapshot_warning(req, hw, results: int = 1) -> str | None:
+    """A warning, before the run, for snapshots that would write more than about 100 MB."""
+    every = req.snapshot_every
+    if not every:
+        return None
+    total = req.params.get("iterations", 0) * req.params.get("octaves", 1)
+    frames = total // every + 1  # and the result
+    size = snapshot_bytes(frames, hw, results)
+    if size <= SNAPSHOT_WARN_BYTES:
+        return None
+    fits = next((k for k in range(every + 1, total + 1)
+                 if snapshot_bytes(total // k + 1, hw, results) <= SNAPSHOT_WARN_BYTES), None)
+    return (f"--snapshot-every {every} keeps {frames} frames of {hw[1]}x{hw[0]}"
+            f"{f' for each of {results} pictures' if results > 1 else ''}: about "
+            f"{size / 1e6:.0f} MB of frames, GIF and contact sheet, and a slower run"
+            + (f"; --snapshot-every {fits} stays under {SNAPSHOT_WARN_BYTES // 1_000_000} MB"
+               if fits else ""))
 
 
 def check_targets(given: list, resolved: list, labels: list[str]) -> None:

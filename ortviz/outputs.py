@@ -93,16 +93,31 @@ def write_result(out: Path, result: Result, meta: dict, claimed: bool = False) -
     return written
 
 
+def snapshot_frames(result: Result) -> tuple[list[np.ndarray], list]:
+    """The frames to write and the iteration of each (``"final"``: the result, added where
+    its size is the last frame's)."""
+    frames, labels = list(result.frames), list(result.frame_steps)
+    if len(labels) != len(frames):  # a result made without them
+        labels = [None] * len(frames)
+    if frames[-1].shape == result.image.shape:
+        frames.append(result.image)
+        labels.append("final")
+    return frames, labels
+
+
 def _write_set(files: Files, result: Result, meta: dict) -> list[Path]:
     alpha = {} if result.alpha is None else {"alpha": result.alpha}  # RGBA only when there is one
     writers, frame_writers = {"image": images.image_writer(files.image, result.image, **alpha)}, []
     if result.frames:
-        frames = result.frames + [result.image] if result.frames[-1].shape == result.image.shape else result.frames
-        writers["GIF"] = images.gif_writer(files.gif, [f for f in frames if f.shape == frames[-1].shape])
-        writers["contact sheet"] = images.image_writer(files.sheet, images.contact_sheet(frames))
+        frames, labels = snapshot_frames(result)
+        # every frame in the GIF: a smaller one (an earlier octave) brought up to the result's size
+        writers["GIF"] = images.gif_writer(files.gif, images.same_size(frames, frames[-1].shape))
+        writers["contact sheet"] = images.image_writer(files.sheet,
+                                                       images.contact_sheet(frames, labels=labels))
         frame_writers = [images.image_writer(Path("f.png"), f) for f in frames]
         meta = dict(meta, snapshots={"gif": files.gif.name, "sheet": files.sheet.name,
-                                     "frames": files.frames.name, "count": len(frames)})
+                                     "frames": files.frames.name, "count": len(frames),
+                                     "iterations": labels})
     if files.photo:
         writers["photo"] = images.image_writer(files.photo_path, result.photo)
         meta = dict(meta, photo=files.photo_path.name)

@@ -53,7 +53,7 @@ def _allowed() -> set[str] | None:
 
 # what every technique command already has (``cli/techniques.py``): a parameter may not take these
 COMMON = {"model", "seed", "provider", "threads", "step", "output", "snapshot_every", "layer",
-          "targets", "image", "help"}
+          "targets", "image", "help", "ctx"}
 COMMON_FLAGS = {"--model", "-m", "--seed", "--provider", "--threads", "--step", "--output", "-o",
                 "--snapshot-every", "--layer", "-l", "--class", "-c", "--image", "-i", "--help"}
 TYPES = (int, float, str, bool)

@@ -47,12 +47,6 @@ def transform_list(ctx, name: str, jitter: int = 12, zoom: float = 0.0, canvas=N
     return ts
 
 
-def resolve_lr(params: dict) -> dict:
-    """``params`` with an ``lr`` of 0 ("auto") replaced by its parameterization's own
-    (:data:`AUTO_LR`): what the run uses, for the sidecar."""
-    return params | {"lr": params["lr"] or AUTO_LR[params["param"]]}
-
-
 def optimizer(name: str, lr: float):
     """Normalized ascent for pixels (stable across objectives), Adam for the spectra."""
     lr = lr or AUTO_LR[name]
@@ -72,6 +66,33 @@ def pixel_after_step(l2: float, blur_every: int, blur_sigma: float):
             p = imaging.gaussian_blur(p, blur_sigma)
         return p.astype(np.float32, copy=False)
     return after
+
+
+def resolve_lr(params: dict, layer=None) -> dict:
+    """``params`` with an ``lr`` of 0 ("auto") replaced by its parameterization's own
+    (:data:`AUTO_LR`): what the run uses, for the sidecar (a ``Technique.resolve``)."""
+    return params | {"lr": params["lr"] or AUTO_LR[params["param"]]}
+
+
+# options that only one --param or --transforms reads: (the option it depends on, its value)
+ONLY_FOR = {"l2": ("param", "pixel"), "blur_every": ("param", "pixel"),
+            "blur_sigma": ("param", "pixel"), "octave_scale": ("param", "pixel"),
+            "decay": ("param", "fft"), "jitter": ("transforms", "light"),
+            "zoom": ("transforms", "light")}
+
+
+def check_applies(tech, params: dict, given=None) -> None:
+    """An option given (``given``: the names the user set; None: those that differ from their
+    default) that this run's ``--param``/``--transforms`` does not read is refused in one
+    line, not silently ignored (``Technique.only_for``)."""
+    for p in tech.params:
+        on, wanted = tech.only_for.get(p.name, (None, None))
+        if on is None or params.get(on) == wanted:
+            continue
+        if (p.name in given) if given is not None else params[p.name] != p.default:
+            flag = "--" + p.name.replace("_", "-")
+            raise ParamError(f"{flag} applies to --{on} {wanted} only; this run's --{on} is "
+                             f"{params[on]} (add --{on} {wanted}, or leave {flag} out)")
 
 
 def check_octaves(name: str, octaves: int) -> None:

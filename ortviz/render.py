@@ -39,6 +39,7 @@ class Context:
     snapshot_every: int = 0
     progress: Callable[[int, int, float], None] = lambda t, n, loss: None
     frames: list = field(default_factory=list)
+    frame_steps: list = field(default_factory=list)   # the iteration (1-based) of each frame
     history: list = field(default_factory=list)
     last_good: np.ndarray | None = None
     results_per_run: int | None = None         # slots that are results when not one per target
@@ -174,6 +175,7 @@ class Context:
         if self.snapshot_every and (t + 1) % self.snapshot_every == 0:
             self.frames.append([imaging.from_model(x[i:i + 1], self.mean, self.std)
                                 for i in range(self.slots)])
+            self.frame_steps.append(t + 1)
         self.progress(t + 1, self.iterations, float(loss))
 
 
@@ -190,6 +192,7 @@ class Result:
     photo: np.ndarray | None = None   # HxWx3 uint8: the photo as the technique saw it (shown beside)
     alpha: np.ndarray | None = None   # HxW uint8: an alpha channel (the transparency map)
     meta: dict = field(default_factory=dict)  # the technique's own sidecar entries
+    frame_steps: list = field(default_factory=list)  # the iteration of each of ``frames``
 
 
 def blank(status: str) -> bool:
@@ -236,7 +239,7 @@ def results(ctx: Context, x: np.ndarray, status: str, seconds: float,
                           e.get("status", status) if status == "complete" else status, seconds,
                           len(ctx.history), tops[i], seen,
                           None if alpha is None else np.round(255 * np.clip(alpha, 0, 1)).astype(np.uint8),
-                          dict(e.get("meta", {}))))
+                          dict(e.get("meta", {})), list(ctx.frame_steps)))
     return out
 
 

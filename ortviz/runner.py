@@ -33,7 +33,7 @@ from .errors import UsageError, first_line
 from .guard import GuardedContext, TechniqueFailed, guarded  # noqa: F401 (TechniqueFailed: API)
 from .images import ImageError, load_image
 from .labels import LabelError, find_class
-from . import images, imaging, options, outputset, signals
+from . import images, imaging, options, outputset, progress, recipes, signals
 from .outputs import InterruptedAfterWrite, sidecar, write_result
 from .render import NumericalError, Result, blank, render, results
 from .selection import default_class, resolve_layer
@@ -54,24 +54,23 @@ class RunRequest:
     step: str = "auto"
     output: Path | None = None
     snapshot_every: int = 0
+    progress: bool = True          # see ``ortviz.progress``: where and how it is shown
+    given: frozenset | None = None  # the parameters the user set (None: those off their default)
 
 
-def _progress(enabled: bool):
-    """A rich progress bar (objective value and it/s) on a terminal; nothing otherwise."""
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TextColumn("objective {task.fields[loss]:.4g}"), TextColumn("{task.fields[speed]} it/s"),
-                    TimeRemainingColumn(), transient=True)
-
-
-def prepare(req: RunRequest):
-    """Check everything before any work: bundle, layer, classes, photo, output."""
-    options.check_common(req)  # seed, threads, empty names, frames: before opening anything
+def prepare(req: RunRequest, warn=lambda m: print(f"warning: {m}", file=sys.stderr)):
+    """Check everything before any work: bundle, layer, classes, photo, output; ``warn`` is
+    told what will work but may surprise (snapshots of hundreds of MB)."""
+    options.check_common(req)  # seed, threads, empty names: before opening anything
+    if req.progress:
+        progress.interval()  # ORTVIZ_PROGRESS_SECONDS
+    tech = req.technique
+    for p in tech.params:  # defaults that depend on other parameters, where none was given
+        if p.auto is not None and req.given is not None and p.name not in req.given:
+            req.params = {**req.params, p.name: p.validate(p.auto(req.params))}
     bundle = Bundle.open(req.model if req.model is not None else default_bundle())
     options.check_with_bundle(req, bundle.manifest["input"]["shape"])
-    tech = req.technique
+    recipes.check_applies(tech, req.params, req.given)  # after each value's own checks
     layer = None
     if any(n.on == "layers" for n in tech.needs):
         layer = resolve_layer(bundle.layers, req.layer or tech.default_layer or "middle",
@@ -88,8 +87,9 @@ def prepare(req: RunRequest):
         options.check_targets(req.targets, targets, bundle.labels)
     if tech.check is not None:
         tech.check(bundle, req.params)
-    if tech.resolve is not None:
-        req.params = dict(tech.resolve(dict(req.params)))
+    if tech.resolve is not None:  # the values the run uses, for its totals and the sidecar
+        req.params = dict(tech.resolve(dict(req.params), layer))
+    options.check_frames(req)
     photo = None
     if tech.start == "photo":
         if isinstance(req.image, np.ndarray):
@@ -104,11 +104,28 @@ def prepare(req: RunRequest):
         options.check_photo(photo, req.params, "<array>" if isinstance(req.image, np.ndarray)
                             else req.image if req.image is not None else sample().name)
     out = Path(req.output) if req.output else Path("out") / f"{tech.name}.png"
-    outputset.check_suffix(out)
+    outputset.check_suffix(out)  # the whole set is checked by run_request, which writes it
     if req.params.get("transparency") and out.suffix.lower() not in images.ALPHA_SUFFIXES:
         raise UsageError(f"--transparency needs an image format with an alpha channel "
-                         f"({', '.join(images.ALPHA_SUFFIXES)}), not {out.suffix or 'no suffix'}")  # the whole set is checked by run_request, which writes it
+                         f"({', '.join(images.ALPHA_SUFFIXES)}), not {out.suffix or 'no suffix'}")
+    heavy = options.snapshot_warning(req, _picture_size(req.params, bundle, photo),
+                                     len(result_names(req, bundle, targets)))
+    if heavy:
+        warn(heavy)
     return bundle, layer, targets, photo, out
+
+
+def _picture_size(params: dict, bundle, photo) -> tuple[int, int]:
+    """The size of the picture a run makes, as far as the common parameters tell: a ``size``
+    canvas, a photo brought under ``max_side``, or the model's input."""
+    model_hw = tuple(int(s) for s in bundle.manifest["input"]["shape"][2:])
+    if params.get("size"):
+        return params["size"], params["size"]
+    if photo is not None and params.get("max_side"):
+        h, w = photo.shape[:2]
+        k = min(1.0, params["max_side"] / max(h, w))
+        return max(8, round(h * k)), max(8, round(w * k))
+    return model_hw
 
 
 def result_names(req: RunRequest, bundle: Bundle, targets: list) -> list:
@@ -215,21 +232,13 @@ def run_one(req: RunRequest, engine: Engine, layer, targets: list, photo) -> lis
     """Run the technique once: one result per target (a batch), or one for photo techniques."""
     tech = req.technique
     iterations = req.params.get("iterations", 0) * req.params.get("octaves", 1)
-    bar = _progress(sys.stderr.isatty())
-    task = None
-    if bar:
-        bar.start()
-        task = bar.add_task(tech.name, total=iterations or None, loss=float("nan"), speed="-")
+    bar = progress.start(tech.name, iterations, req.progress)
     t0 = time.perf_counter()
-
-    def progress(t, n, loss):
-        if bar:
-            speed = f"{t / max(time.perf_counter() - t0, 1e-9):.1f}"
-            bar.update(task, completed=t, loss=loss, speed=speed)
 
     ctx = GuardedContext(engine, np.random.default_rng(req.seed), iterations, layer=layer,
                          targets=list(targets), photo=photo, snapshot_every=req.snapshot_every,
-                         progress=progress, show_photo=tech.shows_photo,
+                         progress=lambda t, n, loss: bar.update(t, loss),
+                         show_photo=tech.shows_photo,
                          fit=req.params["fit"] if req.params.get("fit") in imaging.FITS else "crop")
     interrupted = []
     run = guarded(tech, lambda: _origin(tech))
@@ -260,8 +269,7 @@ def run_one(req: RunRequest, engine: Engine, layer, targets: list, photo) -> lis
             raise interrupted[0] from None
         raise
     finally:
-        if bar:
-            bar.stop()
+        bar.close()
 
 
 def _origin(tech: Technique) -> str:

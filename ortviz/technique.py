@@ -47,6 +47,9 @@ class Param:
     default: Any
     help: str
     check: Callable[[Any], str | None] | None = field(default=None, compare=False)
+    # auto(params) -> the value when the user gives none, where it depends on the other
+    # parameters (DeepDream's octaves: 4 for pixels, 1 for the spectra); None: ``default``
+    auto: Callable[[dict], Any] | None = field(default=None, compare=False)
 
     def validate(self, value):
         msg = self.check(value) if self.check else None
@@ -106,13 +109,18 @@ class Technique:
     positions: dict | None = field(default=None, compare=False)
     # More help for the command (the default recipe and why), after the summary.
     description: str = field(default="", compare=False)
-    # resolve(params) -> params: the values a run uses where a default means "automatic" (an lr
-    # of 0: the parameterization's own), so the sidecar records what was used
-    resolve: Callable[[dict], dict] | None = field(default=None, repr=False, compare=False)
+    # resolve(params, layer) -> params as the run uses them: automatic values (an lr of 0: the
+    # parameterization's own; an empty objective: the layer's) made explicit, so the sidecar
+    # records what was used; the run must give the same picture with either
+    resolve: Callable[[dict, str | None], dict] | None = field(default=None, repr=False,
+                                                               compare=False)
     run: Callable[..., np.ndarray] | None = field(default=None, repr=False, compare=False)
     # check(bundle, params) before any work: raise a UsageError (one line) for what the
     # parameters cannot do on this bundle (an objective string naming a missing layer, ...)
     check: Callable[..., None] | None = field(default=None, repr=False, compare=False)
+    # options only one --param or --transforms reads: {"l2": ("param", "pixel"), ...}; given
+    # with another, the run is refused (``recipes.check_applies``) rather than ignoring them
+    only_for: dict = field(default_factory=dict, compare=False)
     # results(bundle, params) -> n: how many results a run without class targets gives (one per
     # batch slot, NAME-0.png ... NAME-n-1.png), so their files are planned, checked and locked
     # with the output set before the run; None: one (more are checked and locked as they come)

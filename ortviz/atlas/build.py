@@ -26,7 +26,7 @@ from . import executors, site
 from .examples import layer_means
 from .keys import assign_keys, is_done
 from .plan import Spec, Unit, make_plan, photo_files
-from .progress import Progress, duration
+from .progress import Progress, duration, work
 from .work import Job
 
 
@@ -94,6 +94,26 @@ def _where(opts: Options) -> str:
             f"{executors.split_threads(opts.workers, opts.threads)} thread(s) each")
 
 
+def _kinds(units: list[Unit]) -> dict:
+    """``{"channels": 5712, "classes": 50, ...}`` in plan order."""
+    names = {"channel": "channels", "class": "classes", "dream": "dreams",
+             "inversion": "inversions", "negative": "negatives", "diversity": "diverse pictures"}
+    counts: dict[str, int] = {}
+    for u in units:
+        key = names.get(u.kind, u.kind)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _weights(units: list[Unit], bundle, photo_hw: dict) -> dict:
+    """Each unit's share of the work (``progress.work``), for the ETA."""
+    place = {l["name"]: k for k, l in enumerate(bundle.layers)}
+    depth = {name: (k + 1) / max(1, len(place)) for name, k in place.items()}
+    model_hw = tuple(int(s) for s in bundle.input["shape"][2:])
+    return {u.id: work(u, depth.get(u.layer, 1.0), model_hw, photo_hw.get(u.photo))
+            for u in units}
+
+
 def _save(unit: Unit, picture, out: Path) -> None:
     picture.meta["atlas"] = {"key": unit.key, "kind": unit.kind, "layer": unit.layer,
                              "index": unit.index, "objective": unit.objective, "photo": unit.photo,
@@ -131,8 +151,9 @@ def build(opts: Options, stream=None) -> Report:
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
-    progress = Progress(len(units), len(units) - len(todo), stream)
-    progress.start(_where(opts))
+    progress = Progress(len(units), len(units) - len(todo), stream,
+                        _weights(todo, bundle, {name: p.shape[:2] for name, p in photos.items()}))
+    progress.start(_where(opts), _kinds(units))
     errors: dict[str, str] = {}
     rendered, interrupted = 0, False
     try:

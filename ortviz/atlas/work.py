@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import first_line
+from ..plugins import techniques
 from ..render import finished
 from .plan import Unit
 
@@ -57,18 +58,24 @@ def worker_setup(bundle: str, provider: str, threads: int | None) -> None:
 
 def _call(m, job: Job) -> list:
     u = job.units[0]
+    defaults = techniques()[u.technique].defaults()
+    # what the atlas sets, as a user of the API would: the rest are the technique's own
+    # defaults (some depend on other parameters, and an option the chosen --param does not
+    # read is refused when given); the atlas shows its own progress
+    params = {k: v for k, v in u.params.items() if k not in defaults or v != defaults[k]}
     if u.kind == "diversity":  # one run: the set's K pictures, one per unit
-        got = m.run(u.technique, layer=u.layer, seed=u.seed, **u.params)
+        got = m.run(u.technique, layer=u.layer, seed=u.seed, progress=False, **params)
     elif u.kind in ("channel", "negative"):  # the objective is in the params; a list: one per slot
         objectives = [v.params["objective"] for v in job.units]
-        got = m.run(u.technique, layer=u.layer, seed=u.seed, **dict(
-            u.params, objective=objectives if len(objectives) > 1 else objectives[0]))
+        got = m.run(u.technique, layer=u.layer, seed=u.seed, progress=False, **dict(
+            params, objective=objectives if len(objectives) > 1 else objectives[0]))
     elif u.kind == "class":  # a list of targets shares one run of a batched bundle
         targets = [v.index for v in job.units]
         got = m.run(u.technique, target=targets if len(targets) > 1 else targets[0], seed=u.seed,
-                    **u.params)
+                    progress=False, **params)
     else:
-        got = m.run(u.technique, image=job.photo, layer=u.layer, seed=u.seed, **u.params)
+        got = m.run(u.technique, image=job.photo, layer=u.layer, seed=u.seed, progress=False,
+                    **params)
     got = got if isinstance(got, list) else [got]
     if len(got) != len(job.units):
         raise RuntimeError(f"{u.technique} gave {len(got)} pictures for {len(job.units)} units")

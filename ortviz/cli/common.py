@@ -154,12 +154,39 @@ class OneLineErrors(typer.core.TyperGroup):
             sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)
 
+    def get_params(self, ctx):
+        return tidy_params(super().get_params(ctx))
+
+    def get_command(self, ctx, name):
+        cmd = super().get_command(ctx, name)
+        if cmd is not None:
+            tidy_help(cmd, ctx)
+        return cmd
+
     # Every command, its help and the group's: a reader that went away ends the run quietly.
     def make_context(self, *args, **kwargs):
         return _quiet_when_reader_gone(super().make_context, *args, **kwargs)
 
     def invoke(self, ctx):
         return _quiet_when_reader_gone(super().invoke, ctx)
+
+
+def tidy_params(params: list) -> list:
+    """Help shows no Python types: a flag gets no value label (typer writes ``<bool>``), a
+    repeatable option its metavar or ``<value>`` (not ``<list[str]>``)."""
+    for p in params:
+        if p.metavar is None and getattr(p, "is_flag", False):
+            p.metavar = ""
+        elif p.metavar is None and getattr(p, "multiple", False):
+            p.metavar = "<value>"
+    return params
+
+
+def tidy_help(cmd, ctx) -> None:
+    """:func:`tidy_params` on a command and, for a group, on every command under it."""
+    tidy_params(cmd.get_params(ctx))  # makes the command's own help option too
+    for sub in getattr(cmd, "commands", {}).values():
+        tidy_help(sub, ctx)
 
 
 def _quiet_when_reader_gone(call, *args, **kwargs):

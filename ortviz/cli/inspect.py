@@ -52,11 +52,21 @@ def layers(bundle: BundleArg = None, as_json: JsonOpt = False):
         print_json([dict(l, channels=sizes(l["shape"])[0], positions=sizes(l["shape"])[1])
                     for l in b.layers])
         return
-    typer.echo(f"{'layer':<24} {'channels':>8} {'positions':>10}  {'shape':<20} {'op':<12} tensor")
+    rows = []
     for l in b.layers:
         c, p = sizes(l["shape"])
-        typer.echo(f"{l['name']:<24} {c if c is not None else '-':>8} {p or '-':>10}  "
-                   f"{str(tuple(l['shape'])):<20} {l['op']:<12} {l['tensor']}")
+        rows.append([l["name"], "-" if c is None else str(c), p or "-", str(tuple(l["shape"])),
+                     l["op"], l["tensor"]])
+    for line in table(["layer", "channels", "positions", "shape", "op", "tensor"], rows, "<>><<<"):
+        typer.echo(line)
+
+
+def table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
+    """Columns as wide as their widest cell (``align``: ``<`` or ``>`` per column), two
+    spaces apart, no trailing spaces."""
+    widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header))]
+    return ["  ".join(f"{cell:{a}{w}}" for cell, a, w in zip(r, align, widths)).rstrip()
+            for r in [header, *rows]]
 
 
 @friendly
@@ -64,7 +74,13 @@ def labels(bundle: BundleArg = None,
            search: Annotated[Optional[str], typer.Option(
                "--search", "-s", help="Only classes with a name containing TEXT.")] = None,
            as_json: JsonOpt = False):
-    """List a bundle's classes (index and names); names two classes share are told apart."""
+    """List a bundle's classes (index and names); names two classes share are told apart.
+
+    A name two classes share (ImageNet's crane: the bird and the machine) is shown with each
+    class's neighbours in the label order, which tell them apart where the order follows a
+    hierarchy: 134 (crane) next to bittern and limpkin, 517 (crane) next to cradle and crash
+    helmet. A class is found by its index, a full name, or a word of one class's names
+    (shuttle: 812, space shuttle); a word of several classes lists them."""
     from ..labels import describe, search as find
 
     b = open_bundle(bundle)

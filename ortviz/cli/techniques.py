@@ -31,6 +31,7 @@ def _opt(name, annotation, default, *flags, **kw):
 
 def _signature(tech) -> inspect.Signature:
     ps = [
+        inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
         _opt("model", Optional[Path], None, "--model", "-m", is_eager=True,  # read before --help
              help="Bundle directory (default: the embedded EfficientNet-Lite0)."),
         _opt("seed", int, 0, "--seed", help="Random seed; the same seed on CPU gives the same image."),
@@ -51,7 +52,7 @@ def _signature(tech) -> inspect.Signature:
         ps.append(_opt("layer", Optional[str], tech.default_layer or "middle", "--layer", "-l",
                        help=LAYER_HELP))
     if any(n.on == "logits" for n in tech.needs):
-        ps.append(_opt("targets", Optional[list[str]], None, "--class", "-c",
+        ps.append(_opt("targets", Optional[list[str]], None, "--class", "-c", metavar="<class>",
                        help="Target class by index or name (see `ortviz labels`); repeat for several "
                             "(default: flamingo where the bundle has it, else class 0)."))
     if tech.start == "photo":
@@ -105,14 +106,16 @@ def command_class(tech):
 
 
 def make_command(tech):
-    def command(**kw):
+    def command(ctx: typer.Context, **kw):
         from ..runner import RunRequest, run_request
+        given = frozenset(p.name for p in tech.params
+                          if ctx.get_parameter_source(p.name).name != "DEFAULT")
         params = {p.name: p.validate(kw.pop(p.name)) for p in tech.params}
         req = RunRequest(technique=tech, params=params, model=kw.get("model"),
                          layer=kw.get("layer"), targets=list(kw.get("targets") or []),
                          image=kw.get("image"), seed=kw["seed"], provider=kw["provider"],
                          threads=kw["threads"], step=kw["step"], output=kw.get("output"),
-                         snapshot_every=kw["snapshot_every"])
+                         snapshot_every=kw["snapshot_every"], given=given)
         code = run_request(req, echo=typer.echo, err=lambda m: typer.echo(m, err=True))
         if code:
             raise typer.Exit(code)

@@ -26,15 +26,29 @@ def _objective(bundle, text: str):
     return parse(text, bundle) if text.strip() else None
 
 
+PIXEL_OCTAVES = 4  # octaves when none are given: this many for pixels; the spectra work at one
+
+
 def check(bundle, params) -> None:
     recipes.check_octaves(params["param"], params["octaves"])
     _objective(bundle, params["objective"])
 
 
+def resolve(params, layer) -> dict:
+    """No ``--objective``: the layer's energy, written as the objective string that means it
+    (the layer's name)."""
+    if not params["objective"].strip() and layer:
+        params["objective"] = layer
+    return params
+
+
 def run(ctx, iterations, param, transforms, lr, jitter, octaves, octave_scale, max_side, objective):
     recipes.check_octaves(param, octaves)
     chosen = _objective(ctx.engine.bundle, objective)
-    f = graph_objective(ctx, FEATURE_ENERGY.name, ctx.layer) if chosen is None else ctx.bind(chosen)
+    if chosen is None or chosen.text() == f"energy({ctx.layer})":  # the layer's energy: its graph
+        f = graph_objective(ctx, FEATURE_ENERGY.name, ctx.layer)
+    else:
+        f = ctx.bind(chosen)
     h, w = ctx.photo.shape[:2]
     k = min(1.0, max_side / max(h, w))
     full = (max(8, round(h * k)), max(8, round(w * k)))
@@ -58,16 +72,18 @@ technique = Technique(
     params=(
         Param("iterations", int, 20, "Iterations per octave.", ITERATIONS),
         recipes.param_choice("pixel", "All start at the photo (maco keeps the photo's own "
-                             "magnitude spectrum); fft and maco need --octaves 1."),
+                             "magnitude spectrum); fft and maco work at one octave."),
         recipes.transforms_choice("light", "light is the circular --jitter; standard reached less "
-                                  "feature energy at equal iterations (bench/dream.py)."),
+                                  "feature energy at equal iterations."),
         Param("lr", float, 0.01, "Step size: normalized ascent (pixel) or Adam (fft, maco).", positive),
         Param("jitter", int, 16, "Largest random shift in pixels (circular; light transforms).", JITTER),
-        Param("octaves", int, 4, "Number of scales, smallest first (pixel only; 1 for fft, maco).",
-              OCTAVES),
+        Param("octaves", int, PIXEL_OCTAVES, "Number of scales, smallest first (pixel; fft and maco "
+              "work at one: 1 unless given).", OCTAVES,
+              auto=lambda p: PIXEL_OCTAVES if p["param"] == "pixel" else 1),
         Param("octave_scale", float, 1.4, "Size ratio between octaves.", scale_ratio),
-        Param("max_side", int, 512, "Longest side of the result in pixels; a photo whose shorter "
-              "side would fall below 8 pixels at it is refused.", between(8, 4096)),
+        Param("max_side", int, 512, "Largest longest side of the result in pixels: a larger photo "
+              "is shrunk to it, a smaller one keeps its own size; a photo whose shorter side would "
+              "fall below 8 pixels at it is refused.", between(8, 4096)),
         Param("objective", str, "", "Objective to dream on (e.g. '_blocks.9:61 + _blocks.12', "
               "see feature-viz); empty: the --layer's energy."),
     ),
@@ -75,4 +91,6 @@ technique = Technique(
     default_layer="middle",
     run=run,
     check=check,
+    resolve=resolve,
+    only_for=recipes.ONLY_FOR,
 )

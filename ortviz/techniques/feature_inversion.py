@@ -30,7 +30,8 @@ MATCHES = ("distance", "caricature")
 # Where the recipe gives a good picture (bench/inversion.py, README): earlier than the shared
 # positions; on EfficientNet-Lite0 _blocks.4, _blocks.8 and _blocks.10.
 POSITIONS = {"early": 0.3, "middle": 0.5, "late": 0.6}
-DESCRIPTION = ("Default recipe (measured with bench/inversion.py, see the README): the photo padded "
+DESCRIPTION = ("Default recipe (measured on five photos; the measurements are on the documentation's "
+               "Feature inversion page): the photo padded "
                "to the model's square (--fit pad); pixels, coarse to fine over 3 octaves (ratio 1.6) "
                "of 100 Adam steps (lr 0.05) each, on the normalized distance "
                "|phi(x) - phi0|^2 / |phi0|^2, with total variation 10 (beta 2) per pixel and no "
@@ -54,6 +55,11 @@ def _penalties(size: int, l2, tv, tv_beta, alpha_norm, alpha) -> list:
             return alpha_norm * v / size, (alpha_norm / size) * g
         out.append(alpha_pen)
     return out
+
+
+# the pixel-only, fft-only and light-transforms-only options (here the L2 penalty applies to every
+# parameterization, and coarse to fine too: --octave-scale is read whatever --param)
+ONLY_FOR = {k: v for k, v in recipes.ONLY_FOR.items() if k not in ("l2", "octave_scale")}
 
 
 def distance(ctx, layer: str, target: np.ndarray):
@@ -167,4 +173,5 @@ technique = Technique(
     positions=POSITIONS,
     description=DESCRIPTION,
     run=run,
+    only_for=ONLY_FOR,
 )

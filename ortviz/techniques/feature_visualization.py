@@ -211,5 +211,6 @@ technique = Technique(
     run=run,
     resolve=recipes.resolve_lr,
     check=check,
+    only_for=recipes.ONLY_FOR,
     results=results,
 )

@@ -9,6 +9,7 @@ serves them after the first run).
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,16 +73,35 @@ def test_wheel_carries_the_model_and_photos_but_no_tests(dist):
     assert not [n for n in names if n.startswith(("tests/", "bench/", "scripts/"))]
 
 
-@pytest.mark.parametrize("python", _pythons(), ids=lambda p: Path(p).name)
-def test_installed_wheel_runs_the_techniques_anywhere(dist, python, tmp_path):
+@pytest.fixture(scope="module")
+def installed(dist, tmp_path_factory):
+    """``installed(python)``: a fresh venv of that Python with the wheel's ``[cpu]`` installed by
+    plain pip (one per Python for the module: the notebook test adds its extra to 3.11's)."""
     wheel, _ = dist
-    env_dir = tmp_path / "venv"
-    _run([python, "-m", "venv", env_dir])
-    _run([env_dir / "bin/python", "-m", "pip", "install", "-q", "--disable-pip-version-check",
-          f"{wheel}[cpu]"])
+    made = {}
+
+    def make(python):
+        if python not in made:
+            env_dir = tmp_path_factory.mktemp("venv")
+            _run([python, "-m", "venv", env_dir])
+            _run([env_dir / "bin/python", "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                  f"{wheel}[cpu]"])
+            made[python] = env_dir
+        return made[python]
+
+    return make
+
+
+def _clean_env():
+    return {k: v for k, v in os.environ.items() if k not in ("ORTVIZ_MODELS", "PYTHONPATH")}
+
+
+@pytest.mark.parametrize("python", _pythons(), ids=lambda p: Path(p).name)
+def test_installed_wheel_runs_the_techniques_anywhere(installed, python, tmp_path):
+    env_dir = installed(python)
     work = tmp_path / "elsewhere"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("ORTVIZ_MODELS", "PYTHONPATH")}
+    env = _clean_env()
     ortviz = env_dir / "bin/ortviz"
     quick = {"class-viz": ["--iterations", "2"], "invert": ["--iterations", "2"],
              "dream": ["--iterations", "2", "--octaves", "1", "--max-side", "224"]}
@@ -94,3 +114,42 @@ def test_installed_wheel_runs_the_techniques_anywhere(dist, python, tmp_path):
               "import ortviz; m = ortviz.load(); from ortviz.defaults import sample; "
               "print(m.classify(sample())[0]['class'])"], cwd=work, env=env)
     assert r.stdout.split()[-1] == "285", r.stdout  # the bundled cat photo is a cat
+
+
+# Executes the notebook in a real kernel (ipykernel, started by nbclient from this venv) and
+# writes the executed notebook as JSON; a final cell says where ortviz was imported from.
+EXECUTE = """
+import sys, nbclient, nbformat
+nb = nbformat.read(sys.argv[1], as_version=4)
+nb.cells.append(nbformat.v4.new_code_cell("import ortviz; print('ortviz from', ortviz.__file__)"))
+nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
+                        resources={"metadata": {"path": sys.argv[3]}}).execute()
+nbformat.write(nb, sys.argv[2])
+"""
+
+
+def test_the_example_notebook_runs_in_a_real_kernel_against_the_wheel(dist, installed, tmp_path):
+    """examples/tour.ipynb in a fresh kernel of the 3.11 venv with the ``notebook`` extra: each
+    technique's cell shows a picture, the long cell shows progress."""
+    wheel, _ = dist
+    env_dir = installed(sys.executable)
+    _run([env_dir / "bin/python", "-m", "pip", "install", "-q", "--disable-pip-version-check",
+          f"{wheel}[cpu,notebook]"])
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    source = ROOT / "examples" / "tour.ipynb"
+    _run([env_dir / "bin/python", "-c", EXECUTE, source, work / "out.ipynb", work], cwd=work,
+         env=_clean_env(), timeout=900)
+    cells = [c for c in json.loads((work / "out.ipynb").read_text())["cells"]
+             if c["cell_type"] == "code"]
+    tagged = lambda tag: [c for c in cells if tag in c["metadata"].get("tags", [])]  # noqa: E731
+    assert len(tagged("picture")) >= 6, "the notebook lost its technique cells"
+    for cell in tagged("picture"):
+        kinds = {k for o in cell["outputs"] for k in o.get("data", {})}
+        assert "image/png" in kinds, ("".join(cell["source"])[:80], kinds)
+    (long,) = tagged("long")
+    err = "".join("".join(o["text"]) for o in long["outputs"]
+                  if o["output_type"] == "stream" and o["name"] == "stderr")
+    assert re.search(r"class-visualization.*96/96", err), err[-500:]  # progress, to the end
+    said = "".join("".join(o.get("text", "")) for o in cells[-1]["outputs"])
+    assert "site-packages" in said and str(ROOT) not in said, said

@@ -89,7 +89,7 @@ def test_a_canvas_larger_than_the_model_is_rendered_through_random_boxes(model):
 
 def test_octaves_need_the_pixel_parameterization(model):
     from ortviz.technique import ParamError
-    with pytest.raises(ParamError, match="--octaves 2 needs --param pixel"):
+    with pytest.raises(ParamError, match="octaves=2 needs param pixel"):
         model.class_visualization(130, iterations=1, octaves=2, param="fft")
     pic = model.class_visualization(130, iterations=2, octaves=2, param="pixel", transforms="light")
     assert pic.status == "complete" and len(pic.history) == 4
