@@ -86,28 +86,18 @@ def recognition_screen() -> str:
     return rec.table([path]) + "\n\n" + _source(path)
 
 
-def inversion() -> str:
-    import inversion as inv
-    path = DOCS / "inversion.json"
-    return inv.table(path) + "\n\n" + _source(path)
+def _inversion(path: Path):
+    """The generator of one feature-inversion results file's table."""
+    def generate() -> str:
+        import inversion as inv
+        return inv.table(path) + "\n\n" + _source(path)
+    return generate
 
 
-def inversion_issue22() -> str:
-    import inversion as inv
-    path = RESULTS / "inversion-20261206.json"
-    return inv.table(path) + "\n\n" + _source(path)
-
-
-def inversion_screen_issue22() -> str:
-    import inversion as inv
-    path = RESULTS / "inversion-screen-20261206.json"
-    return inv.table(path) + "\n\n" + _source(path)
-
-
-def inversion_screen() -> str:
-    import inversion as inv
-    path = RESULTS / "inversion-screen.json"
-    return inv.table(path) + "\n\n" + _source(path)
+inversion = _inversion(DOCS / "inversion.json")
+inversion_screen = _inversion(RESULTS / "inversion-screen.json")
+inversion_issue22 = _inversion(RESULTS / "inversion-20261206.json")
+inversion_screen_issue22 = _inversion(RESULTS / "inversion-screen-20261206.json")
 
 
 def dream_transforms() -> str:
