@@ -85,6 +85,9 @@ def fold_batchnorm(model: onnx.ModelProto) -> int:
     BatchNorm's output is renamed to the Conv's. Returns how many were folded."""
     g = model.graph
     known = constants(model)
+    for node in g.node:  # the TorchScript exporter shares equal tensors through Identity nodes
+        if node.op_type == "Identity" and node.input[0] in known:
+            known[node.output[0]] = known[node.input[0]]
     users = {}
     for node in g.node:
         for i in node.input:

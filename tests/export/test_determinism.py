@@ -127,3 +127,23 @@ def test_every_stored_weight_is_a_torch_parameter_or_a_float64_fold():
     others = [i.name for i in floats if "/bnfold" not in i.name
               and numpy_helper.to_array(i).tobytes() not in params]
     assert len(folds) == 2 * 49 and not others, f"values from elsewhere: {others[:5]}"
+
+
+def test_batchnorms_whose_tensors_torch_shares_through_identity_are_folded_too():
+    """Fresh BatchNorms hold equal tensors (ones, zeros), which the TorchScript exporter without
+    constant folding shares through Identity nodes: they are folded like any other (they were
+    left as Mul + Add, a slower graph with a layer of their own)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 2, 1, bias=False), torch.nn.BatchNorm2d(8),
+                              torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, 1, 1), torch.nn.BatchNorm2d(8),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(8, 5)).eval()
+    model = from_torch(net, 32)
+    assert any(n.op_type == "Identity" for n in model.graph.node), "torch no longer shares them"
+    canon, _, _ = canonicalize(model, 32)
+    ops = [n.op_type for n in canon.graph.node]
+    assert "BatchNormalization" not in ops and "Mul" not in ops, ops
+    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    got = ort.InferenceSession(canon.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    want = net(torch.from_numpy(x)).detach().numpy()
+    assert np.abs(got - want).max() <= 1e-5 * max(1.0, np.abs(want).max()), "seed=3: the folded graph differs"
