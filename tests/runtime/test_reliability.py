@@ -139,33 +139,58 @@ def test_symlinks_in_a_bundle_are_refused(tmp_path, no_onnxruntime_loads):
         bundle._check_external(GRAD, tensor, {})
 
 
-def _nested(top: Path, depth: int) -> Path:
-    """``top/d/d/.../d``, ``depth`` folders deep, made one by one (os.makedirs recurses)."""
-    p = top
-    top.mkdir()
-    for _ in range(depth):
-        p = p / "d"
-        p.mkdir()
-    return p
+@pytest.fixture
+def nested():
+    """``make(top, depth)``: ``top/d/d/.../d``, ``depth`` folders deep, made one by one
+    (os.makedirs recurses). Removed again at teardown, deepest first: left behind, it breaks
+    every later pytest session on the machine, whose clean-up of old temporary folders
+    (shutil.rmtree, recursive) raises RecursionError past about 1,000 levels."""
+    made = []
+
+    def make(top: Path, depth: int) -> Path:
+        p = top
+        top.mkdir()
+        made.append((top, depth))
+        for _ in range(depth):
+            p = p / "d"
+            p.mkdir()
+        return p
+
+    yield make
+    for top, depth in made:
+        for k in range(depth, -1, -1):
+            folder = top.joinpath(*["d"] * k)
+            for f in folder.iterdir():
+                if not f.is_dir():
+                    f.unlink()
+            folder.rmdir()
 
 
-def test_a_deeply_nested_empty_folder_in_a_bundle_is_ignored(tmp_path, no_onnxruntime_loads):
+def test_a_deeply_nested_empty_folder_in_a_bundle_is_ignored(tmp_path, no_onnxruntime_loads, nested):
     """Empty folders hold no file the manifest could miss, at any depth: walked without
     recursion (Path.rglob raised RecursionError at 1,200 levels)."""
     b = small_copy(tmp_path)
-    _nested(b / "deep", 1200)
+    nested(b / "deep", 1200)
     r = invoke("info", b)
     assert r.exit_code == 0 and "graphs" in r.output, r.output
     assert Bundle.open(b).name
 
 
-def test_a_file_at_the_bottom_of_a_deeply_nested_folder_is_refused(tmp_path, no_onnxruntime_loads):
+def test_a_file_at_the_bottom_of_a_deeply_nested_folder_is_refused(tmp_path, no_onnxruntime_loads,
+                                                                  nested):
     b = small_copy(tmp_path)
-    (_nested(b / "deep", 1200) / "x.onnx").write_bytes(b"x")
+    (nested(b / "deep", 1200) / "x.onnx").write_bytes(b"x")
     r = invoke("info", b)
     line = one_error_line(r)
     assert r.exit_code == 2 and "bundle holds a file its manifest does not list: deep/d/d/" in line \
         and line.endswith("d/d/x.onnx") and len(line) < 300, line
+
+
+def test_the_deep_folders_are_gone_after_those_tests(tmp_path_factory):
+    """pytest must be able to remove this session's temporary folders in a later one."""
+    base = tmp_path_factory.getbasetemp()
+    left = [p for p in base.glob("*/*/deep") if (p / "d").is_dir()]
+    assert not left, f"a 1,200-level folder was left: {left[0]}"
 
 MANIFEST_CASES = {
     "graphs not a list": (lambda m: m.__setitem__("graphs", {}), "field 'graphs' must be a list"),
