@@ -51,10 +51,17 @@ def _source(*paths: Path) -> str:
         " by `scripts/docs_tables.py`."
 
 
-def recognition() -> str:
-    import recognition as rec
-    path = DOCS / "recognition.json"
-    return rec.table([path]) + "\n\n" + _source(path)
+def _recognition(path: Path):
+    """The generator of one class-visualization recognition results file's table."""
+    def generate() -> str:
+        import recognition as rec
+        return rec.table([path]) + "\n\n" + _source(path)
+    return generate
+
+
+recognition = _recognition(DOCS / "recognition.json")
+recognition_screen = _recognition(RESULTS / "recognition-screen.json")
+recognition_random = _recognition(RESULTS / "recognition-random-20261206.json")
 
 
 def recognition_default() -> str:
@@ -78,12 +85,6 @@ def recognition_default() -> str:
     return (f"**The default (the row “{run['name']}”, {run['date']}): Lite1 {rec._pct(n1 / len(rows))} top-1 "
             f"({n1}/{len(rows)}), Lite2 {rec._pct(n2 / len(rows))} top-5 ({n2}/{len(rows)})**, "
             f"{s['seconds_per_image']} s per image. Its misses: {', '.join(misses) or 'none'}.\n")
-
-
-def recognition_screen() -> str:
-    import recognition as rec
-    path = RESULTS / "recognition-screen.json"
-    return rec.table([path]) + "\n\n" + _source(path)
 
 
 def _inversion(path: Path):
@@ -154,7 +155,8 @@ def atlas() -> str:
 
 
 GENERATORS = {"recognition": recognition, "recognition-default": recognition_default,
-              "recognition-screen": recognition_screen, "inversion": inversion,
+              "recognition-screen": recognition_screen,
+              "recognition-random": recognition_random, "inversion": inversion,
               "inversion-screen": inversion_screen,
               "inversion-issue22": inversion_issue22, "inversion-screen-issue22": inversion_screen_issue22, "dream-transforms": dream_transforms,
               "speed": speed, "numpy-side": numpy_side, "atlas": atlas}
