@@ -2,7 +2,7 @@
 
 Layout (format version 2)::
 
-    manifest.json          what is here (see README, "Bundle format")
+    manifest.json          what is here (see docs/bundle-format.md)
     forward.onnx           classifier; outputs: logits, then every layer of the layer table
     weights.bin            the one external-data file every graph points into
     grad.features__<layer>.onnx   per layer: L = <W, phi> + 1/2 <A, phi*phi>, W and A inputs

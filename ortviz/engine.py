@@ -72,7 +72,7 @@ class Engine:
             so.intra_op_num_threads = self.threads
             so.inter_op_num_threads = 1
         # Idle worker threads sleep instead of spin-waiting: on a loaded 2-core machine the
-        # spinning default was the slowest setting (bench/threads.py, README "Threads").
+        # spinning default was the slowest setting (bench/threads.py, docs/speed.md "Threads").
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return so
 

@@ -66,7 +66,7 @@ def _torch():
         import torch
     except ImportError:
         raise ExportError("exporting a PyTorch model needs torch and the export environment "
-                          "(onnxruntime-training 1.19.2); see README, 'Environments'") from None
+                          "(onnxruntime-training 1.19.2); see the docs' Getting started page, 'Environments'") from None
     return torch
 
 

@@ -39,7 +39,7 @@ def _builder():
         onnxruntime.set_default_logger_severity(3)
     except ImportError:
         raise ExportError("exporting needs the export environment (onnxruntime-training 1.19.2); "
-                          "see README, 'Environments'") from None
+                          "see the docs' Getting started page, 'Environments'") from None
     return GradientGraphBuilder
 
 
@@ -52,7 +52,7 @@ def builder_message(exc: Exception) -> str:
         op, node = missing.groups()
         where = f" (node {node!r})" if node else ""
         return (f"no input gradient for op {op}{where}: onnxruntime-training has none and ortviz "
-                "has no rewrite for it (README, 'Supported models')")
+                "has no rewrite for it (the docs' Supported models page)")
     if "/onnxruntime_src/" not in text:
         return text
     after = text.split("was false.", 1)

@@ -27,7 +27,7 @@ from ..technique import (BLUR_SIGMA, ITERATIONS, JITTER, OCTAVES, Need, Param, T
                          non_negative, positive, scale_ratio)
 
 MATCHES = ("distance", "caricature")
-# Where the recipe gives a good picture (bench/inversion.py, README): earlier than the shared
+# Where the recipe gives a good picture (bench/inversion.py, docs/quality.md): earlier than the shared
 # positions; on EfficientNet-Lite0 _blocks.4, _blocks.8 and _blocks.10.
 POSITIONS = {"early": 0.3, "middle": 0.5, "late": 0.6}
 DESCRIPTION = ("Default recipe (measured on five photos; the measurements are on the documentation's "

@@ -91,5 +91,5 @@ def test_export_torch_in_the_runtime_environment_names_what_is_missing(tmp_path)
     assert r.exit_code == 2, r.output
     assert r.output.strip().splitlines() == [
         "error: exporting a PyTorch model needs torch and the export environment "
-        "(onnxruntime-training 1.19.2); see README, 'Environments'"]
+        "(onnxruntime-training 1.19.2); see the docs' Getting started page, 'Environments'"]
     assert not (tmp_path / "b").exists()
