@@ -19,7 +19,7 @@ layer becomes the channel of the layer it pools).
 
 from __future__ import annotations
 
-from functools import lru_cache
+import os
 
 import numpy as np
 
@@ -34,12 +34,23 @@ KINDS = ("channel", "neuron", "direction")    # terms with a surrogate (energies
 NO_GRADIENT = 1e-9
 
 
-@lru_cache(maxsize=8)
+_PRODUCERS: dict = {}
+
+
 def _producers(forward_path: str) -> dict:
-    """tensor -> (op_type, first input) of the forward graph (its structure only)."""
-    import onnx
-    graph = onnx.load(forward_path, load_external_data=False).graph
-    return {out: (n.op_type, n.input[0] if n.input else None) for n in graph.node for out in n.output}
+    """tensor -> (op_type, first input) of the forward graph (its structure only). Kept per file
+    (device, inode, mtime, size), never per path: a bundle is read through
+    ``/proc/self/fd/N``, and N names another bundle once the first is closed."""
+    st = os.stat(forward_path)
+    key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    if key not in _PRODUCERS:
+        import onnx
+        graph = onnx.load(forward_path, load_external_data=False).graph
+        if len(_PRODUCERS) >= 8:
+            _PRODUCERS.pop(next(iter(_PRODUCERS)))
+        _PRODUCERS[key] = {out: (n.op_type, n.input[0] if n.input else None)
+                           for n in graph.node for out in n.output}
+    return _PRODUCERS[key]
 
 
 def source(bundle, layer: str) -> tuple[str, bool] | None:

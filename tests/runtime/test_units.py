@@ -215,3 +215,21 @@ def test_bad_unit_options_are_one_line_exit_2_and_write_nothing(tmp_path, args, 
     assert r.exit_code == 2, r.output
     assert says in r.output and "Traceback" not in r.output, r.output
     assert not any(tmp_path.iterdir())
+
+
+def test_the_pre_activation_walk_reads_each_bundle_not_a_reused_descriptor_path():
+    """A bundle is read through /proc/self/fd/N, and N is reused once a bundle is let go: the
+    walk must not answer for the default bundle from another bundle's graph that had the same
+    path (it did, through a cache keyed by that path, and the warm-up failed in a full run)."""
+    from conftest import ARTIFACTS
+    from ortviz.bundle import Bundle
+    from ortviz.defaults import default_bundle
+
+    other = Bundle.open(ARTIFACTS / "small_resnet_torchscript")
+    path = str(other.forward_path)
+    source(other, "layer1")  # reads (and keeps) the small network's graph
+    other.close()
+    lite0 = Bundle.open(default_bundle())
+    if str(lite0.forward_path) != path:
+        pytest.skip(f"the descriptor path was not reused here ({path})")  # a platform without /proc
+    assert source(lite0, "_swish") == ("_conv_stem", False)
