@@ -7,7 +7,7 @@ import onnx
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from .graph import SMALL, constants, is_standard, static_shapes
+from .graph import SMALL, constants, consumers, is_standard, static_shapes
 
 _NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
                "Multinomial", "Bernoulli", "Constant"}
@@ -88,11 +88,7 @@ def fold_batchnorm(model: onnx.ModelProto) -> int:
     for node in g.node:  # the TorchScript exporter shares equal tensors through Identity nodes
         if node.op_type == "Identity" and node.input[0] in known:
             known[node.output[0]] = known[node.input[0]]
-    users = {}
-    for node in g.node:
-        for i in node.input:
-            if i:
-                users.setdefault(i, []).append(node)
+    users = consumers(model)
     producer = {o: n for n in g.node for o in n.output if o}
     outputs = {o.name for o in g.output}
     inits = {i.name: i for i in g.initializer}
