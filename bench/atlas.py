@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--stand-in", action="store_true")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    from ortviz.plugins import techniques
+    from ortviz.techniques.registry import techniques
     technique = "feature-visualization"
     if technique not in techniques():
         if not args.stand_in:

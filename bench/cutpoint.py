@@ -35,10 +35,10 @@ CUTS = ["_blocks.5", "_blocks.12"]
 def build() -> None:
     import onnx
 
-    from ortviz.bundle import Bundle
-    from ortviz.defaults import default_bundle
+    from ortviz.bundle.reader import Bundle
+    from ortviz.bundle.embedded import default_bundle
     from ortviz.export.gradients import build as build_graph
-    from ortviz.objectives import Objective
+    from ortviz.bundle.graphs import Objective
 
     b = Bundle.open(default_bundle())
     forward = onnx.load(str(b.forward_path))  # weights loaded from weights.bin
@@ -73,9 +73,9 @@ def time_it(rounds: int, threads: int) -> None:
     import numpy as np
     import onnxruntime as ort
 
-    from ortviz import algebra as A
-    from ortviz.defaults import default_bundle
-    from ortviz.engine import Engine
+    from ortviz.objective import algebra as A
+    from ortviz.bundle.embedded import default_bundle
+    from ortviz.engine.sessions import Engine
 
     engine = Engine(default_bundle(), provider="cpu", threads=threads)
     x = (0.5 * np.random.default_rng(0).standard_normal(engine.image_shape)).astype(np.float32)

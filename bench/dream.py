@@ -23,9 +23,9 @@ import ortviz  # noqa: F401  (first: it limits numpy's BLAS to one thread before
 import numpy as np
 from PIL import Image
 
-from ortviz import imaging
-from ortviz.defaults import sample
-from ortviz.metrics import ssim
+from ortviz.render import modelspace
+from ortviz.bundle.embedded import sample
+from ortviz.render.metrics import ssim
 
 PHOTOS = ("chelsea.png", "coffee.png")
 LAYERS = ("_blocks.10", "_blocks.15")
@@ -37,7 +37,7 @@ def energy(model, x: np.ndarray, layer: str) -> float:
     """Mean over a fixed grid of model-size tiles of mean(phi^2)/2 (no randomness)."""
     size = tuple(model.engine.image_shape[2:])
     vals = []
-    for top, left in imaging.tile_origins(x.shape[2:], size):
+    for top, left in modelspace.tile_origins(x.shape[2:], size):
         tile = np.ascontiguousarray(x[..., top:top + size[0], left:left + size[1]])
         phi = model.engine.features(tile.astype(np.float32), layer).astype(np.float64)
         vals.append(0.5 * float((phi ** 2).mean()))
@@ -73,10 +73,10 @@ def main() -> None:
                     secs = time.perf_counter() - t
                     h, w = pic.image.shape[:2]
                     mean, std = model.bundle.manifest["preprocessing"]["mean"], model.bundle.manifest["preprocessing"]["std"]
-                    start = imaging.to_model(rgb, mean, std, size=(h, w), crop=True)
-                    res = imaging.to_model(pic.image, mean, std)
+                    start = modelspace.to_model(rgb, mean, std, size=(h, w), crop=True)
+                    res = modelspace.to_model(pic.image, mean, std)
                     e0, e1 = energy(model, start, layer), energy(model, res, layer)
-                    ref = imaging.from_model(start, mean, std)
+                    ref = modelspace.from_model(start, mean, std)
                     row = {"photo": photo, "layer": layer, "transforms": preset, "seed": seed,
                            "energy_gain": round(e1 / e0, 3), "ssim": round(ssim(pic.image, ref), 4),
                            "seconds": round(secs, 2)}

@@ -32,7 +32,7 @@ from pathlib import Path
 import ortviz  # noqa: F401  (first: it limits numpy's BLAS to one thread before numpy loads)
 import numpy as np
 
-from ortviz.metrics import ssim
+from ortviz.render.metrics import ssim
 from recognition import JUDGES, _save, judges  # torch is imported only by judges()
 
 HERE = Path(__file__).resolve().parent
@@ -52,7 +52,7 @@ def top1(j, image: np.ndarray) -> int:
 
 
 def _photo_path(name: str) -> Path:
-    from ortviz.defaults import sample
+    from ortviz.bundle.embedded import sample
     p = Path(name)
     if p.exists():
         return p
@@ -96,9 +96,9 @@ def main(argv=None) -> int:
     if args.table:
         print(table(args.table))
         return 0
-    from ortviz import images
-    from ortviz.plugins import techniques
-    from ortviz.selection import resolve_layer
+    from ortviz.run import imagefiles
+    from ortviz.techniques.registry import techniques
+    from ortviz.objective.positions import resolve_layer
 
     tech = techniques()["feature-inversion"]
     params = {k: tech.param(k).type(v) for k, v in (kv.split("=", 1) for kv in args.set)}
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     run = {"name": name, "date": time.strftime("%Y-%m-%d"), "params": tech.defaults() | params,
            "layers": layers, "rows": [], "complete": False}
     for photo in args.photos.split(","):
-        rgb = images.load_image(_photo_path(photo))
+        rgb = imagefiles.load_image(_photo_path(photo))
         for layer in layers:
             t0 = time.perf_counter()
             pic = model.feature_inversion(rgb, layer=layer, seed=0, **params)

@@ -7,10 +7,10 @@ slow spells; only ratios inside one run mean much), medians:
 
 - ``graph``: the bundle's class-score gradient graph alone, on a fixed image;
 - ``iter.numpy`` / ``iter.graph``: a whole iteration (draw, image, warp, graph, adjoints, Adam),
-  the step's numpy side in numpy (:func:`ortviz.loop.optimize`'s step) or on the step graphs
-  (:class:`ortviz.stepgraph.Stepper`: pre, the gradient graph, post);
+  the step's numpy side in numpy (:func:`ortviz.render.loop.optimize`'s step) or on the step graphs
+  (:class:`ortviz.render.stepgraph.Stepper`: pre, the gradient graph, post);
 - ``iter.fused``: the same as one session run, pre, the gradient graph and post merged into
-  one model (:class:`ortviz.stepgraph.fused.FusedStepper`);
+  one model (:class:`ortviz.render.stepgraph.fused.FusedStepper`);
 - ``side.numpy`` / ``side.graph``: the same without the gradient graph (a fixed gradient stands
   in for it): what the step's numpy side costs.
 
@@ -28,10 +28,12 @@ from pathlib import Path
 
 import ortviz  # first: it limits numpy's BLAS to one thread before numpy loads
 import numpy as np
-from ortviz import recipes, stepgraph, transforms as tf
-from ortviz.optim import Adam
-from ortviz.render import Context
-from ortviz.stepgraph.fused import FusedStepper
+from ortviz.techniques import recipes
+from ortviz.render import stepgraph
+from ortviz.render import transforms as tf
+from ortviz.render.optim import Adam
+from ortviz.render.context import Context
+from ortviz.render.stepgraph.fused import FusedStepper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (bench/common.py: the machine record)

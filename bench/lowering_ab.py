@@ -296,7 +296,7 @@ def _save_shared(models: dict, out: Path) -> None:
 def build(size: int) -> None:
     import onnx
 
-    from ortviz import objectives as O
+    from ortviz.bundle import graphs as O
     from ortviz.export import lowering as L
     from ortviz.export.canonical import canonicalize
     from ortviz.export.frontends import from_torch

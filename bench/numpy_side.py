@@ -1,6 +1,6 @@
 """What the numpy side of a render-loop step costs against the gradient graph it feeds.
 
-One step of :func:`ortviz.loop.optimize` is: the parameterization's image, the transform
+One step of :func:`ortviz.render.loop.optimize` is: the parameterization's image, the transform
 list's warp forward, the gradient graph, the warp's adjoint, the parameterization's adjoint
 and the optimizer. This times the gradient graph alone (the default bundle's class-score
 graph, 224x224) and everything else of a step, interleaved in rounds (this machine drifts
@@ -20,9 +20,11 @@ from pathlib import Path
 
 import ortviz  # first: it limits numpy's BLAS to one thread before numpy loads
 import numpy as np
-from ortviz import param as P, recipes, transforms as tf
-from ortviz.optim import Adam, Normalized
-from ortviz.render import Context
+from ortviz.render import param as P
+from ortviz.techniques import recipes
+from ortviz.render import transforms as tf
+from ortviz.render.optim import Adam, Normalized
+from ortviz.render.context import Context
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (bench/common.py: the machine record)

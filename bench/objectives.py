@@ -35,9 +35,9 @@ import ortviz  # noqa: E402,F401  (one BLAS thread before numpy)
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
-from ortviz import algebra as A  # noqa: E402
-from ortviz.defaults import default_bundle  # noqa: E402
-from ortviz.engine import Engine  # noqa: E402
+from ortviz.objective import algebra as A  # noqa: E402
+from ortviz.bundle.embedded import default_bundle  # noqa: E402
+from ortviz.engine.sessions import Engine  # noqa: E402
 
 BUNDLE = "models/efficientnet-lite0"
 

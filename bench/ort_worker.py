@@ -31,13 +31,13 @@ common.limit_threads()
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
-from ortviz import imaging  # noqa: E402
-from ortviz.bundle import Bundle  # noqa: E402
-from ortviz.defaults import default_bundle  # noqa: E402
-from ortviz.engine import Engine  # noqa: E402
-from ortviz.objectives import ALIASES  # noqa: E402
-from ortviz.plugins import techniques  # noqa: E402
-from ortviz.render import Context  # noqa: E402
+from ortviz.render import modelspace  # noqa: E402
+from ortviz.bundle.reader import Bundle  # noqa: E402
+from ortviz.bundle.embedded import default_bundle  # noqa: E402
+from ortviz.engine.sessions import Engine  # noqa: E402
+from ortviz.bundle.graphs import ALIASES  # noqa: E402
+from ortviz.techniques.registry import techniques  # noqa: E402
+from ortviz.render.context import Context  # noqa: E402
 from photo import square_photo  # noqa: E402
 
 
@@ -51,7 +51,7 @@ class Shared:
         pre = self.bundle.manifest["preprocessing"]
         self.mean, self.std = pre["mean"], pre["std"]
         self.photo = square_photo(self.bundle.input["shape"][-1])
-        self.x = imaging.to_model(self.photo, self.mean, self.std)
+        self.x = modelspace.to_model(self.photo, self.mean, self.std)
         self.target = self.bundle.labels.index(common.TARGET)
         self.rng = np.random.default_rng(0)
 
@@ -107,7 +107,7 @@ def forward_row(s: Shared):
 
 def graph_feeds(s: Shared, technique: str, entry) -> dict:
     """The feeds of the format-2 graph serving a technique's objective, as the engine makes
-    them from the technique's inputs (ortviz.objectives.ALIASES)."""
+    them from the technique's inputs (ortviz.bundle.graphs.ALIASES)."""
     objective, _ = common.GRAPHS[technique]
     shape = tuple(next(v for k, v in entry.inputs.items() if k != s.engine.image_name))
     feeds, _ = ALIASES[objective].translate(s.inputs(technique), shape)

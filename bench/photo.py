@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ortviz import images
-from ortviz.defaults import sample
+from ortviz.run import imagefiles
+from ortviz.bundle.embedded import sample
 
 import common
 
 
 def square_photo(size: int = common.SIZE) -> np.ndarray:
     """HxWx3 uint8, size x size, so every technique runs its graph at the model's size."""
-    rgb = images.load_image(sample(common.PHOTO))
+    rgb = imagefiles.load_image(sample(common.PHOTO))
     h, w = rgb.shape[:2]
     k = min(h, w)
     crop = rgb[(h - k) // 2:(h - k) // 2 + k, (w - k) // 2:(w - k) // 2 + k]

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import ortviz  # noqa: E402
-from ortviz.defaults import sample  # noqa: E402
+from ortviz.bundle.embedded import sample  # noqa: E402
 
 GRAPHS = [("forward", None), ("class_score", "logits"), ("features", "_blocks.5"),
           ("features", "_blocks.10")]

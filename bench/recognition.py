@@ -158,7 +158,7 @@ def main(argv=None) -> int:
     if args.table:
         print(table(args.table))
         return 0
-    from ortviz.plugins import techniques
+    from ortviz.techniques.registry import techniques
 
     tech = techniques()["class-visualization"]
     params = {}

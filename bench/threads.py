@@ -20,8 +20,8 @@ import numpy as np
 import onnxruntime as ort
 
 import common  # bench/common.py: the machine's description
-from ortviz.bundle import Bundle
-from ortviz.defaults import default_bundle
+from ortviz.bundle.reader import Bundle
+from ortviz.bundle.embedded import default_bundle
 
 
 def _burn():

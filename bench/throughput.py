@@ -64,7 +64,7 @@ def measure(args) -> dict:
             per_iter[k].append(first.result.seconds / args.iters)
         print(f"\rround {rnd + 1}/{args.rounds}", end="", file=sys.stderr)
     print(file=sys.stderr)
-    from ortviz.plugins import techniques
+    from ortviz.techniques.registry import techniques
     defaults = {t: techniques()[t].param("iterations").default for t, _ in rows}
     out = []
     for (t, b), v in per_iter.items():

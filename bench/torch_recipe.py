@@ -40,19 +40,19 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
     import torch.nn.functional as F
-    from ortviz import imaging
-    from ortviz.bundle import Bundle
-    from ortviz.defaults import default_bundle
+    from ortviz.render import modelspace
+    from ortviz.bundle.reader import Bundle
+    from ortviz.bundle.embedded import default_bundle
     from ortviz.export.zoo import efficientnet_lite0
-    from ortviz.param import colour_sqrt
-    from ortviz.param.fourier import Fourier
+    from ortviz.render.param import colour_sqrt
+    from ortviz.render.param.fourier import Fourier
     torch.set_num_threads(args.threads)
     net = efficientnet_lite0().eval()
     for p in net.parameters():
         p.requires_grad_(False)
     pre = Bundle.open(default_bundle()).manifest["preprocessing"]
     low, high = (torch.tensor(np.asarray(v, np.float32)).reshape(1, 3, 1, 1)
-                 for v in imaging.valid_range(pre["mean"], pre["std"]))
+                 for v in modelspace.valid_range(pre["mean"], pre["std"]))
     grey = ((127.5 - torch.tensor(pre["mean"])) / torch.tensor(pre["std"])).reshape(1, 3, 1, 1).float()
     h = w = common.SIZE
     scale = torch.tensor(Fourier((1, 3, h, w)).scale)

@@ -30,10 +30,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from ortviz.bundle import Bundle  # noqa: E402
-from ortviz.defaults import default_bundle  # noqa: E402
+from ortviz.bundle.reader import Bundle  # noqa: E402
+from ortviz.bundle.embedded import default_bundle  # noqa: E402
 from ortviz.export.zoo import efficientnet_lite0  # noqa: E402
-from ortviz.plugins import techniques  # noqa: E402
+from ortviz.techniques.registry import techniques  # noqa: E402
 from photo import square_photo  # noqa: E402  (the same crop as the ortviz rows)
 
 
@@ -89,7 +89,7 @@ def objective_loss(net: Net, objective: str, layer: str, x, inputs: dict):
 
 
 def gaussian_blur(x, sigma: float):
-    """As ortviz.imaging.gaussian_blur: separable, radius ceil(3 sigma), reflect padding."""
+    """As ortviz.render.modelspace.gaussian_blur: separable, radius ceil(3 sigma), reflect padding."""
     if sigma <= 0:
         return x
     r = int(math.ceil(3 * sigma))
@@ -102,7 +102,7 @@ def gaussian_blur(x, sigma: float):
 
 
 def zoom(x, factor: float):
-    """As ortviz.imaging.zoom: bilinear resize by factor about the center, cropped or
+    """As ortviz.render.modelspace.zoom: bilinear resize by factor about the center, cropped or
     zero-padded back to the same size."""
     h, w = x.shape[-2:]
     zh, zw = max(1, round(h * factor)), max(1, round(w * factor))
@@ -119,7 +119,7 @@ def zoom(x, factor: float):
 
 
 def tv_loss(x, beta: float):
-    """As ortviz.imaging.tv_loss_and_grad's loss (forward differences, last row/column 0)."""
+    """As ortviz.render.modelspace.tv_loss_and_grad's loss (forward differences, last row/column 0)."""
     dx = F.pad(x[..., :, 1:] - x[..., :, :-1], (0, 1))
     dy = F.pad(x[..., 1:, :] - x[..., :-1, :], (0, 0, 0, 1))
     s = dx * dx + dy * dy

@@ -83,7 +83,7 @@ def main() -> None:
     ap.add_argument("--units", default=None, help="LAYER:A-B;LAYER:C instead of a random draw")
     args = ap.parse_args()
     import ortviz
-    from ortviz.preactivation import source
+    from ortviz.objective.preactivation import source
     model = ortviz.load(provider="cpu", threads=args.threads)
     picks = named(args.units) if args.units else sample(model.bundle, args.per_layer, args.seed)
     deadable = {l["name"] for l in model.bundle.layers if source(model.bundle, l["name"])}

@@ -7,11 +7,15 @@ import os as _os
 # imported before numpy (the CLI always is); set the variable yourself to override.
 _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+from ortviz import _compat as _c  # noqa: E402 (0.1's module names, for one minor version)
+
+_c.install()
 
 
 def load(bundle=None, provider: str = "auto", threads: int | None = None, step: str = "auto"):
     """Open a bundle (default: the embedded EfficientNet-Lite0); see :mod:`ortviz.api`."""
-    from .api import load as _load
+    from ortviz.api import load as _load
 
     return _load(bundle, provider=provider, threads=threads, step=step)

@@ -1,3 +1,3 @@
-from .cli import main
+from ortviz.cli import main
 
 main()

@@ -8,7 +8,7 @@
     r.to_pil(), r.show()
     model.deepdream(layer="_blocks.10").save("dream.png")   # writes the image and its sidecar
 
-    from ortviz.algebra import channel, direction, class_log_prob
+    from ortviz.objective.algebra import channel, direction, class_log_prob
     model.feature_visualization(channel("_blocks.9", 61) - 0.5 * class_log_prob("flamingo"))
     model.feature_visualization("_blocks.10:5")              # the CLI's strings work too
     f = channel("_blocks.10", 5).bind(model)                 # f(x) -> (loss, grad), x NCHW
@@ -23,17 +23,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import images, imaging
-from .bundle import Bundle
-from .defaults import default_bundle
-from .engine import Engine
-from .errors import UsageError
-from .outputs import sidecar
-from .pictures import Picture, Pictures
-from .plugins import techniques
-from .render import Result, top5
-from .runner import RunRequest, chunks, prepare, run_info, run_one
-from .technique import ParamError
+from ortviz.run import imagefiles
+
+from ortviz.render import modelspace
+from ortviz.bundle.reader import Bundle
+from ortviz.bundle.embedded import default_bundle
+from ortviz.engine.sessions import Engine
+from ortviz.errors import UsageError
+from ortviz.run.write import sidecar
+from ortviz.pictures import Picture, Pictures
+from ortviz.techniques.registry import techniques
+from ortviz.render.context import Result, top5
+from ortviz.run.runner import RunRequest, chunks, prepare, run_info, run_one
+from ortviz.techniques.spec import ParamError
 
 
 class Model:
@@ -53,7 +55,7 @@ class Model:
         name, or a list of them; a list gives :class:`Pictures` (one per class, batched up to
         the bundle's batch), anything else one :class:`Picture`. ``progress``: show progress
         (a bar on a terminal or in a notebook, periodic lines otherwise; see
-        :mod:`ortviz.progress`); False: none."""
+        :mod:`ortviz.run.progress`); False: none."""
         try:
             return self._run(technique, layer, target, image, seed, snapshot_every, progress, params)
         except (ParamError, UsageError) as exc:  # the CLI's words (--iterations) as Python's
@@ -103,22 +105,22 @@ class Model:
 
     def feature_visualization(self, objective=None, **kw):
         """Climb ``objective`` from noise: a string (``"_blocks.9:61 + class:flamingo"``), a
-        value of :mod:`ortviz.algebra`, or a list of them (one per batch slot: a list of
+        value of :mod:`ortviz.objective.algebra`, or a list of them (one per batch slot: a list of
         pictures comes back). Default: channel 0 of the middle layer."""
         if objective is not None:
             kw["objective"] = objective
         return self.run("feature-visualization", **kw)
 
     def objective(self, text: str):
-        """An objective string parsed and checked against this bundle (see ortviz.algebra)."""
-        from .objective_text import parse
+        """An objective string parsed and checked against this bundle (see ortviz.objective.algebra)."""
+        from ortviz.objective.text import parse
         return parse(text, self.bundle)
 
     def classify(self, image) -> list[dict]:
         """Top-5 classes of a photo (a path, an HxWx3 uint8 array or a PIL image), cropped
         to the model's aspect around its centre as the techniques see it."""
         pre = self.bundle.manifest["preprocessing"]
-        return top5(self.engine, imaging.to_model(_rgb(image), pre["mean"], pre["std"],
+        return top5(self.engine, modelspace.to_model(_rgb(image), pre["mean"], pre["std"],
                                                   size=tuple(self.engine.image_shape[2:]),
                                                   crop=True))[0]
 
@@ -126,11 +128,11 @@ class Model:
 def _rgb(image) -> np.ndarray:
     """HxWx3 uint8 RGB from a path, an array or a PIL image."""
     if isinstance(image, np.ndarray):
-        return images.check_rgb(image)
+        return imagefiles.check_rgb(image)
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))
     if isinstance(image, (str, Path)):
-        return images.load_image(image)
+        return imagefiles.load_image(image)
     raise TypeError(f"image must be a path, an HxWx3 uint8 array or a PIL image, "
                     f"not {type(image).__name__}")
 
@@ -163,5 +165,5 @@ def load(bundle=None, provider: str = "auto", threads: int | None = None,
     """Open a bundle (default: the embedded EfficientNet-Lite0) on ``provider`` (``auto``,
     ``cpu``, ``cuda``, ``openvino``, ...) with ``threads`` intra-op threads. ``step``: where
     the numpy side of a render step runs, ``numpy``, ``graph`` (ONNX graphs on the same
-    provider, :mod:`ortviz.stepgraph`) or ``auto`` (the faster on that provider)."""
+    provider, :mod:`ortviz.render.stepgraph`) or ``auto`` (the faster on that provider)."""
     return Model(bundle, provider=provider, threads=threads, step=step)

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .outputs import write_result
-from .render import Result
+from ortviz.run.write import write_result
+from ortviz.render.context import Result
 
 
 @dataclass
@@ -160,7 +160,7 @@ def _figure(pic: Picture, width: int | None = None) -> str:
 
 def _display(value) -> bool:
     """Show ``value`` inline where a notebook runs; False elsewhere."""
-    from .progress import in_notebook
+    from ortviz.run.progress import in_notebook
     if not in_notebook():
         return False
     from IPython.display import display

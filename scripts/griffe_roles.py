@@ -1,5 +1,5 @@
 """A griffe extension for the documentation site's API reference (mkdocs.yml): the docstrings
-use Sphinx roles (:func:`make`, :mod:`ortviz.loop`), which Markdown would show as written;
+use Sphinx roles (:func:`make`, :mod:`ortviz.render.loop`), which Markdown would show as written;
 each becomes a code span."""
 
 import re

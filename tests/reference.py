@@ -65,11 +65,11 @@ def directional_fd(net, objective, layer, image, feeds, v, h=1e-4):
 
 
 def _term_value(term, phi, z, labels):
-    """One term of an ortviz.algebra objective, written again in torch (per image, summed)."""
+    """One term of an ortviz.objective.algebra objective, written again in torch (per image, summed)."""
     k, a = term.kind, term.args
     spatial = tuple(range(2, phi.dim())) if phi is not None and phi.dim() == 4 else (1,)
     if k in ("score", "log_prob"):
-        from ortviz.labels import find_class
+        from ortviz.bundle.labels import find_class
         c = find_class(labels, a[0])
         return (z if k == "score" else torch.log_softmax(z, -1))[:, c].sum()
     cax = 2 if phi.dim() == 3 else 1

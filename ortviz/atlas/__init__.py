@@ -6,7 +6,7 @@ this process, local worker processes, or Ray), ranks photos per channel (:mod:`.
 writes the site (:mod:`.site`, :mod:`.pages`, :mod:`.assets`); :mod:`.build` runs it all.
 """
 
-from .build import Options, Report, build
-from .plan import Spec
+from ortviz.atlas.build import Options, Report, build
+from ortviz.atlas.plan import Spec
 
 __all__ = ["Options", "Report", "Spec", "build"]

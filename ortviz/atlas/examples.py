@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import imaging
+from ortviz.render import modelspace
 
 
 def centre_crop(rgb: np.ndarray, size_hw) -> np.ndarray:
@@ -28,7 +28,7 @@ def photo_input(model, rgb: np.ndarray) -> np.ndarray:
     """A photo as the model's input (1, 3, H, W): centre-cropped, resized, normalized."""
     pre = model.bundle.manifest["preprocessing"]
     size = tuple(model.engine.image_shape[2:])
-    return imaging.to_model(centre_crop(rgb, size), pre["mean"], pre["std"], size=size)
+    return modelspace.to_model(centre_crop(rgb, size), pre["mean"], pre["std"], size=size)
 
 
 def layer_means(model, photos: dict[str, np.ndarray], layers: list[str]) -> dict[str, dict[str, np.ndarray]]:

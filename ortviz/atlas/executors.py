@@ -20,8 +20,8 @@ import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Iterable, Iterator
 
-from ..errors import UsageError
-from .work import Job, Outcome, run_job, worker_setup
+from ortviz.errors import UsageError
+from ortviz.atlas.work import Job, Outcome, run_job, worker_setup
 
 
 def split_threads(workers: int, threads: int | None = None) -> int:

@@ -15,10 +15,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from .. import __version__
-from ..bundle import sha256
-from ..render import finished
-from .plan import Unit
+from ortviz import __version__
+from ortviz.bundle.reader import sha256
+from ortviz.render.context import finished
+from ortviz.atlas.plan import Unit
 
 
 def unit_key(unit: Unit, manifest_sha256: str, photo_sha256: str | None = None) -> str:

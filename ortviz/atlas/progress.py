@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ..progress import duration  # noqa: F401 (also imported from here)
+from ortviz.run.progress import duration  # noqa: F401 (also imported from here)
 
 
 def work(unit, depth: float, model_hw, photo_hw=None) -> float:

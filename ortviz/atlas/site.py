@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import __version__
-from . import assets, pages
-from .examples import top_photos
-from .keys import is_done, read_sidecar, sidecar_path
-from .plan import Unit, slug
+from ortviz import __version__
+from ortviz.atlas import assets, pages
+from ortviz.atlas.examples import top_photos
+from ortviz.atlas.keys import is_done, read_sidecar, sidecar_path
+from ortviz.atlas.plan import Unit, slug
 
 PHOTO_SIDE = 320
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import first_line
-from ..plugins import techniques
-from ..render import finished
-from .plan import Unit
+from ortviz.errors import first_line
+from ortviz.techniques.registry import techniques
+from ortviz.render.context import finished
+from ortviz.atlas.plan import Unit
 
 _MODELS: dict = {}
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from . import atlas, classify, export, inspect, plugins, providers, techniques
-from .common import OneLineErrors
+from ortviz.cli import atlas, classify, export, inspect, plugins, providers, techniques
+from ortviz.cli.common import OneLineErrors
 
 app = typer.Typer(help="See what an image classifier learned: class visualization, feature "
                        "inversion and DeepDream on stock ONNX Runtime.",
@@ -21,7 +21,7 @@ def _version(value: bool) -> None:
 
         import onnxruntime
 
-        from .. import __version__
+        from ortviz import __version__
         typer.echo(f"ortviz {__version__} (onnxruntime {onnxruntime.__version__}, "
                    f"Python {platform.python_version()})")
         raise typer.Exit()
@@ -47,8 +47,8 @@ techniques.add_to(app)
 def main() -> None:
     import sys
 
-    from ..plugins import skipped_lines
-    from .common import quiet_exit
+    from ortviz.techniques.registry import skipped_lines
+    from ortviz.cli.common import quiet_exit
     try:
         for line in skipped_lines():  # a broken plugin is named, once, and every command still works
             print(line, file=sys.stderr)

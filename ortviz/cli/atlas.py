@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from .common import friendly
+from ortviz.cli.common import friendly
 
 
 @friendly
@@ -41,8 +41,8 @@ def atlas(
 ) -> None:
     """Render a browsable atlas of a model: a picture per channel and class, DeepDreams and
     inversions of photos, dataset examples; a static site that works from file://."""
-    from ..atlas import Options, Spec, build
-    from ..errors import UsageError
+    from ortviz.atlas import Options, Spec, build
+    from ortviz.errors import UsageError
 
     if executor not in ("local", "ray"):
         raise UsageError(f"--executor {executor!r}: choose local or ray")

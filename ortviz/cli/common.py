@@ -23,9 +23,9 @@ from pathlib import Path
 import typer
 import typer.core
 
-from ..bundle import Bundle, BundleError
-from ..defaults import default_bundle
-from ..errors import NumericalError, UsageError, first_line
+from ortviz.bundle.reader import Bundle, BundleError
+from ortviz.bundle.embedded import default_bundle
+from ortviz.errors import NumericalError, UsageError, first_line
 
 
 def _expected() -> tuple[type[BaseException], ...]:
@@ -34,11 +34,11 @@ def _expected() -> tuple[type[BaseException], ...]:
     kinds: list[type[BaseException]] = [UsageError, BundleError, FileExistsError,
                                         FileNotFoundError, PermissionError, IsADirectoryError,
                                         NotADirectoryError]
-    from ..errors import ProviderError
-    from ..export.graph import ExportError
-    from ..images import ImageError
-    from ..labels import LabelError
-    from ..technique import ParamError
+    from ortviz.errors import ProviderError
+    from ortviz.export.graph import ExportError
+    from ortviz.run.imagefiles import ImageError
+    from ortviz.bundle.labels import LabelError
+    from ortviz.techniques.spec import ParamError
     kinds += [ExportError, ImageError, LabelError, ProviderError, ParamError]
     return tuple(kinds)
 
@@ -97,7 +97,7 @@ def friendly(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from .. import signals
+        from ortviz._util import signals
         try:
             with signals.as_interrupts():  # SIGTERM, SIGHUP... end a command as Ctrl-C does
                 return fn(*args, **kwargs)
@@ -206,8 +206,8 @@ def usage_line(exc) -> str:
         msg += f" (see {ctx.command_path} --help)"
     hidden = re.match(r"No such command '([^']+)'", exc.format_message())
     if hidden:
-        from ..cli.techniques import SHORT
-        from ..plugins import hidden_by_allow_list
+        from ortviz.cli.techniques import SHORT
+        from ortviz.techniques.registry import hidden_by_allow_list
         why = hidden_by_allow_list(SHORT.get(hidden.group(1), hidden.group(1)))
         if why:
             msg += f"; {why}"

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import UsageError, friendly
+from ortviz.cli.common import UsageError, friendly
 
 app = typer.Typer(help="Export a classifier to a bundle of portable gradient graphs "
                        "(run in the export environment: onnxruntime-training + torch).",
@@ -38,8 +38,8 @@ def _floats(text: str | None, fallback: list[float], what: str) -> list[float]:
 
 
 def _options(name, source, size, batch, layers, preprocess, mean, std, labels, recipe):
-    from ..export.pipeline import PREPROCESSING, ExportOptions
-    from ..labels import LabelError, read_labels
+    from ortviz.export.pipeline import PREPROCESSING, ExportOptions
+    from ortviz.bundle.labels import LabelError, read_labels
 
     if preprocess not in PREPROCESSING:
         raise UsageError(f"unknown --preprocess {preprocess!r}; choose {', '.join(PREPROCESSING)}")
@@ -54,8 +54,8 @@ def _options(name, source, size, batch, layers, preprocess, mean, std, labels, r
 
 
 def _run(model, out, opts, force):
-    from ..export.pipeline import export_model
-    from ..plugins import techniques
+    from ortviz.export.pipeline import export_model
+    from ortviz.techniques.registry import techniques
 
     path, graphs = export_model(model, out, opts, techniques(), force=force,
                                 progress=lambda m: typer.echo(f"  {m}", err=True))
@@ -81,7 +81,7 @@ def export_torch(
     force: Force = False,
 ):
     """Export a PyTorch classifier given as MODULE:FACTORY."""
-    from ..export.frontends import from_torch, torch_module
+    from ortviz.export.frontends import from_torch, torch_module
 
     opts = _options(name or factory, f"torch:{factory}", size, batch, layers, preprocess, mean,
                     std, labels, _recipe(ctx))
@@ -102,7 +102,7 @@ def export_onnx(
     force: Force = False,
 ):
     """Export a classifier already in ONNX (a model-zoo file, a tf2onnx output)."""
-    from ..export.frontends import load_onnx
+    from ortviz.export.frontends import load_onnx
 
     opts = _options(name or model_path.stem, f"onnx:{model_path.name}", size, batch, layers,
                     preprocess, mean, std, labels, _recipe(ctx))

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from ..plugins import ALLOW_ENV, discover
-from .common import print_json
+from ortviz.techniques.registry import ALLOW_ENV, discover
+from ortviz.cli.common import print_json
 
 
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False):
@@ -21,7 +21,7 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
     for p in found:
         what = p.technique.summary if p.technique else f"FAILED TO LOAD: {p.error}"
         typer.echo(f"{p.name:<22} {p.package + ' ' + p.version:<24} {what}")
-    from ..objective_plugins import discover as discover_objectives
+    from ortviz.objective.plugins import discover as discover_objectives
     objectives = discover_objectives()
     for p in objectives:
         what = p.plugin.summary if p.plugin else f"FAILED TO LOAD: {p.error}"

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import friendly, print_json
+from ortviz.cli.common import friendly, print_json
 
 
 @friendly
@@ -15,7 +15,7 @@ def providers(as_json: Annotated[bool, typer.Option("--json", help="Machine-read
     """List execution providers: built into onnxruntime or loaded from plugin EP packages."""
     import onnxruntime as ort
 
-    from ..providers import describe
+    from ortviz.engine.providers import describe
     rows = describe()
     if as_json:
         print_json(rows)

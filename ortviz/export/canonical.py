@@ -14,12 +14,12 @@ import tempfile
 import onnx
 from onnx import version_converter
 
-from ..errors import first_line
-from .folding import fold_batchnorm, fold_step
-from .graph import (ExportError, custom_nodes, default_opset, default_opset_only, infer_shapes,
+from ortviz.errors import first_line
+from ortviz.export.folding import fold_batchnorm, fold_step
+from ortviz.export.graph import (ExportError, custom_nodes, default_opset, default_opset_only, infer_shapes,
                     prune, static_shapes)
-from .layers import SCOPE_KEY, module_scope
-from .rewrites import rewrite
+from ortviz.export.layers import SCOPE_KEY, module_scope
+from ortviz.export.rewrites import rewrite
 
 MIN_OPSET = 17  # lowered forms use ScatterElements(reduction=add), opset 16+
 # onnxruntime-training 1.19.2 reads IR versions up to 10 (opsets up to 21): files written by a

@@ -7,7 +7,7 @@ import onnx
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from .graph import SMALL, constants, consumers, is_standard, static_shapes
+from ortviz.export.graph import SMALL, constants, consumers, is_standard, static_shapes
 
 _NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
                "Multinomial", "Bernoulli", "Constant"}

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import onnx
 
-from ..errors import first_line
-from .graph import ExportError
+from ortviz.errors import first_line
+from ortviz.export.graph import ExportError
 
 EXPORTERS = ("torchscript", "dynamo")
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import onnx
 from onnx import TensorProto, helper
 
-from ..errors import first_line
-from ..objectives import LOSS, Objective
-from .graph import ExportError
-from .lowering import lower
+from ortviz.errors import first_line
+from ortviz.bundle.graphs import LOSS, Objective
+from ortviz.export.graph import ExportError
+from ortviz.export.lowering import lower
 
 
 @dataclass

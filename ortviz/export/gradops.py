@@ -14,8 +14,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .graph import Context, ExportError, attrs, explicit_pads
-from .movement import average_pool_grad, gather_grad, gather_nd_grad, max_pool_grad, slice_grad
+from ortviz.export.graph import Context, ExportError, attrs, explicit_pads
+from ortviz.export.movement import average_pool_grad, gather_grad, gather_nd_grad, max_pool_grad, slice_grad
 
 
 def conv_grad(node, ctx: Context):

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import onnx
 
-from ..errors import did_you_mean
-from .graph import ExportError, static_shapes
+from ortviz.errors import did_you_mean
+from ortviz.export.graph import ExportError, static_shapes
 
 
 @dataclass(frozen=True)

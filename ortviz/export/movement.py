@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import Context, ExportError, attrs, explicit_pads
+from ortviz.export.graph import Context, ExportError, attrs, explicit_pads
 
 
 def max_pool_grad(node, ctx: Context):

@@ -10,14 +10,14 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto, helper
 
-from .. import __version__
-from ..objectives import FEATURES, LOGITS, graph_objective
-from ..technique import Need, Technique
-from .canonical import canonicalize, fixed_size
-from .gradients import GradientGraph, build
-from .graph import ExportError, static_shapes
-from .layers import Layer, select_layers
-from .writer import check_replaceable, write_bundle
+from ortviz import __version__
+from ortviz.bundle.graphs import FEATURES, LOGITS, graph_objective
+from ortviz.techniques.spec import Need, Technique
+from ortviz.export.canonical import canonicalize, fixed_size
+from ortviz.export.gradients import GradientGraph, build
+from ortviz.export.graph import ExportError, static_shapes
+from ortviz.export.layers import Layer, select_layers
+from ortviz.export.writer import check_replaceable, write_bundle
 
 PREPROCESSING = {
     # x = (pixel - mean) / std, pixel in 0..255, per RGB channel
@@ -44,7 +44,7 @@ class ExportOptions:
 
 def collect_needs(techniques: dict[str, Technique]) -> list[Need]:
     """The built-in objectives (every bundle has them: they serve every objective of
-    :mod:`ortviz.algebra` and the format-1 names), then any other graph objective the given
+    :mod:`ortviz.objective.algebra` and the format-1 names), then any other graph objective the given
     techniques declare, each once (by objective name and target)."""
     needs = [Need(LOGITS, on="logits"), Need(FEATURES, on="layers")]
     seen = {(n.objective.name, n.on) for n in needs}

@@ -14,8 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-from .folding import batchnorm_scale_shift
-from .graph import Context, ExportError, attrs, default_opset, splice
+from ortviz.export.folding import batchnorm_scale_shift
+from ortviz.export.graph import Context, ExportError, attrs, default_opset, splice
 
 
 def _reduce_mean(ctx: Context, x: str, axes: list[int]):

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 import onnx
 
-from .graph import Context, attrs, infer_shapes, is_standard, prune, splice
+from ortviz.export.graph import Context, attrs, infer_shapes, is_standard, prune, splice
 
 
 def _conv_weights(ctx: Context, w: str, ws: tuple, group: int) -> tuple[str, list]:

@@ -5,7 +5,7 @@ gradient graph its objective, layer and tensor); opening the bundle checks them 
 manifest, so graph files swapped between entries or bundles are refused.
 
 Everything is written into a temporary sibling directory, flushed to disk, and swapped into place
-at the end under an exclusive lock on ``<bundle>.lock`` (see :mod:`ortviz.locking`), so a failed
+at the end under an exclusive lock on ``<bundle>.lock`` (see :mod:`ortviz._util.locking`), so a failed
 or interrupted export never leaves a half-written bundle, two exports to one path never mix their
 files, and a reader always finds a complete bundle at the path.
 """
@@ -23,9 +23,9 @@ from pathlib import Path
 import onnx
 from onnx import numpy_helper
 
-from .. import locking
-from ..bundle import FORMAT, FORMAT_VERSION, MANIFEST, sha256
-from .gradients import GradientGraph
+from ortviz._util import locking
+from ortviz.bundle.reader import FORMAT, FORMAT_VERSION, MANIFEST, sha256
+from ortviz.export.gradients import GradientGraph
 
 WEIGHTS = "weights.bin"
 FORWARD = "forward.onnx"
@@ -61,7 +61,7 @@ def _bundle_id(forward: onnx.ModelProto, graphs: list[GradientGraph], manifest: 
 
 
 def _tag(model: onnx.ModelProto, props: dict) -> None:
-    """Record in the graph what it is (see ortviz.bundle.IDENTITY_KEYS); the bundle checks it."""
+    """Record in the graph what it is (see ortviz.bundle.reader.IDENTITY_KEYS); the bundle checks it."""
     keep = [p for p in model.metadata_props if p.key not in props]
     del model.metadata_props[:]
     model.metadata_props.extend(keep)

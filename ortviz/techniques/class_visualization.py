@@ -1,6 +1,6 @@
 """Class visualization (Simonyan et al. 2014; Olah et al. 2017; Fel et al. 2023).
 
-From a neutral start, climb the target class's score through :func:`ortviz.loop.optimize`:
+From a neutral start, climb the target class's score through :func:`ortviz.render.loop.optimize`:
 an image parameterization (``--param``: pixels, a 1/f Fourier spectrum with decorrelated
 colour, or MACO's phase-only spectrum), random transforms each step (``--transforms``), and
 the class objective's gradient graph. ``--size`` renders a canvas larger than the model's
@@ -11,11 +11,13 @@ and carry the picture up (the gradient flows back through the resize's exact adj
 
 from __future__ import annotations
 
-from .. import imaging, recipes
-from ..loop import graph_objective, optimize
-from ..objectives import CLASS_LOG_SOFTMAX, CLASS_SCORE
-from ..param import Pixel
-from ..technique import (BLUR_SIGMA, ITERATIONS, JITTER, OCTAVES, Need, Param, Technique, between,
+from ortviz.render import modelspace
+
+from ortviz.techniques import recipes
+from ortviz.render.loop import graph_objective, optimize
+from ortviz.bundle.graphs import CLASS_LOG_SOFTMAX, CLASS_SCORE
+from ortviz.render.param import Pixel
+from ortviz.techniques.spec import (BLUR_SIGMA, ITERATIONS, JITTER, OCTAVES, Need, Param, Technique, between,
                          non_negative, scale_ratio)
 
 OBJECTIVES = {"score": CLASS_SCORE.name, "log-softmax": CLASS_LOG_SOFTMAX.name}
@@ -31,8 +33,8 @@ def run(ctx, iterations, param, transforms, objective, lr, size, crops, decay, l
         p = recipes.spectral(ctx, param, canvas, decay)
         return optimize(ctx, f, p, ts, recipes.optimizer(param, lr), iterations, views=crops).image
     x, after = None, recipes.pixel_after_step(l2, blur_every, blur_sigma)
-    for k, hw in enumerate(imaging.octave_sizes(canvas, octaves, octave_scale)):
-        x = imaging.resize(ctx.noise() if x is None else x, hw)
+    for k, hw in enumerate(modelspace.octave_sizes(canvas, octaves, octave_scale)):
+        x = modelspace.resize(ctx.noise() if x is None else x, hw)
         out = optimize(ctx, f, Pixel(x.shape, ctx.low, ctx.high), ts, recipes.optimizer(param, lr),
                        iterations, params=x, views=crops, start=k * iterations, after_step=after)
         x = out.image

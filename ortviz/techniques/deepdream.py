@@ -1,4 +1,4 @@
-"""DeepDream (Mordvintsev et al. 2015) as a recipe over :func:`ortviz.loop.optimize`.
+"""DeepDream (Mordvintsev et al. 2015) as a recipe over :func:`ortviz.render.loop.optimize`.
 
 From a photo, amplify what a layer sees: feature-energy ascent (or any objective value,
 ``--objective``: channels, several layers at once) with normalized steps, over octaves (the
@@ -14,15 +14,19 @@ image size works, the context tiles the fixed-size graph with random shifts.
 
 from __future__ import annotations
 
-from .. import imaging, param as parameterizations, recipes
-from ..loop import graph_objective, optimize
-from ..objectives import FEATURE_ENERGY
-from ..technique import (ITERATIONS, JITTER, OCTAVES, Need, Param, Technique, between, positive,
+from ortviz.render import modelspace
+
+from ortviz.render import param as parameterizations
+
+from ortviz.techniques import recipes
+from ortviz.render.loop import graph_objective, optimize
+from ortviz.bundle.graphs import FEATURE_ENERGY
+from ortviz.techniques.spec import (ITERATIONS, JITTER, OCTAVES, Need, Param, Technique, between, positive,
                          scale_ratio)
 
 
 def _objective(bundle, text: str):
-    from ..objective_text import parse
+    from ortviz.objective.text import parse
     return parse(text, bundle) if text.strip() else None
 
 
@@ -55,9 +59,9 @@ def run(ctx, iterations, param, transforms, lr, jitter, octaves, octave_scale, m
     base = ctx.photo_model(full)
     ts = recipes.transform_list(ctx, transforms, jitter)
     x = detail = None
-    for i, hw in enumerate(imaging.octave_sizes(full, octaves, octave_scale)):
-        shrunk = imaging.resize(base, hw)
-        start = shrunk if detail is None else shrunk + imaging.resize(detail, hw)
+    for i, hw in enumerate(modelspace.octave_sizes(full, octaves, octave_scale)):
+        shrunk = modelspace.resize(base, hw)
+        start = shrunk if detail is None else shrunk + modelspace.resize(detail, hw)
         p = parameterizations.make(param, start.shape, ctx.low, ctx.high, start=start)
         x = optimize(ctx, f, p, ts, recipes.optimizer(param, lr), iterations,
                      start=i * iterations, view_size="canvas").image

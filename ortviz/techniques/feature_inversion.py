@@ -2,7 +2,7 @@
 
 From a neutral start, descend on ||phi(x) - phi(x0)||^2 / ||phi(x0)||^2 at a layer, where
 phi(x0) are the photo's features from the bundle's forward graph, through
-:func:`ortviz.loop.optimize`. ``--match caricature`` instead climbs the photo's own activation
+:func:`ortviz.render.loop.optimize`. ``--match caricature`` instead climbs the photo's own activation
 pattern (Lucid's ``dot_compare``): <phi(x), phi(x0)> / ||phi(x0)||^2 times the cosine of the
 two to the power ``--cossim-pow``, which amplifies what the layer sees in the photo rather than
 copying it. The image is a parameterization (``--param``: pixels, or a 1/f spectrum with
@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import imaging, param as parameterizations, recipes
-from ..imaging import FITS
-from ..loop import optimize
-from ..objectives import FEATURE_DISTANCE
-from ..optim import Adam, Scheduled, cosine_schedule
-from ..param import Pixel
-from ..technique import (BLUR_SIGMA, ITERATIONS, JITTER, OCTAVES, Need, Param, Technique, between,
+from ortviz.render import modelspace
+
+from ortviz.render import param as parameterizations
+
+from ortviz.techniques import recipes
+from ortviz.render.modelspace import FITS
+from ortviz.render.loop import optimize
+from ortviz.bundle.graphs import FEATURE_DISTANCE
+from ortviz.render.optim import Adam, Scheduled, cosine_schedule
+from ortviz.render.param import Pixel
+from ortviz.techniques.spec import (BLUR_SIGMA, ITERATIONS, JITTER, OCTAVES, Need, Param, Technique, between,
                          non_negative, positive, scale_ratio)
 
 MATCHES = ("distance", "caricature")
@@ -43,15 +47,15 @@ def _penalties(size: int, l2, tv, tv_beta, alpha_norm, alpha) -> list:
     """The image penalties, each per pixel: ``x -> (value, grad)``."""
     out = []
     if l2:
-        out.append(lambda x: (l2 * float((x * x).sum()), imaging.l2_grad(x, l2)))
+        out.append(lambda x: (l2 * float((x * x).sum()), modelspace.l2_grad(x, l2)))
     if tv:
         def tv_pen(x):
-            v, g = imaging.tv_loss_and_grad(x, tv_beta)
+            v, g = modelspace.tv_loss_and_grad(x, tv_beta)
             return tv * v / size, (tv / size) * g
         out.append(tv_pen)
     if alpha_norm:
         def alpha_pen(x):
-            v, g = imaging.alpha_norm_loss_and_grad(x, alpha)
+            v, g = modelspace.alpha_norm_loss_and_grad(x, alpha)
             return alpha_norm * v / size, (alpha_norm / size) * g
         out.append(alpha_pen)
     return out
@@ -112,14 +116,14 @@ def run(ctx, iterations, fit, match, cossim_pow, param, transforms, jitter, zoom
     ts = recipes.transform_list(ctx, transforms, jitter, zoom)
     after = recipes.pixel_after_step(0.0, blur_every, blur_sigma) if param == "pixel" else None
     x = None
-    for k, hw in enumerate(imaging.octave_sizes(ctx.size, octaves, octave_scale)):
+    for k, hw in enumerate(modelspace.octave_sizes(ctx.size, octaves, octave_scale)):
         # coarse to fine: each octave starts from the last one's picture, resized
         if param == "pixel":
-            start = imaging.resize(ctx.noise() if x is None else x, hw)
+            start = modelspace.resize(ctx.noise() if x is None else x, hw)
             p = Pixel(start.shape, ctx.low, ctx.high)
         else:
             p = parameterizations.make(param, (ctx.batch, 3, *hw), ctx.low, ctx.high, decay=decay,
-                                       start=None if x is None else imaging.resize(x, hw))
+                                       start=None if x is None else modelspace.resize(x, hw))
             start = None  # the loop's init: the spectrum of that picture, or a random one
         opt = Scheduled(Adam(lr), cosine_schedule(lr, lr_end, iterations))
         pens = _penalties(3 * hw[0] * hw[1], l2, tv, tv_beta, alpha_norm, alpha)

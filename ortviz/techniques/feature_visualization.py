@@ -1,10 +1,10 @@
 """Feature visualization (Erhan et al. 2009; Olah et al. 2017): from noise, climb any objective.
 
-The objective is a value of :mod:`ortviz.algebra` or its string (``--objective``): a channel
+The objective is a value of :mod:`ortviz.objective.algebra` or its string (``--objective``): a channel
 (``_blocks.10:5``), a neuron (``_blocks.10:5@3,4``), a layer's energy (``_blocks.10``), a class
 (``class:flamingo``), sums and differences of these, or a plugin's numpy objective. Several
 objectives separated by ``;`` run at once, one per batch slot, on a bundle exported with
-``--batch``; each slot is its own result. It runs on the render loop (:mod:`ortviz.loop`) with an
+``--batch``; each slot is its own result. It runs on the render loop (:mod:`ortviz.render.loop`) with an
 image parameterization (``--param``, default the 1/f Fourier spectrum with decorrelated colour)
 and Lucid's standard random transforms; the pixel parameterization keeps normalized ascent,
 L2 decay and blur.
@@ -13,13 +13,13 @@ What an atlas shows for a unit (Olah et al. 2017, Fel et al. 2023):
 
 - ``--negative``: the objective descended instead of climbed (what the unit is most against);
 - ``--diversity K``: K pictures of the one objective that differ, Lucid's diversity term on the
-  Gram matrices of a layer's activations (:mod:`ortviz.diversity`); written as NAME-0.png ..
+  Gram matrices of a layer's activations (:mod:`ortviz.objective.diversity`); written as NAME-0.png ..
   NAME-{K-1}.png, each sidecar with the K x K cosine similarities of the final pictures;
-- ``--transparency``: MACO's transparency map (accumulated |gradient|, :mod:`ortviz.transparency`)
+- ``--transparency``: MACO's transparency map (accumulated |gradient|, :mod:`ortviz.render.transparency`)
   as the PNG's alpha channel.
 
 Dead units: a ReLU-like unit that is off everywhere at the start gives no gradient. Where the
-layer's pre-activation is a layer of the bundle (:mod:`ortviz.preactivation`), each step whose
+layer's pre-activation is a layer of the bundle (:mod:`ortviz.objective.preactivation`), each step whose
 gradient is zero in a slot climbs the same unit of the pre-activation instead (``--warm-up``, on
 by default), until the unit turns on; a negative picture of a unit that is off descends its
 pre-activation (what is most against it). A slot whose objective never had a gradient (nor, for
@@ -31,21 +31,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import recipes
-from ..algebra import Objective, ObjectiveError, PerSlot
-from ..loop import optimize
-from ..param import Pixel
-from ..technique import BLUR_SIGMA, ITERATIONS, Param, Technique, between, non_negative
+from ortviz.techniques import recipes
+from ortviz.objective.algebra import Objective, ObjectiveError, PerSlot
+from ortviz.render.loop import optimize
+from ortviz.render.param import Pixel
+from ortviz.techniques.spec import BLUR_SIGMA, ITERATIONS, Param, Technique, between, non_negative
 
 DIVERSITY = between(1, 16)
 
-DEFAULT = "middle:0"  # channel 0 of the middle layer, on any bundle (ortviz.selection)
+DEFAULT = "middle:0"  # channel 0 of the middle layer, on any bundle (ortviz.objective.positions)
 
 
 def objectives(bundle, value) -> list:
     """The objective value(s) for ``value`` (a string, a value, or a list of values: one per
     batch slot), checked against the bundle; raises ObjectiveError (one line)."""
-    from ..objective_text import parse_slots
+    from ortviz.objective.text import parse_slots
     if isinstance(value, str):
         objs = parse_slots(value, bundle)
     elif isinstance(value, Objective):
@@ -62,7 +62,7 @@ def objectives(bundle, value) -> list:
                              f"with --batch {len(objs)} to run them at once, or run them one by one")
     from types import SimpleNamespace
 
-    from ..binding import Bound
+    from ortviz.objective.bind import Bound
     probe = SimpleNamespace(bundle=bundle, image_shape=tuple(bundle.input["shape"]))
     Bound(probe, objs, per_slot=len(objs) > 1)  # every term fits the bundle
     return objs
@@ -71,8 +71,8 @@ def objectives(bundle, value) -> list:
 def diversity_layer(bundle, obj, name: str) -> str:
     """The diversity term's layer: ``name`` (a layer or early/middle/late), or the objective's
     first layer, or (a class objective) the middle layer."""
-    from ..errors import UsageError
-    from ..selection import resolve_layer
+    from ortviz.errors import UsageError
+    from ortviz.objective.positions import resolve_layer
     if not name:
         name = next((l for l in obj.layers() if l != "logits"), "middle")
     try:
@@ -100,8 +100,8 @@ def results(bundle, params) -> int:
 
 def _objective(ctx, objs, negative, diversity, diversity_layer_name, diversity_weight, warm_up):
     """The loop's objective (with the warm-up) and the diversity set's evaluator or None."""
-    from ..diversity import Diverse, Stacked
-    from ..preactivation import WarmUp, surrogate
+    from ortviz.objective.diversity import Diverse, Stacked
+    from ortviz.objective.preactivation import WarmUp, surrogate
     engine = ctx.engine
     warm = [surrogate(engine.bundle, o) for o in objs] if warm_up else None
     if diversity > 1:
@@ -122,7 +122,7 @@ def _objective(ctx, objs, negative, diversity, diversity_layer_name, diversity_w
 def run(ctx, objective, iterations, param, transforms, lr, decay, l2, blur_every, blur_sigma,
         negative=False, diversity=1, diversity_weight=10.0, diversity_layer="", transparency=False,
         warm_up=True):
-    from ..transparency import Transparency
+    from ortviz.render.transparency import Transparency
     objs = objectives(ctx.engine.bundle, objective)
     f, div = _objective(ctx, objs, negative, diversity, diversity_layer, diversity_weight, warm_up)
     seen = Transparency() if transparency else None
@@ -142,8 +142,8 @@ def run(ctx, objective, iterations, param, transforms, lr, decay, l2, blur_every
 
 def _mark(ctx, image, objs, f, div, seen, iterations, negative) -> None:
     """Each slot's status (``blank``), alpha channel and sidecar entries."""
-    from ..diversity import similarity
-    from ..imaging import resize
+    from ortviz.objective.diversity import similarity
+    from ortviz.render.modelspace import resize
     sim = None
     if div is not None:
         x = image if tuple(image.shape[2:]) == ctx.size else resize(image, ctx.size)

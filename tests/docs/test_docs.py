@@ -26,8 +26,8 @@ def test_the_site_builds_strictly_with_every_page_and_the_api_reference(tmp_path
         assert (site / page).is_file(), page
     api = (site / "api.html").read_text()
     for name in ("ortviz.load", "ortviz.api.Model.class_visualization", "ortviz.api.Picture",
-                 "ortviz.algebra.channel", "ortviz.technique.Technique", "ortviz.render.Context",
-                 "ortviz.loop.optimize"):
+                 "ortviz.objective.algebra.channel", "ortviz.techniques.spec.Technique", "ortviz.render.context.Context",
+                 "ortviz.render.loop.optimize"):
         assert f'id="{name}"' in api, f"{name} missing from the API reference"
     assert ":func:" not in api and ":mod:" not in api  # the docstrings' Sphinx roles become code (scripts/griffe_roles.py)
 

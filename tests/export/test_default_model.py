@@ -8,7 +8,7 @@ from tolerances import TOL_TORCH, rel_err
 from conftest import HERE
 from reference import loss_and_grad
 
-from ortviz.bundle import Bundle
+from ortviz.bundle.reader import Bundle
 from ortviz.export.zoo import efficientnet_lite0
 
 

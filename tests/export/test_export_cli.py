@@ -18,7 +18,7 @@ from onnx import TensorProto, helper
 from reference import loss_and_grad
 from typer.testing import CliRunner
 
-from ortviz.bundle import Bundle
+from ortviz.bundle.reader import Bundle
 from ortviz.cli import app
 
 ROOT = HERE.parent

@@ -11,10 +11,10 @@ from gradcheck import (check_against_torch, check_against_training_build, check_
                        check_finite_differences, save_reference)
 from nets import small_resnet
 
-from ortviz.bundle import Bundle
+from ortviz.bundle.reader import Bundle
 from ortviz.export.frontends import from_torch
 from ortviz.export.pipeline import PREPROCESSING, ExportOptions, export_model
-from ortviz.plugins import techniques
+from ortviz.techniques.registry import techniques
 
 SIZE = 32
 

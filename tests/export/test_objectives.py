@@ -1,4 +1,4 @@
-"""Objective values (ortviz.algebra) on the built-in graphs against torch float64 autograd and
+"""Objective values (ortviz.objective.algebra) on the built-in graphs against torch float64 autograd and
 central finite differences: every kind of term, single- and multi-layer sums, a numpy term (the
 two-run path), on a test net, a batched test net (one objective per slot), a token-layer net
 and the default EfficientNet-Lite0 bundle. The objectives are evaluated by the engine exactly as
@@ -13,8 +13,8 @@ from families import FAMILIES
 from reference import algebra_directional_fd, algebra_loss_and_grad
 from nets import small_resnet
 
-from ortviz import algebra as A
-from ortviz.engine import Engine
+from ortviz.objective import algebra as A
+from ortviz.engine.sessions import Engine
 from ortviz.export.frontends import from_torch
 from ortviz.export.pipeline import PREPROCESSING, ExportOptions, export_model
 from ortviz.export.zoo import efficientnet_lite0

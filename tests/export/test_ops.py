@@ -11,10 +11,10 @@ from gradcheck import (check_against_torch, check_against_training_build, check_
                        check_default_domain_only)
 from opnets import CASES, DYNAMO_OP_TYPES, ONNX_CASES, OP_TYPES, SIZE, onnx_opnet, opnet
 
-from ortviz.bundle import Bundle
+from ortviz.bundle.reader import Bundle
 from ortviz.export.frontends import from_torch
 from ortviz.export.pipeline import PREPROCESSING, ExportOptions, export_model
-from ortviz.plugins import techniques
+from ortviz.techniques.registry import techniques
 
 # The installed techniques; with layers="" only the logits graph (and any logits objective a
 # plugin declares) is built.

@@ -17,7 +17,7 @@ from nets import small_resnet
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
-from ortviz.bundle import Bundle, BundleError
+from ortviz.bundle.reader import Bundle, BundleError
 from ortviz.cli import app
 from ortviz.export import writer
 

@@ -111,7 +111,7 @@ def test_installed_wheel_runs_the_techniques_anywhere(installed, python, tmp_pat
         assert side["status"] == "complete", (cmd, side["status"], r.stderr)
         assert "site-packages" in side["model"]["bundle"], side["model"]["bundle"]
     r = _run([env_dir / "bin/python", "-c",
-              "import ortviz; m = ortviz.load(); from ortviz.defaults import sample; "
+              "import ortviz; m = ortviz.load(); from ortviz.bundle.embedded import sample; "
               "print(m.classify(sample())[0]['class'])"], cwd=work, env=env)
     assert r.stdout.split()[-1] == "285", r.stdout  # the bundled cat photo is a cat
 

@@ -36,9 +36,9 @@ from typer.testing import CliRunner
 
 from tolerances import rel_err
 from conftest import ARTIFACTS
-from ortviz.bundle import Bundle
+from ortviz.bundle.reader import Bundle
 from ortviz.cli import app
-from ortviz.defaults import default_bundle
+from ortviz.bundle.embedded import default_bundle
 from ortviz.errors import first_line
 
 PROVIDER = os.environ.get("ORTVIZ_TEST_PROVIDER", "openvino").strip().lower()

@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from ortviz.cli import app
 from ortviz.cli.techniques import make_command
-from ortviz.objectives import FEATURE_ENERGY
-from ortviz.optim import normalized
-from ortviz.technique import Need, Param, Technique, positive
+from ortviz.bundle.graphs import FEATURE_ENERGY
+from ortviz.render.optim import normalized
+from ortviz.techniques.spec import Need, Param, Technique, positive
 
 runner = CliRunner()
 

@@ -22,8 +22,8 @@ from PIL import Image
 from ortviz.api import load as load_model
 from ortviz.atlas.examples import photo_input
 from ortviz.atlas.plan import select_channels, select_classes
-from ortviz.defaults import models_dir
-from ortviz.images import load_image
+from ortviz.bundle.embedded import models_dir
+from ortviz.run.imagefiles import load_image
 from test_atlas_support import (LAYERS, SMALL, UNITS, atlas, channel_technique, copy_site, load,
                                 plugin_path, small_site)
 

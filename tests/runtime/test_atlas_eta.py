@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from ortviz.atlas import progress as atlas_progress
 from ortviz.atlas.plan import Spec, make_plan, photo_files
-from ortviz.bundle import Bundle
+from ortviz.bundle.reader import Bundle
 from ortviz.cli import app
-from ortviz.defaults import default_bundle
-from ortviz.images import load_image
+from ortviz.bundle.embedded import default_bundle
+from ortviz.run.imagefiles import load_image
 
 build_mod = importlib.import_module("ortviz.atlas.build")  # ortviz.atlas.build is also a function
 

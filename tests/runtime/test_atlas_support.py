@@ -20,7 +20,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from ortviz.plugins import techniques
+from ortviz.techniques.registry import techniques
 
 # 2 layers x 2 channels, 2 classes, the 2 bundled photos at both layers (DeepDream, inversion):
 # 4 + 2 + 8 = 14 pictures of 2 iterations (DeepDream: per octave).
@@ -31,10 +31,10 @@ UNITS = 2 * 2 + 2 + 2 * 2 * 2
 
 FAKE = '''
 import numpy as np
-from ortviz import imaging
-from ortviz.objectives import FEATURE_DISTANCE
-from ortviz.optim import normalized
-from ortviz.technique import Need, Param, Technique, positive
+from ortviz.render import modelspace
+from ortviz.bundle.graphs import FEATURE_DISTANCE
+from ortviz.render.optim import normalized
+from ortviz.techniques.spec import Need, Param, Technique, positive
 
 
 def run(ctx, iterations, lr, objective):
@@ -42,13 +42,13 @@ def run(ctx, iterations, lr, objective):
     n = int(n)
     x = ctx.noise()
     for t in range(iterations):
-        oy, ox = imaging.random_shift(ctx.rng, 8)
-        xj = imaging.jitter(x, oy, ox)
+        oy, ox = modelspace.random_shift(ctx.rng, 8)
+        xj = modelspace.jitter(x, oy, ox)
         phi = ctx.engine.features(xj, layer)
         unit = np.zeros_like(phi)
         unit[:, n] = 1.0
         step = ctx.grad(FEATURE_DISTANCE.name, layer, xj, target_features=phi - unit)
-        x = ctx.clip(x + lr * normalized(imaging.unjitter(step.grad, oy, ox)))
+        x = ctx.clip(x + lr * normalized(modelspace.unjitter(step.grad, oy, ox)))
         ctx.report(t, float(phi[:, n].mean()), x)
     return x
 

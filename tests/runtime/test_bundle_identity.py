@@ -10,9 +10,9 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from ortviz.bundle import Bundle, BundleError, sha256
+from ortviz.bundle.reader import Bundle, BundleError, sha256
 from ortviz.cli import app
-from ortviz.defaults import default_bundle
+from ortviz.bundle.embedded import default_bundle
 
 pytestmark = pytest.mark.runtime
 

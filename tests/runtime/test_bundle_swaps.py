@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from conftest import ARTIFACTS
 
-from ortviz import locking
-from ortviz.bundle import Bundle, BundleError
-from ortviz.engine import Engine
+from ortviz._util import locking
+from ortviz.bundle.reader import Bundle, BundleError
+from ortviz.engine.sessions import Engine
 from ortviz.export import writer
 
 from test_reliability import small_copy

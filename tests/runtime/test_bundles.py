@@ -14,11 +14,11 @@ import pytest
 from tolerances import TOL_TORCH, rel_err
 from conftest import ARTIFACTS
 
-from ortviz.bundle import Bundle, BundleError
-from ortviz.defaults import default_bundle, sample
-from ortviz.engine import Engine
-from ortviz.images import load_image
-from ortviz.imaging import to_model
+from ortviz.bundle.reader import Bundle, BundleError
+from ortviz.bundle.embedded import default_bundle, sample
+from ortviz.engine.sessions import Engine
+from ortviz.run.imagefiles import load_image
+from ortviz.render.modelspace import to_model
 
 
 

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 import ortviz
-from ortviz import imaging
-from ortviz.defaults import sample
-from ortviz.metrics import ssim
+from ortviz.render import modelspace
+from ortviz.bundle.embedded import sample
+from ortviz.render.metrics import ssim
 from probes import invoke, one_error_line, saved
 
 SMALL = dict(iterations=2, octaves=2, max_side=400)  # 266 x 400 > 224: the last octave is tiled
@@ -46,7 +46,7 @@ def test_a_spectral_dream_starts_at_the_photo_and_changes_it(model, param):
     assert pic.history[-1] > {"fft": 1.3, "maco": 1.06}[param] * pic.history[0], pic.history
     pre = model.bundle.manifest["preprocessing"]
     rgb = np.asarray(Image.open(sample("chelsea.png")).convert("RGB"))
-    src = imaging.from_model(imaging.to_model(rgb, pre["mean"], pre["std"], size=pic.image.shape[:2],
+    src = modelspace.from_model(modelspace.to_model(rgb, pre["mean"], pre["std"], size=pic.image.shape[:2],
                                               crop=True), pre["mean"], pre["std"])  # the start
     moved = np.abs(pic.image.astype(int) - src).mean()
     print(f"{param}: moved {moved:.2f} grey levels, SSIM {ssim(pic.image, src):.3f}")

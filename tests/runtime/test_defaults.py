@@ -10,15 +10,15 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import ortviz
-from ortviz import runner as runner_mod
-from ortviz.bundle import Bundle
+from ortviz.run import runner as runner_mod
+from ortviz.bundle.reader import Bundle
 from ortviz.cli import app
-from ortviz.defaults import default_bundle, sample
+from ortviz.bundle.embedded import default_bundle, sample
 from ortviz.errors import UsageError
-from ortviz.objectives import CLASS_SCORE, FEATURE_ENERGY
-from ortviz.plugins import Loaded
-from ortviz.selection import default_class, resolve_layer
-from ortviz.technique import Need, Param, Technique
+from ortviz.bundle.graphs import CLASS_SCORE, FEATURE_ENERGY
+from ortviz.techniques.registry import Loaded
+from ortviz.objective.positions import default_class, resolve_layer
+from ortviz.techniques.spec import Need, Param, Technique
 
 runner = CliRunner()
 OWN = ARTIFACTS / "small_resnet_torchscript"  # a user's own bundle: 6 layers, labels "class i"

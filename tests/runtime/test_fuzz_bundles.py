@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from ortviz.cli import app
-from ortviz.defaults import sample
+from ortviz.bundle.embedded import sample
 
 from probes import runner
 from test_reliability import GRAD, SMALL, no_temp_files, rehash

@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ortviz import images, plugins
-from ortviz.technique import Param, positive
+from ortviz.run import imagefiles
+
+from ortviz.techniques import registry
+from ortviz.techniques.spec import Param, positive
 from probes import cli_for, probe, runner, saved, snapshot, temp_files
 
 SEED = int(os.environ.get("ORTVIZ_FUZZ_SEED", 11))
@@ -34,15 +36,15 @@ def _clean(r, where):
 def _old_set(case: Path, rng: random.Random) -> str:
     """An old output set at ``case/o.png`` with one thing odd about it; returns what."""
     rgb = np.full((8, 8, 3), 40, np.uint8)
-    images.save_image(case / "o.png", rgb)
+    imagefiles.save_image(case / "o.png", rgb)
     snaps = rng.random() < 0.5
     meta = {"technique": "probe", "status": "complete"}
     if snaps:
-        images.save_gif(case / "o.gif", [rgb, rgb])
-        images.save_image(case / "o-sheet.png", rgb)
+        imagefiles.save_gif(case / "o.gif", [rgb, rgb])
+        imagefiles.save_image(case / "o-sheet.png", rgb)
         (case / "o-frames").mkdir()
         for k in range(rng.randrange(1, 6)):
-            images.save_image(case / "o-frames" / f"{k:04d}.png", rgb)
+            imagefiles.save_image(case / "o-frames" / f"{k:04d}.png", rgb)
         meta["snapshots"] = {"gif": "o.gif", "sheet": "o-sheet.png", "frames": "o-frames", "count": 2}
     (case / "o.png.json").write_text(json.dumps(meta))
     (case / "keep.txt").write_text("the user's")
@@ -71,7 +73,7 @@ def _old_set(case: Path, rng: random.Random) -> str:
             p.symlink_to(p)
     elif odd == "user's gif":
         (case / "o.png.json").write_text(json.dumps({"technique": "probe"}))  # lists no snapshots
-        images.save_gif(case / "o.gif", [rgb])
+        imagefiles.save_gif(case / "o.gif", [rgb])
     elif odd == "link at image":
         (case / "o.png").unlink()
         (case / "target.png").write_bytes(b"not an image, the user's file")
@@ -161,14 +163,14 @@ def test_fuzzed_plugins_never_take_the_tool_down(tmp_path, monkeypatch):
         modules[module.__name__] = module
         name = tech.name if rng.random() < 0.9 else f"fz{k - 1}"  # a clash, or a mismatch
         eps.append(metadata.EntryPoint(name=name, value=f"{module.__name__}:technique",
-                                       group=plugins.GROUP))
+                                       group=registry.GROUP))
         made[name] = (params, behaviour)
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
     real = metadata.entry_points
-    monkeypatch.setattr(plugins.metadata, "entry_points",
-                        lambda **kw: list(real(**kw)) + (eps if kw.get("group") == plugins.GROUP else []))
-    found = plugins.discover()  # never raises, whatever the declarations
+    monkeypatch.setattr(registry.metadata, "entry_points",
+                        lambda **kw: list(real(**kw)) + (eps if kw.get("group") == registry.GROUP else []))
+    found = registry.discover()  # never raises, whatever the declarations
     loaded = {p.name: p.technique for p in found if p.technique is not None and p.name.startswith("fz")}
     skipped = [p for p in found if p.technique is None]
     assert all(p.error and "\n" not in p.error for p in skipped)

@@ -1,4 +1,4 @@
-"""Tests for ortviz.imaging: file loading and saving, model-space conversions, blur,
+"""Tests for ortviz.render.modelspace: file loading and saving, model-space conversions, blur,
 regularizer gradients (checked against central finite differences), resize adjoint,
 octaves and tiling. Pure numpy + Pillow; runs in a few seconds."""
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ortviz import images as files
-from ortviz import imaging as im
+from ortviz.run import imagefiles as files
+from ortviz.render import modelspace as im
 
 pytestmark = pytest.mark.runtime
 

@@ -12,14 +12,15 @@ import pytest
 import typer
 from PIL import Image
 
-import ortviz.render
-from ortviz import images, imaging
+import ortviz.render.context
+from ortviz.run import imagefiles
+from ortviz.render import modelspace
 from ortviz.cli.techniques import make_command
-from ortviz.engine import Engine
-from ortviz.objectives import FEATURE_ENERGY
-from ortviz.optim import normalized
-from ortviz.runner import RunRequest, run_request
-from ortviz.technique import Need, Param, Technique, positive
+from ortviz.engine.sessions import Engine
+from ortviz.bundle.graphs import FEATURE_ENERGY
+from ortviz.render.optim import normalized
+from ortviz.run.runner import RunRequest, run_request
+from ortviz.techniques.spec import Need, Param, Technique, positive
 
 from probes import dream_until, invoke, one_error_line, runner
 from test_reliability import SMALL, no_temp_files
@@ -72,12 +73,12 @@ def test_ctrl_c_in_the_loop_keeps_the_last_good_image_and_exits_130(tmp_path):
     assert code == 130 and lines[-1] == "interrupted; kept the last good image"
     pixels, meta = saved(out)
     assert meta["status"] == "interrupted" and meta["timing"]["iterations"] == 3
-    assert np.array_equal(pixels, imaging.from_model(kept["x"], *_mean_std()))
+    assert np.array_equal(pixels, modelspace.from_model(kept["x"], *_mean_std()))
     assert no_temp_files(tmp_path)
 
 
 def _mean_std():
-    from ortviz.defaults import default_bundle
+    from ortviz.bundle.embedded import default_bundle
     pre = json.loads((default_bundle() / "manifest.json").read_text())["preprocessing"]
     return pre["mean"], pre["std"]
 
@@ -102,7 +103,7 @@ def test_ctrl_c_through_the_cli_before_and_after_the_first_iteration(tmp_path):
 
 
 def test_ctrl_c_while_writing_is_held_until_image_and_sidecar_are_complete(tmp_path, monkeypatch):
-    real = images.image_writer
+    real = imagefiles.image_writer
 
     def writer(path, rgb):
         write = real(path, rgb)
@@ -125,7 +126,7 @@ def test_ctrl_c_after_the_loop_still_keeps_the_image(tmp_path, monkeypatch):
     def interrupted_top5(engine, x):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ortviz.render, "top5", interrupted_top5)
+    monkeypatch.setattr(ortviz.render.context, "top5", interrupted_top5)
     out = tmp_path / "p.png"
     code = run_request(request(probe(None), out), echo=lambda m: None, err=lambda m: None)
     _, meta = saved(out)
@@ -173,7 +174,7 @@ def test_nan_or_inf_stops_the_run_and_keeps_the_last_good_image(tmp_path, fault,
     pixels, meta = saved(out)
     assert meta["status"].startswith("stopped:") and why in meta["status"]
     assert meta["timing"]["iterations"] == 3
-    assert np.array_equal(pixels, imaging.from_model(kept["x"], *_mean_std()))
+    assert np.array_equal(pixels, modelspace.from_model(kept["x"], *_mean_std()))
 
 
 def test_nan_before_any_good_image_is_one_line_and_writes_nothing(tmp_path):
@@ -229,7 +230,7 @@ def test_an_exception_inside_a_plugin_names_its_package(tmp_path, monkeypatch):
     def broken(self, *a, **k):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(ortviz.render.Context, "grad", broken)
+    monkeypatch.setattr(ortviz.render.context.Context, "grad", broken)
     out = tmp_path / "s.png"
     r = invoke("run", "saliency", "--model", SMALL, "--class", 3, "--iterations", 2, "-o", out)
     assert r.exit_code == 1
@@ -242,7 +243,7 @@ def test_an_unanticipated_error_is_still_one_line(tmp_path, monkeypatch):
     def broken(*a, **k):
         raise TypeError("a bug")
 
-    monkeypatch.setattr("ortviz.runner.prepare", broken)
+    monkeypatch.setattr("ortviz.run.runner.prepare", broken)
     r = invoke("dream", "-o", tmp_path / "x.png")
     assert r.exit_code == 1 and r.output.strip() == (
         "error: unexpected TypeError: a bug (ORTVIZ_DEBUG=1 shows the traceback)")
@@ -261,7 +262,7 @@ def test_sidecar_numbers_stay_json(tmp_path):
                "--max-side", 32, "--lr", "1e400", "-o", out)  # inf: refused before the run
     assert r.exit_code == 2 and "--lr must be a finite number, got inf" in one_error_line(r)
     assert not out.exists()
-    from ortviz.outputs import write_json
+    from ortviz.run.write import write_json
     write_json(tmp_path / "s.json", {"loss": float("inf"), "history": [1.0, float("nan")]})
     meta = json.loads((tmp_path / "s.json").read_text(),
                       parse_constant=lambda c: pytest.fail(f"sidecar holds {c}"))

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 import ortviz
-from ortviz import imaging
-from ortviz.bundle import Bundle
-from ortviz.defaults import default_bundle
-from ortviz.selection import resolve_layer
+from ortviz.render import modelspace
+from ortviz.bundle.reader import Bundle
+from ortviz.bundle.embedded import default_bundle
+from ortviz.objective.positions import resolve_layer
 from ortviz.techniques import feature_inversion as fi
 from conftest import ARTIFACTS
 from probes import invoke, one_error_line
@@ -41,9 +41,9 @@ def test_fit_photo_crops_pads_or_squeezes_a_photo_far_from_square():
     wide_photo_array = a = np.zeros((100, 400, 3), np.uint8)
     a[:] = GREEN
     a[:, :50], a[:, -50:] = RED, BLUE
-    crop = imaging.fit_photo(wide_photo_array, (224, 224), "crop")
-    pad = imaging.fit_photo(wide_photo_array, (224, 224), "pad")
-    whole = imaging.fit_photo(wide_photo_array, (224, 224), "whole")
+    crop = modelspace.fit_photo(wide_photo_array, (224, 224), "crop")
+    pad = modelspace.fit_photo(wide_photo_array, (224, 224), "pad")
+    whole = modelspace.fit_photo(wide_photo_array, (224, 224), "whole")
     assert crop.shape == pad.shape == whole.shape == (224, 224, 3)
     assert not has(crop, RED) and not has(crop, BLUE), "crop keeps the centre only"
     for img in (pad, whole):
@@ -54,7 +54,7 @@ def test_fit_photo_crops_pads_or_squeezes_a_photo_far_from_square():
     # whole: every row is the photo (no border)
     assert has(whole[:10, 100:120], GREEN) and has(whole[-10:, 100:120], GREEN)
     with pytest.raises(ValueError, match="fit must be one of crop, pad, whole"):
-        imaging.fit_photo(wide_photo_array, (224, 224), "tile")
+        modelspace.fit_photo(wide_photo_array, (224, 224), "tile")
 
 
 @pytest.mark.parametrize("fit,ends_kept", [("pad", True), ("whole", True), ("crop", False)])
@@ -121,7 +121,7 @@ def test_caricature_gradient_matches_finite_differences_of_the_forward_graph(lay
     against a central difference (step 1e-3) of its value computed in numpy from the forward
     graph's features, along the gradient's direction plus a random one (a random direction
     alone is nearly orthogonal to it): relative error <= 2e-3 (measured <= 2.2e-4)."""
-    from ortviz.render import Context
+    from ortviz.render.context import Context
     model = ortviz.load(provider="cpu", threads=1)
     rng = np.random.default_rng(seed)
     ctx = Context(model.engine, rng, 1, layer=layer)

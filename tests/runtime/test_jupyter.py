@@ -17,10 +17,10 @@ import pytest
 from PIL import Image
 
 import ortviz
-from ortviz import progress
+from ortviz.run import progress
 from ortviz.errors import UsageError
 from ortviz.pictures import Picture, Pictures
-from ortviz.technique import ParamError
+from ortviz.techniques.spec import ParamError
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "examples").glob("*.ipynb"))

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 import ortviz
-from ortviz import param as P, recipes, transforms as tf
-from ortviz.loop import graph_objective, optimize
-from ortviz.render import Context, NumericalError
+from ortviz.render import param as P
+from ortviz.techniques import recipes
+from ortviz.render import transforms as tf
+from ortviz.render.loop import graph_objective, optimize
+from ortviz.render.context import Context, NumericalError
 
 LOW, HIGH = np.full(3, -1.0), np.full(3, 1.0)
 

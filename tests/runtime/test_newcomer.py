@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 import ortviz
 from ortviz import __version__
-from ortviz.bundle import Bundle
+from ortviz.bundle.reader import Bundle
 from ortviz.cli import app
-from ortviz.defaults import default_bundle, sample
-from ortviz.labels import LabelError, find_class
-from ortviz.technique import ParamError
+from ortviz.bundle.embedded import default_bundle, sample
+from ortviz.bundle.labels import LabelError, find_class
+from ortviz.techniques.spec import ParamError
 
 runner = CliRunner()
 

@@ -13,12 +13,12 @@ from conftest import ARTIFACTS
 from typer.testing import CliRunner
 
 import ortviz
-from ortviz import algebra as A
-from ortviz.algebra import ObjectiveError
+from ortviz.objective import algebra as A
+from ortviz.objective.algebra import ObjectiveError
 from ortviz.cli import app
-from ortviz.defaults import default_bundle
-from ortviz.engine import Engine
-from ortviz.objective_text import parse
+from ortviz.bundle.embedded import default_bundle
+from ortviz.engine.sessions import Engine
+from ortviz.objective.text import parse
 
 pytestmark = pytest.mark.runtime
 
@@ -169,7 +169,7 @@ def test_plugin_objective_gradient_and_value(engine):
     term's. (Through the network, the numpy path's gradient is checked against torch float64
     in tests/export/test_objectives.py; a float32 difference through the graphs is too noisy
     for a loss of ~3e2 whose directional derivative is ~5e-2.)"""
-    from ortviz.objective_plugins import objective_plugins
+    from ortviz.objective.plugins import objective_plugins
     import ortviz_gram
     assert "gram" in objective_plugins(), "pip install -e tests/plugins/ortviz-saliency"
     rng = np.random.default_rng(7)
@@ -264,7 +264,7 @@ def test_several_objectives_in_one_batched_run(tmp_path):
 def test_broken_objective_plugins_are_skipped_with_their_reason(monkeypatch, engine):
     """A plugin that exits, raises or declares the wrong thing at load is skipped with one
     reason; the others, and the built-ins, keep working."""
-    from ortviz import objective_plugins as op
+    from ortviz.objective import plugins as op
 
     class EP:
         def __init__(self, name, load):

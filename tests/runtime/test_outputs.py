@@ -18,10 +18,10 @@ import pytest
 from PIL import Image
 
 from conftest import ARTIFACTS
-from ortviz import algebra as A
-from ortviz import locking
-from ortviz.defaults import default_bundle, sample
-from ortviz.technique import Param, Technique, positive
+from ortviz.objective import algebra as A
+from ortviz._util import locking
+from ortviz.bundle.embedded import default_bundle, sample
+from ortviz.techniques.spec import Param, Technique, positive
 from probes import (invoke, one_error_line, probe, run_probe, saved, snapshot, subprocess_env,
                     temp_files)
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from ortviz import param as P
-from ortviz.param.colour import EIGVAL, EIGVEC
+from ortviz.render import param as P
+from ortviz.render.param.colour import EIGVAL, EIGVEC
 
 LOW = np.array([-2.1, -2.0, -1.8])
 HIGH = np.array([2.2, 2.4, 2.6])

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import ortviz
-from ortviz import images
+from ortviz.run import imagefiles
 from ortviz.errors import UsageError
 from probes import invoke, one_error_line
 
@@ -73,7 +73,7 @@ def test_an_81_megapixel_jpeg_is_read_reduced_not_refused(tmp_path):
     """9000x9000 = 81 MP, over the 50 MP decoded: draft() decodes it at half of each side."""
     big = tmp_path / "phone.jpg"
     Image.linear_gradient("L").resize((9000, 9000)).save(big, quality=80)
-    rgb = images.load_image(big)
+    rgb = imagefiles.load_image(big)
     assert rgb.shape == (4500, 4500, 3)
     assert abs(int(rgb[0, 0, 0]) - 0) < 8 and abs(int(rgb[-1, 0, 0]) - 255) < 8  # the gradient
     r = invoke(*DREAM, "--image", big, "--max-side", 64, "-o", tmp_path / "d.png")
@@ -88,7 +88,7 @@ def test_the_least_reduction_that_fits_is_chosen(tmp_path):
     a = np.zeros((2000, 3000, 3), np.uint8)
     a[:, :1500] = (200, 40, 40)
     Image.fromarray(a).save(p, quality=95)
-    rgb = images.load_image(p, max_pixels=1_000_000)
+    rgb = imagefiles.load_image(p, max_pixels=1_000_000)
     assert rgb.shape == (500, 750, 3)
     assert np.abs(rgb[250, 100].astype(int) - (200, 40, 40)).max() < 12 and rgb[250, 700].max() < 12
 
@@ -106,8 +106,8 @@ def _jpeg_claiming(tmp_path, w: int, h: int):
 
 def test_past_the_bound_a_jpeg_is_refused_in_one_line_naming_it(tmp_path):
     p = _jpeg_claiming(tmp_path, 60000, 60000)  # 3.6 GP: over 64 x 50 MP even at 1/8 per side
-    with pytest.raises(images.ImageError) as e:
-        images.load_image(p)
+    with pytest.raises(imagefiles.ImageError) as e:
+        imagefiles.load_image(p)
     msg = str(e.value)
     assert "60000x60000 = 3600000000 pixels is over the pixel limit of 50000000 decoded" in msg \
         and "JPEGs are read reduced up to 3200 megapixels" in msg and "\n" not in msg, msg
@@ -115,5 +115,5 @@ def test_past_the_bound_a_jpeg_is_refused_in_one_line_naming_it(tmp_path):
 
 def test_other_formats_are_decoded_whole_so_their_bound_stays(tmp_path):
     Image.new("L", (3000, 3000)).save(tmp_path / "big.png")
-    with pytest.raises(images.ImageError, match="save it as a JPEG to have it read reduced"):
-        images.load_image(tmp_path / "big.png", max_pixels=1_000_000)
+    with pytest.raises(imagefiles.ImageError, match="save it as a JPEG to have it read reduced"):
+        imagefiles.load_image(tmp_path / "big.png", max_pixels=1_000_000)

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from ortviz import plugins
-from ortviz.technique import Param, positive
+from ortviz.techniques import registry
+from ortviz.techniques.spec import Param, positive
 from probes import one_error_line, probe, run_probe, saved, subprocess_env
 
 HEAD = """
-from ortviz.objectives import FEATURE_ENERGY
-from ortviz.technique import Need, Param, Technique, positive
+from ortviz.bundle.graphs import FEATURE_ENERGY
+from ortviz.techniques.spec import Need, Param, Technique, positive
 def _run(ctx, **kw):
     return ctx.photo_model()
 def make(name, params=(), start="photo"):
@@ -124,12 +124,12 @@ def test_a_declaration_is_checked_and_its_checks_made_safe():
                      ((Param("n", complex, 1j, "x"),), "supported: int, float, str, bool"),
                      ((Param("not valid", int, 1, "x"),), "not a plain identifier")]:
         with pytest.raises((ValueError, TypeError), match=why):
-            plugins.check_declaration(t.__class__(**{**t.__dict__, "params": bad}))
-    good = plugins.check_declaration(t.__class__(**{**t.__dict__, "params": (
+            registry.check_declaration(t.__class__(**{**t.__dict__, "params": bad}))
+    good = registry.check_declaration(t.__class__(**{**t.__dict__, "params": (
         Param("lr", float, 0.1, "x", positive), Param("name", str, "a", "x"))}))
     lr, name = good.params
     with pytest.raises(TypeError, match="results is not callable"):  # per-slot files: outputset
-        plugins.check_declaration(t.__class__(**{**t.__dict__, "results": 2}))
+        registry.check_declaration(t.__class__(**{**t.__dict__, "results": 2}))
     assert lr.check(float("nan")) == "must be a finite number, got nan"
     assert lr.check(float("inf")) == "must be a finite number, got inf"
     assert lr.check(-1.0) == "must be positive" and lr.check(0.5) is None

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import ortviz
-from ortviz import images, imaging
-from ortviz.defaults import sample
-from ortviz.metrics import ssim
+from ortviz.run import imagefiles
+from ortviz.render import modelspace
+from ortviz.bundle.embedded import sample
+from ortviz.render.metrics import ssim
 
 CLASSES = [1, 9, 130, 207, 309, 409, 530, 717, 850, 980]  # spread over the label space
 
@@ -58,12 +59,12 @@ def test_the_default_inversion_recipe_resembles_the_photo_at_the_early_position(
 
 
 def test_deepdream_raises_the_layer_energy_and_keeps_the_structure(model):
-    photo = images.load_image(sample("chelsea.png"))
+    photo = imagefiles.load_image(sample("chelsea.png"))
     pic = model.deepdream(seed=0)
     pre = model.bundle.manifest["preprocessing"]
     energy = model.engine.gradient("feature_energy", "_blocks.10")
-    e0 = energy(imaging.to_model(photo, pre["mean"], pre["std"], size=(224, 224))).loss
-    e1 = energy(imaging.to_model(pic.image, pre["mean"], pre["std"], size=(224, 224))).loss
+    e0 = energy(modelspace.to_model(photo, pre["mean"], pre["std"], size=(224, 224))).loss
+    e1 = energy(modelspace.to_model(pic.image, pre["mean"], pre["std"], size=(224, 224))).loss
     assert e1 >= 2 * e0, f"seed=0: energy {e0:.3g} -> {e1:.3g}, less than 2x"
     s = ssim(photo, np.asarray(pic.image))
     print(f"deepdream: energy x{e1 / e0:.2f}, SSIM to the photo {s:.3f}")
@@ -88,7 +89,7 @@ def test_a_canvas_larger_than_the_model_is_rendered_through_random_boxes(model):
 
 
 def test_octaves_need_the_pixel_parameterization(model):
-    from ortviz.technique import ParamError
+    from ortviz.techniques.spec import ParamError
     with pytest.raises(ParamError, match="octaves=2 needs param pixel"):
         model.class_visualization(130, iterations=1, octaves=2, param="fft")
     pic = model.class_visualization(130, iterations=2, octaves=2, param="pixel", transforms="light")

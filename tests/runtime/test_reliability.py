@@ -16,7 +16,7 @@ import pytest
 from conftest import ARTIFACTS
 from probes import invoke, one_error_line
 
-from ortviz.bundle import Bundle, BundleError, sha256
+from ortviz.bundle.reader import Bundle, BundleError, sha256
 
 SMALL = ARTIFACTS / "small_resnet_torchscript"
 GRAD = "grad.features__layer1.onnx"

@@ -11,7 +11,9 @@ import time
 import pytest
 from PIL import Image
 
-from ortviz import images, signals
+from ortviz.run import imagefiles
+
+from ortviz._util import signals
 from probes import dream_until, probe, run_probe, saved, subprocess_env, temp_files
 
 
@@ -31,7 +33,7 @@ def test_sigterm_and_sighup_keep_the_last_good_image_like_ctrl_c(tmp_path, sig):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGINT])
 def test_a_signal_while_the_set_is_written_is_held_until_it_is_whole(tmp_path, monkeypatch, sig):
-    real = images.image_writer
+    real = imagefiles.image_writer
     sent = []
 
     def writer(path, rgb):
@@ -78,17 +80,17 @@ def test_ignored_and_foreign_handlers_are_left_alone():
 SCRIPT = """
 import os, signal, sys
 import numpy as np
-from ortviz import images
-from ortviz.outputs import write_result
-from ortviz.render import Result
-real = images.image_writer
+from ortviz.run import imagefiles
+from ortviz.run.write import write_result
+from ortviz.render.context import Result
+real = imagefiles.image_writer
 def writer(path, rgb):
     write = real(path, rgb)
     def killed_while_writing(f):
         os.kill(os.getpid(), signal.SIGTERM)
         write(f)
     return killed_while_writing
-images.image_writer = writer
+imagefiles.image_writer = writer
 img = np.zeros((8, 8, 3), np.uint8)
 write_result(sys.argv[1], Result(img, None, [img, img], [1.0], "complete", 0.1, 1, []),
              {"status": "complete"})

@@ -10,11 +10,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import ortviz
-from ortviz import options
+from ortviz.run import options
 from ortviz.cli import app
-from ortviz.images import LABEL_HEIGHT, contact_sheet
-from ortviz.plugins import techniques
-from ortviz.runner import RunRequest, prepare
+from ortviz.run.imagefiles import LABEL_HEIGHT, contact_sheet
+from ortviz.techniques.registry import techniques
+from ortviz.run.runner import RunRequest, prepare
 
 runner = CliRunner()
 

@@ -1,4 +1,4 @@
-"""The step graphs (ortviz.stepgraph): each against the numpy implementation on the same inputs,
+"""The step graphs (ortviz.render.stepgraph): each against the numpy implementation on the same inputs,
 each adjoint by the dot-product identity, and the render loop with the step on the runtime
 against the numpy loop."""
 
@@ -7,11 +7,14 @@ import onnxruntime as ort
 import pytest
 
 import ortviz
-from ortviz import param as P, recipes, stepgraph as SG, transforms as tf
-from ortviz.engine import Engine
-from ortviz.loop import graph_objective, optimize
-from ortviz.optim import Adam
-from ortviz.render import Context
+from ortviz.render import param as P
+from ortviz.techniques import recipes
+from ortviz.render import stepgraph as SG
+from ortviz.render import transforms as tf
+from ortviz.engine.sessions import Engine
+from ortviz.render.loop import graph_objective, optimize
+from ortviz.render.optim import Adam
+from ortviz.render.context import Context
 
 LOW = np.array([-2.1, -2.0, -1.8])
 HIGH = np.array([2.2, 2.4, 2.6])
@@ -247,9 +250,9 @@ def test_cli_step_graph_runs_and_says_so(tmp_path):
 
 
 def test_a_technique_parameter_named_step_clashes_with_the_common_option():
-    from ortviz.objectives import FEATURE_ENERGY
-    from ortviz.plugins import check_declaration
-    from ortviz.technique import Need, Param, Technique
+    from ortviz.bundle.graphs import FEATURE_ENERGY
+    from ortviz.techniques.registry import check_declaration
+    from ortviz.techniques.spec import Need, Param, Technique
     t = Technique(name="stepper", summary="x", needs=(Need(FEATURE_ENERGY),),
                   params=(Param("step", int, 1, "mine"),), start="photo",
                   default_layer="_blocks.1", run=lambda ctx, **kw: None)
@@ -296,7 +299,7 @@ def test_merged_step_with_io_binding_keeps_the_state_in_buffers_and_gives_the_sa
     """IO binding (GPU providers' default; asked for on the CPU here): the state ping-pongs
     between two buffer sets; the losses, the image and the final parameters are those of the
     unbound run."""
-    from ortviz.stepgraph.fused import FusedStepper
+    from ortviz.render.stepgraph.fused import FusedStepper
     bound_runs = []
     run_bound = FusedStepper._run_bound
     monkeypatch.setattr(FusedStepper, "_run_bound",

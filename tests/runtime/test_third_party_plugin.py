@@ -2,7 +2,7 @@
 
 ``tests/plugins/ortviz-saliency`` is a real package that registers the ``saliency`` technique
 (SmoothGrad) and ``nudge`` (a class's score climbed from the photo on the render loop,
-``ortviz.loop.optimize``) through the ``ortviz.techniques`` entry-point group, as any third
+``ortviz.render.loop.optimize``) through the ``ortviz.techniques`` entry-point group, as any third
 party would.
 Install it first: ``pip install -e tests/plugins/ortviz-saliency``. Also checked here: the
 ``ORTVIZ_PLUGINS`` allow-list, and that a plugin that fails to import is named and skipped.
@@ -17,10 +17,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import ortviz
-from ortviz import plugins
+from ortviz.techniques import registry
 from ortviz.cli import app
-from ortviz.defaults import sample
-from ortviz.imaging import crop_to_aspect, to_model
+from ortviz.bundle.embedded import sample
+from ortviz.render.modelspace import crop_to_aspect, to_model
 
 pytestmark = pytest.mark.runtime
 
@@ -29,7 +29,7 @@ BUILT_INS = {"class-visualization", "feature-inversion", "deepdream", "feature-v
 
 @pytest.fixture(autouse=True)
 def _all_plugins(monkeypatch):
-    monkeypatch.delenv(plugins.ALLOW_ENV, raising=False)
+    monkeypatch.delenv(registry.ALLOW_ENV, raising=False)
 
 
 def _installed():
@@ -87,8 +87,8 @@ def test_saliency_runs_end_to_end_through_the_cli(tmp_path):
 
 
 def test_allow_list_loads_only_the_named_plugins(monkeypatch):
-    monkeypatch.setenv(plugins.ALLOW_ENV, "deepdream")
-    found = plugins.discover()
+    monkeypatch.setenv(registry.ALLOW_ENV, "deepdream")
+    found = registry.discover()
     assert [p.name for p in found] == ["deepdream"]
     assert found[0].technique is not None and found[0].error is None
 
@@ -96,17 +96,17 @@ def test_allow_list_loads_only_the_named_plugins(monkeypatch):
 def test_a_plugin_that_fails_to_import_is_named_and_skipped(monkeypatch):
     real = metadata.entry_points
     broken = metadata.EntryPoint(name="broken", value="no_such_module_xyz:technique",
-                                 group=plugins.GROUP)
+                                 group=registry.GROUP)
 
     def entry_points(**kw):
-        return list(real(**kw)) + ([broken] if kw.get("group") == plugins.GROUP else [])
+        return list(real(**kw)) + ([broken] if kw.get("group") == registry.GROUP else [])
 
-    monkeypatch.setattr(plugins.metadata, "entry_points", entry_points)
-    found = {p.name: p for p in plugins.discover()}
+    monkeypatch.setattr(registry.metadata, "entry_points", entry_points)
+    found = {p.name: p for p in registry.discover()}
     assert found["broken"].technique is None
     assert "no_such_module_xyz" in found["broken"].error
     assert BUILT_INS <= {n for n, p in found.items() if p.technique is not None}
-    assert "broken" not in plugins.techniques()
+    assert "broken" not in registry.techniques()
 
     result = CliRunner().invoke(app, ["plugins"])
     assert result.exit_code == 0, result.output
@@ -117,8 +117,8 @@ def test_a_plugin_that_fails_to_import_is_named_and_skipped(monkeypatch):
 
 def _nudge(tmp_path, monkeypatch, *args):
     """Run the plugin's nudge through the CLI, counting the loop's transform draws (the loop
-    draws one per step through ``ortviz.transforms.sample``; the plugin never calls it)."""
-    from ortviz import transforms
+    draws one per step through ``ortviz.render.transforms.sample``; the plugin never calls it)."""
+    from ortviz.render import transforms
     draws = []
     real = transforms.sample
 

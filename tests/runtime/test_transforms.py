@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from ortviz import imaging, transforms as tf
-from ortviz.warp import MODES, Warp
+from ortviz.render import modelspace
+
+from ortviz.render import transforms as tf
+from ortviz.render.warp import MODES, Warp
 
 TOL = 1e-9  # relative, float64 arithmetic on both sides of the identity
 
@@ -83,7 +85,7 @@ def test_pad_and_crop_are_exact_slices():
 def test_resize_to_the_model_size_matches_imaging_resize():
     x = np.random.default_rng(2).standard_normal((1, 3, 37, 29)).astype(np.float32)
     warp = tf.sample([], np.random.default_rng(0), (37, 29), (24, 24))
-    np.testing.assert_allclose(warp.forward(x), imaging.resize(x, (24, 24)), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(warp.forward(x), modelspace.resize(x, (24, 24)), rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -140,7 +142,7 @@ SHIFTS = [  # (in_hw, out_hw, oy, ox, mode): whole-pixel shifts, copied without 
 def test_whole_pixel_shifts_are_copies_with_exact_adjoints(in_hw, out_hw, oy, ox, mode, seed):
     """The shift plan: dot-product identity (float64), and the same map as the interpolation
     matrices it stands in for (float64, 1e-12)."""
-    from ortviz.warp import _Separable, _Shift
+    from ortviz.render.warp import _Separable, _Shift
     m = np.array([[1.0, 0.0, oy], [0.0, 1.0, ox]])
     warp = Warp(in_hw, out_hw, m, mode, value=0.4)
     assert warp.identity or isinstance(warp.plan, _Shift), type(warp.plan)
@@ -168,7 +170,7 @@ def test_separable_taps_match_the_general_sampler(mode, seed):
     two-tap separable plan and through the general four-tap sampler: the same values within
     1e-6 of max|x| (both keep their weights in float32: per axis here, products of the two axes'
     there), and the separable adjoint passes the dot-product identity (float64)."""
-    from ortviz.warp import _General, _Separable
+    from ortviz.render.warp import _General, _Separable
     rng = np.random.default_rng(seed)
     in_hw, out_hw = (int(rng.integers(5, 40)), int(rng.integers(5, 40))), \
         (int(rng.integers(5, 40)), int(rng.integers(5, 40)))

@@ -12,10 +12,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import ortviz
-from ortviz import algebra as A
+from ortviz.objective import algebra as A
 from ortviz.cli import app
-from ortviz.diversity import Diverse, flat, gram_diversity, unflat
-from ortviz.preactivation import source, surrogate
+from ortviz.objective.diversity import Diverse, flat, gram_diversity, unflat
+from ortviz.objective.preactivation import source, surrogate
 
 pytestmark = pytest.mark.runtime
 
@@ -222,8 +222,8 @@ def test_the_pre_activation_walk_reads_each_bundle_not_a_reused_descriptor_path(
     walk must not answer for the default bundle from another bundle's graph that had the same
     path (it did, through a cache keyed by that path, and the warm-up failed in a full run)."""
     from conftest import ARTIFACTS
-    from ortviz.bundle import Bundle
-    from ortviz.defaults import default_bundle
+    from ortviz.bundle.reader import Bundle
+    from ortviz.bundle.embedded import default_bundle
 
     other = Bundle.open(ARTIFACTS / "small_resnet_torchscript")
     path = str(other.forward_path)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ortviz.algebra import numpy_objective
-from ortviz.objective_plugins import ObjectivePlugin
+from ortviz.objective.algebra import numpy_objective
+from ortviz.objective.plugins import ObjectivePlugin
 
 
 def gram_energy(phi: np.ndarray) -> tuple[float, np.ndarray]:

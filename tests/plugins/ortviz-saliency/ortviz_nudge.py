@@ -1,7 +1,7 @@
 """Nudge a photo toward a class, an example third-party technique on ortviz's render loop.
 
 From the photo, climb the target class's raw score (the bundle's ``class_score`` graph at the
-logits) through :func:`ortviz.loop.optimize`, with the same pieces the built-ins use: an image
+logits) through :func:`ortviz.render.loop.optimize`, with the same pieces the built-ins use: an image
 parameterization started at the photo (``--param pixel|fft|maco``), a random transform list
 (``--transforms none|light|standard``), normalized ascent for pixels or Adam for the spectra.
 The question it answers: what, in this photo, would the model need to see more of to call it
@@ -14,10 +14,12 @@ Only public, documented imports. Registered with::
 
 from __future__ import annotations
 
-from ortviz import param as parameterizations, recipes
-from ortviz.loop import graph_objective, optimize
-from ortviz.objectives import CLASS_SCORE
-from ortviz.technique import Need, Param, Technique, positive
+from ortviz.render import param as parameterizations
+
+from ortviz.techniques import recipes
+from ortviz.render.loop import graph_objective, optimize
+from ortviz.bundle.graphs import CLASS_SCORE
+from ortviz.techniques.spec import Need, Param, Technique, positive
 
 
 def run(ctx, iterations, param, transforms, lr):

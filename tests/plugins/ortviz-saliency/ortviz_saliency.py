@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ortviz import imaging
-from ortviz.objectives import CLASS_SCORE
-from ortviz.technique import Need, Param, Technique, non_negative, positive
+from ortviz.render import modelspace
+from ortviz.bundle.graphs import CLASS_SCORE
+from ortviz.techniques.spec import Need, Param, Technique, non_negative, positive
 
 
 def heat_overlay(photo: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -44,9 +44,9 @@ def run(ctx, iterations, noise):
     s = (total / iterations)[0].max(axis=0)                     # HxW: max over channels
     top = float(np.percentile(s, 99))
     s = np.clip(s / top, 0.0, 1.0) if top > 0 else np.zeros_like(s)
-    photo = imaging.from_model(x0, ctx.mean, ctx.std)
+    photo = modelspace.from_model(x0, ctx.mean, ctx.std)
     pixels = np.clip(np.rint(heat_overlay(photo, s)), 0, 255).astype(np.uint8)
-    return imaging.to_model(pixels, ctx.mean, ctx.std)
+    return modelspace.to_model(pixels, ctx.mean, ctx.std)
 
 
 technique = Technique(
