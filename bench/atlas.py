@@ -29,8 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-import ortviz  # noqa: E402,F401  (before numpy: BLAS on one thread)
 from common import machine  # noqa: E402
+
+import ortviz  # noqa: E402,F401  (before numpy: BLAS on one thread)
 
 LAYERS = ["_blocks.5", "_blocks.10"]
 
@@ -70,7 +71,7 @@ def main() -> None:
         if not args.stand_in:
             raise SystemExit("feature-visualization is not installed (--stand-in uses the tests' one)")
         sys.path.insert(0, str(ROOT / "tests" / "runtime"))
-        from test_atlas_support import channel_technique
+        from atlas_support import channel_technique
         technique += f" ({channel_technique()})"
     rows = [one(kind, run, args) for run in args.runs.split(",") for kind in ("channel", "class")]
     bundle = ortviz.load(threads=1).bundle

@@ -35,10 +35,10 @@ CUTS = ["_blocks.5", "_blocks.12"]
 def build() -> None:
     import onnx
 
-    from ortviz.bundle.reader import Bundle
     from ortviz.bundle.embedded import default_bundle
-    from ortviz.export.gradients import build as build_graph
     from ortviz.bundle.graphs import Objective
+    from ortviz.bundle.reader import Bundle
+    from ortviz.export.gradients import build as build_graph
 
     b = Bundle.open(default_bundle())
     forward = onnx.load(str(b.forward_path))  # weights loaded from weights.bin
@@ -69,13 +69,13 @@ def build() -> None:
 
 
 def time_it(rounds: int, threads: int) -> None:
-    import ortviz  # noqa: F401  (one BLAS thread)
     import numpy as np
     import onnxruntime as ort
 
-    from ortviz.objective import algebra as A
+    import ortviz  # noqa: F401  (one BLAS thread)
     from ortviz.bundle.embedded import default_bundle
     from ortviz.engine.sessions import Engine
+    from ortviz.objective import algebra as A
 
     engine = Engine(default_bundle(), provider="cpu", threads=threads)
     x = (0.5 * np.random.default_rng(0).standard_normal(engine.image_shape)).astype(np.float32)

@@ -19,12 +19,12 @@ import json
 import time
 from pathlib import Path
 
-import ortviz  # noqa: F401  (first: it limits numpy's BLAS to one thread before numpy loads)
 import numpy as np
 from PIL import Image
 
-from ortviz.render import modelspace
+import ortviz  # noqa: F401  (first: it limits numpy's BLAS to one thread before numpy loads)
 from ortviz.bundle.embedded import sample
+from ortviz.render import modelspace
 from ortviz.render.metrics import ssim
 
 PHOTOS = ("chelsea.png", "coffee.png")

@@ -29,11 +29,11 @@ import sys
 import time
 from pathlib import Path
 
-import ortviz  # noqa: F401  (first: it limits numpy's BLAS to one thread before numpy loads)
 import numpy as np
-
-from ortviz.render.metrics import ssim
 from recognition import JUDGES, _save, judges  # torch is imported only by judges()
+
+import ortviz  # noqa: F401  (first: it limits numpy's BLAS to one thread before numpy loads)
+from ortviz.render.metrics import ssim
 
 HERE = Path(__file__).resolve().parent
 TUNED = ("chelsea.png", "coffee.png")
@@ -96,9 +96,9 @@ def main(argv=None) -> int:
     if args.table:
         print(table(args.table))
         return 0
+    from ortviz.objective.positions import resolve_layer
     from ortviz.run import imagefiles
     from ortviz.techniques.registry import techniques
-    from ortviz.objective.positions import resolve_layer
 
     tech = techniques()["feature-inversion"]
     params = {k: tech.param(k).type(v) for k, v in (kv.split("=", 1) for kv in args.set)}

@@ -26,14 +26,14 @@ import sys
 import time
 from pathlib import Path
 
-import ortviz  # first: it limits numpy's BLAS to one thread before numpy loads
 import numpy as np
-from ortviz.techniques import recipes
-from ortviz.render import stepgraph
-from ortviz.render import transforms as tf
-from ortviz.render.optim import Adam
+
+import ortviz  # first: it limits numpy's BLAS to one thread before numpy loads
+from ortviz.render import stepgraph, transforms as tf
 from ortviz.render.context import Context
+from ortviz.render.optim import Adam
 from ortviz.render.stepgraph.fused import FusedStepper
+from ortviz.techniques import recipes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (bench/common.py: the machine record)
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     x0 = np.zeros((ctx.batch, 3, *ctx.size), np.float32)
     g_fixed = objective(x0)[1]
     fixed = lambda x: (0.0, g_fixed)                                   # noqa: E731
-    param = recipes.spectral(ctx, "fft", ctx.size)
+    param = recipes.parameterization(ctx, "fft", ctx.size)
     ts = recipes.transform_list(ctx, "standard")
     p0 = param.init(np.random.default_rng(1))
     runs = {"numpy": NumpyRun(ctx, param, ts, p0),

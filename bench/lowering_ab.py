@@ -65,8 +65,7 @@ def _variants():
     import numpy as np
     import onnx
 
-    from ortviz.export import lowering as L
-    from ortviz.export import speedups as S
+    from ortviz.export import lowering as L, speedups as S
 
     def clip_mask(node, ctx):
         """(dY, X, lo, hi, Clip node) of the builder's Clip-gradient Mul, or None."""

@@ -18,13 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-import ortviz  # first: it limits numpy's BLAS to one thread before numpy loads
 import numpy as np
-from ortviz.render import param as P
-from ortviz.techniques import recipes
-from ortviz.render import transforms as tf
-from ortviz.render.optim import Adam, Normalized
+
+import ortviz  # first: it limits numpy's BLAS to one thread before numpy loads
+from ortviz.render import param as P, transforms as tf
 from ortviz.render.context import Context
+from ortviz.render.optim import Adam, Normalized
+from ortviz.techniques import recipes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (bench/common.py: the machine record)

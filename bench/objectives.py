@@ -31,13 +31,13 @@ import common  # bench/common.py: interleaved timing
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-import ortviz  # noqa: E402,F401  (one BLAS thread before numpy)
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
-from ortviz.objective import algebra as A  # noqa: E402
+import ortviz  # noqa: E402,F401  (one BLAS thread before numpy)
 from ortviz.bundle.embedded import default_bundle  # noqa: E402
 from ortviz.engine.sessions import Engine  # noqa: E402
+from ortviz.objective import algebra as A  # noqa: E402
 
 BUNDLE = "models/efficientnet-lite0"
 

@@ -26,8 +26,8 @@ common.limit_threads()
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
-from ortviz.bundle.reader import Bundle  # noqa: E402
 from ortviz.bundle.embedded import default_bundle  # noqa: E402
+from ortviz.bundle.reader import Bundle  # noqa: E402
 
 MASK_OPS = {"Equal", "Cast", "Mul", "Clip", "Greater", "GreaterOrEqual", "LessOrEqual", "And", "Where"}
 

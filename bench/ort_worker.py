@@ -30,15 +30,15 @@ common.limit_threads()
 
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
-
-from ortviz.render import modelspace  # noqa: E402
-from ortviz.bundle.reader import Bundle  # noqa: E402
-from ortviz.bundle.embedded import default_bundle  # noqa: E402
-from ortviz.engine.sessions import Engine  # noqa: E402
-from ortviz.bundle.graphs import ALIASES  # noqa: E402
-from ortviz.techniques.registry import techniques  # noqa: E402
-from ortviz.render.context import Context  # noqa: E402
 from photo import square_photo  # noqa: E402
+
+from ortviz.bundle.embedded import default_bundle  # noqa: E402
+from ortviz.bundle.graphs import ALIASES  # noqa: E402
+from ortviz.bundle.reader import Bundle  # noqa: E402
+from ortviz.engine.sessions import Engine  # noqa: E402
+from ortviz.render import modelspace  # noqa: E402
+from ortviz.render.context import Context  # noqa: E402
+from ortviz.techniques.registry import techniques  # noqa: E402
 
 
 class Shared:

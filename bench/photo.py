@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import common
 import numpy as np
 from PIL import Image
 
-from ortviz.run import imagefiles
 from ortviz.bundle.embedded import sample
-
-import common
+from ortviz.run import imagefiles
 
 
 def square_photo(size: int = common.SIZE) -> np.ndarray:

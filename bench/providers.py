@@ -33,6 +33,7 @@ import onnxruntime as ort
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+
 import ortviz  # noqa: E402
 from ortviz.bundle.embedded import sample  # noqa: E402
 

@@ -33,8 +33,9 @@ import sys
 import time
 from pathlib import Path
 
-import ortviz  # noqa: F401  (first: it limits numpy's BLAS to one thread before numpy loads)
 import numpy as np
+
+import ortviz  # noqa: F401  (first: it limits numpy's BLAS to one thread before numpy loads)
 
 # goldfish, ostrich, bald eagle, tarantula, flamingo, king penguin, golden retriever, lion, bee,
 # zebra, African elephant, analog clock, bullet train, digital clock, grand piano, pickup,
@@ -60,6 +61,7 @@ def natural_stats(tool, image: np.ndarray) -> dict:
     """The tool's statistics of a picture as its command line computes them (centre square,
     224 px bicubic), and whether all three are inside the photos' range."""
     import tempfile
+
     from PIL import Image
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "p.png"

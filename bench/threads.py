@@ -16,12 +16,12 @@ import os
 import statistics
 import time
 
+import common  # bench/common.py: the machine's description
 import numpy as np
 import onnxruntime as ort
 
-import common  # bench/common.py: the machine's description
-from ortviz.bundle.reader import Bundle
 from ortviz.bundle.embedded import default_bundle
+from ortviz.bundle.reader import Bundle
 
 
 def _burn():

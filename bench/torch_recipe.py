@@ -40,10 +40,11 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
     import torch.nn.functional as F
-    from ortviz.render import modelspace
-    from ortviz.bundle.reader import Bundle
+
     from ortviz.bundle.embedded import default_bundle
+    from ortviz.bundle.reader import Bundle
     from ortviz.export.zoo import efficientnet_lite0
+    from ortviz.render import modelspace
     from ortviz.render.param import colour_sqrt
     from ortviz.render.param.fourier import Fourier
     torch.set_num_threads(args.threads)

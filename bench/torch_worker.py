@@ -29,12 +29,12 @@ common.limit_threads()
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from photo import square_photo  # noqa: E402  (the same crop as the ortviz rows)
 
-from ortviz.bundle.reader import Bundle  # noqa: E402
 from ortviz.bundle.embedded import default_bundle  # noqa: E402
+from ortviz.bundle.reader import Bundle  # noqa: E402
 from ortviz.export.zoo import efficientnet_lite0  # noqa: E402
 from ortviz.techniques.registry import techniques  # noqa: E402
-from photo import square_photo  # noqa: E402  (the same crop as the ortviz rows)
 
 
 class _Stop(Exception):

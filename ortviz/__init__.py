@@ -16,6 +16,6 @@ _c.install()
 
 def load(bundle=None, provider: str = "auto", threads: int | None = None, step: str = "auto"):
     """Open a bundle (default: the embedded EfficientNet-Lite0); see :mod:`ortviz.api`."""
-    from ortviz.api import load as _load
+    from ortviz.api import load as _load  # onnxruntime loads here, not on import ortviz (the CLI)
 
     return _load(bundle, provider=provider, threads=threads, step=step)

@@ -88,8 +88,10 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 def packaged_getattr(package: str):
     """A module ``__getattr__`` for a package that was a module in 0.1 (``ortviz.bundle.Bundle``)."""
     def __getattr__(name):
+        if name.startswith("__") or importlib.util.find_spec(f"{package}.{name}") is not None:
+            raise AttributeError(name)  # a submodule of the package: the import system loads it
         module = importlib.import_module(PACKAGED[package])
-        if name.startswith("__") or not hasattr(module, name):
+        if not hasattr(module, name):
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         _warn(f"{package}.{name}", f"{PACKAGED[package]}.{name}")
         return getattr(module, name)

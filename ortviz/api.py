@@ -23,18 +23,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ortviz.run import imagefiles
-
-from ortviz.render import modelspace
-from ortviz.bundle.reader import Bundle
 from ortviz.bundle.embedded import default_bundle
+from ortviz.bundle.reader import Bundle
 from ortviz.engine.sessions import Engine
 from ortviz.errors import UsageError
-from ortviz.run.write import sidecar
+from ortviz.objective.coerce import as_objectives
 from ortviz.pictures import Picture, Pictures
-from ortviz.techniques.registry import techniques
+from ortviz.render import modelspace
 from ortviz.render.context import Result, top5
-from ortviz.run.runner import RunRequest, chunks, prepare, run_info, run_one
+from ortviz.run import imagefiles
+from ortviz.run.runner import RunRequest, each_result, prepare, run_info
+from ortviz.run.write import sidecar
+from ortviz.techniques.registry import techniques
 from ortviz.techniques.spec import ParamError
 
 
@@ -81,12 +81,9 @@ class Model:
             req, warn=lambda m: print(f"warning: {api_words(m)}", file=sys.stderr))
         shown = {k: _plain_param(v) for k, v in req.params.items()}  # as resolved by prepare
         pictures = Pictures()
-        for chunk in chunks(targets, self.engine.image_shape[0]):
-            got = run_one(req, self.engine, layer, chunk, photo)
-            for t, result in zip(chunk or [None] * len(got), got):  # a target or an objective slot
-                meta = sidecar(result, tech.name, shown, run_info(req, self.engine, layer, t),
-                               self.bundle)
-                pictures.append(Picture(result, meta))
+        for t, _, result in each_result(req, self.engine, layer, targets, photo):
+            meta = sidecar(result, tech.name, shown, run_info(req, self.engine, layer, t), self.bundle)
+            pictures.append(Picture(result, meta))
         return pictures if many or len(pictures) > 1 else pictures[0]
 
     def class_visualization(self, target=None, **kw):
@@ -112,9 +109,10 @@ class Model:
         return self.run("feature-visualization", **kw)
 
     def objective(self, text: str):
-        """An objective string parsed and checked against this bundle (see ortviz.objective.algebra)."""
-        from ortviz.objective.text import parse
-        return parse(text, self.bundle)
+        """An objective string parsed and checked against this bundle (see ortviz.objective.algebra);
+        ``A; B`` (one per batch slot) gives a list."""
+        objs = as_objectives(text, self.bundle)
+        return objs if len(objs) > 1 else objs[0]
 
     def classify(self, image) -> list[dict]:
         """Top-5 classes of a photo (a path, an HxWx3 uint8 array or a PIL image), cropped

@@ -1,5 +1,7 @@
 """Errors that carry a one-line message for the user (the CLI prints them without a traceback)."""
 
+import difflib
+
 
 class BundleError(Exception):
     """A bundle that cannot be used; the message is one line for the user."""
@@ -25,7 +27,5 @@ def first_line(exc: BaseException) -> str:
 
 def did_you_mean(word: str, choices, n: int = 3, cutoff: float = 0.6, show=str) -> str:
     """``"did you mean a, b?"`` for the choices closest to ``word``, or ``""`` when none is."""
-    import difflib
-
     near = difflib.get_close_matches(str(word), list(choices), n=n, cutoff=cutoff)
     return f"did you mean {', '.join(show(c) for c in near)}?" if near else ""

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ortviz.run.write import write_result
 from ortviz.render.context import Result
+from ortviz.run.progress import in_notebook
+from ortviz.run.write import write_result
 
 
 @dataclass
@@ -160,9 +161,8 @@ def _figure(pic: Picture, width: int | None = None) -> str:
 
 def _display(value) -> bool:
     """Show ``value`` inline where a notebook runs; False elsewhere."""
-    from ortviz.run.progress import in_notebook
     if not in_notebook():
         return False
-    from IPython.display import display
+    from IPython.display import display  # optional: only inside IPython
     display(value)
     return True

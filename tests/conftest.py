@@ -4,16 +4,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as ortviz/__init__.py, bef
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # tests/nets.py and tests/reference.py import by name
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/support.py, nets.py, ... by name
 
-# Bundles and torch reference values the export stage writes and the runtime stage checks.
-ARTIFACTS = Path(os.environ.get("ORTVIZ_TEST_ARTIFACTS", HERE.parent / "build" / "test-artifacts"))
+from support import ARTIFACTS, ARTIFACTS_MARKER  # noqa: E402
 
 # The runtime and provider stages read what stage 1 writes. Run alone without it, their tests
 # that need it would fail one by one (76 of them, saying nothing about why): the session stops
 # at collection with one line saying which stage to run first. Tests that need no artifact run.
-ARTIFACTS_MARKER = ARTIFACTS / "small_resnet_torchscript" / "manifest.json"  # test_gradients.py
 
 
 def pytest_collection_modifyitems(config, items):

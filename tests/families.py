@@ -12,8 +12,9 @@ before the classifier.
 """
 
 import torch
-from nets import randomize_norms
 from torch import nn
+
+from nets import randomize_norms
 
 CLASSES = 10
 

@@ -9,8 +9,8 @@ every failure message.
 import numpy as np
 import onnx
 import onnxruntime as ort
-from reference import directional_fd, loss_and_grad
 
+from reference import directional_fd, loss_and_grad
 from tolerances import TOL_FD, TOL_RAW, TOL_TORCH, rel_err  # noqa: F401 (re-exported)
 
 

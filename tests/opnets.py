@@ -7,8 +7,9 @@ uneven where that matters (ceil-mode pools, asymmetric pads, strided convs that 
 
 import torch
 import torch.nn.functional as F
-from nets import randomize_norms
 from torch import nn
+
+from nets import randomize_norms
 
 SIZE = 10
 CLASSES = 5

@@ -12,6 +12,7 @@ the new one renamed in: a reader opening the bundle in that instant gets a clean
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import sys
@@ -133,7 +134,6 @@ _AT_FDCWD = -100
 def _renameat2():
     if not sys.platform.startswith("linux"):
         return None
-    import ctypes
     try:
         fn = ctypes.CDLL(None, use_errno=True).renameat2
     except (OSError, AttributeError):  # glibc < 2.28, musl
@@ -148,7 +148,6 @@ def exchange(a: Path, b: Path) -> bool:
     fn = _renameat2()
     if fn is None:
         return False
-    import ctypes
     if fn(_AT_FDCWD, os.fsencode(str(a)), _AT_FDCWD, os.fsencode(str(b)), _RENAME_EXCHANGE) == 0:
         return True
     err = ctypes.get_errno()

@@ -16,20 +16,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ortviz.run import options
-
-from ortviz.run import outputset
-from ortviz.bundle.reader import Bundle
-from ortviz.bundle.embedded import default_bundle
-from ortviz.errors import UsageError
-from ortviz.run.imagefiles import load_image
-from ortviz.run.write import InterruptedAfterWrite
+from ortviz.api import Model
 from ortviz.atlas import executors, site
 from ortviz.atlas.examples import layer_means
 from ortviz.atlas.keys import assign_keys, is_done
 from ortviz.atlas.plan import Spec, Unit, make_plan, photo_files
 from ortviz.atlas.progress import Progress, duration, work
 from ortviz.atlas.work import Job
+from ortviz.bundle.embedded import default_bundle
+from ortviz.bundle.reader import Bundle
+from ortviz.errors import UsageError
+from ortviz.run import options, outputset
+from ortviz.run.imagefiles import load_image
+from ortviz.run.write import InterruptedAfterWrite
 
 
 @dataclass
@@ -184,7 +183,6 @@ def build(opts: Options, stream=None) -> Report:
     means = {}  # after a Ctrl-C the examples wait for the next run
     channel_layers = sorted({u.layer for u in units if u.kind == "channel"})
     if opts.examples > 0 and channel_layers and not interrupted:
-        from ortviz.api import Model
         means = layer_means(Model(bundle, provider=opts.provider, threads=opts.threads),
                             photos, channel_layers)
     atlas = site.record(bundle, units, opts.out, errors, means, list(photos), opts.examples, layers)

@@ -20,8 +20,8 @@ import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Iterable, Iterator
 
-from ortviz.errors import UsageError
 from ortviz.atlas.work import Job, Outcome, run_job, worker_setup
+from ortviz.errors import UsageError
 
 
 def split_threads(workers: int, threads: int | None = None) -> int:
@@ -67,7 +67,7 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 
 def _ray():
     try:
-        import ray
+        import ray  # optional: the [ray] extra
     except ImportError:
         raise UsageError("--executor ray needs Ray: pip install 'ortviz[ray]'") from None
     return ray

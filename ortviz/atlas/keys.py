@@ -16,9 +16,9 @@ import json
 from pathlib import Path
 
 from ortviz import __version__
-from ortviz.bundle.reader import sha256
-from ortviz.render.context import finished
 from ortviz.atlas.plan import Unit
+from ortviz.bundle.reader import sha256
+from ortviz.run.outcome import finished
 
 
 def unit_key(unit: Unit, manifest_sha256: str, photo_sha256: str | None = None) -> str:

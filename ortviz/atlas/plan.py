@@ -25,8 +25,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ortviz.errors import UsageError
+from ortviz.bundle.embedded import models_dir
 from ortviz.bundle.labels import LabelError, find_class, is_index
+from ortviz.errors import UsageError
 from ortviz.techniques.registry import techniques as installed_techniques
 from ortviz.techniques.spec import ParamError
 
@@ -142,7 +143,6 @@ def select_classes(text: str, labels: list[str]) -> list[int]:
 
 def photo_files(folder: Path | None) -> list[Path]:
     """The photos of a folder (its image files, sorted by name); default: the bundled samples."""
-    from ortviz.bundle.embedded import models_dir
     folder = Path(folder) if folder is not None else models_dir() / "samples"
     if not folder.is_dir():
         raise UsageError(f"--photos {folder} is not a directory")

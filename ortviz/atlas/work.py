@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ortviz.errors import first_line
-from ortviz.techniques.registry import techniques
-from ortviz.render.context import finished
+from ortviz.api import load
 from ortviz.atlas.plan import Unit
+from ortviz.errors import first_line
+from ortviz.run.outcome import finished
+from ortviz.techniques.registry import techniques
 
 _MODELS: dict = {}
 
@@ -44,8 +45,7 @@ def model(bundle: str, provider: str, threads: int | None):
     """The process's model for these settings, loaded on first use."""
     key = (bundle, provider, threads)
     if key not in _MODELS:
-        import ortviz
-        _MODELS[key] = ortviz.load(bundle, provider=provider, threads=threads)
+        _MODELS[key] = load(bundle, provider=provider, threads=threads)
     return _MODELS[key]
 
 

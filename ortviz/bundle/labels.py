@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ortviz.errors import did_you_mean
@@ -110,7 +111,6 @@ def find_class(labels: list[str], query: str | int) -> int:
 
 def _has_word(name: str, word: str) -> bool:
     """``word`` (one or more words) in ``name`` with no letter or digit touching either end."""
-    import re
     return re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", name) is not None
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass, fields
 
 from ortviz.errors import BundleError
 
-
 # C0/C1 controls, DEL and the bidi overrides: nothing a label should print to a terminal
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 

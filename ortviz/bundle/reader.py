@@ -33,9 +33,12 @@ import sys
 import weakref
 from pathlib import Path
 
+import onnx
+
 from ortviz._util import paths
-from ortviz.errors import BundleError, did_you_mean, first_line
+from ortviz.bundle.graphs import graph_name
 from ortviz.bundle.manifest import GraphEntry, check_manifest
+from ortviz.errors import BundleError, did_you_mean, first_line
 
 FORMAT = "ortviz-bundle"
 FORMAT_VERSION = 2
@@ -236,7 +239,6 @@ class Bundle:
     def check_graphs(self) -> None:
         """Before onnxruntime sees a graph: its external data stays inside the bundle, in
         files the manifest lists, and its inputs and outputs are the manifest's."""
-        import onnx
 
         m = self.manifest
         image, shape = m["input"]["name"], m["input"]["shape"]
@@ -366,7 +368,6 @@ class Bundle:
     def graph(self, objective: str, layer: str) -> GraphEntry:
         """The graph computing ``objective`` at ``layer``; a format-1 objective name
         (``class_score``, ``feature_energy``, ...) gives the built-in graph that serves it."""
-        from ortviz.bundle.graphs import graph_name
         objective = graph_name(objective)
         for g in self.graphs():
             if g.objective == objective and g.layer == layer:

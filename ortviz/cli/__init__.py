@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import platform
+import sys
 from typing import Annotated
 
 import typer
 
+from ortviz import __version__
 from ortviz.cli import atlas, classify, export, inspect, plugins, providers, techniques
-from ortviz.cli.common import OneLineErrors
+from ortviz.cli.common import OneLineErrors, quiet_exit
+from ortviz.techniques.registry import skipped_lines
 
 app = typer.Typer(help="See what an image classifier learned: class visualization, feature "
                        "inversion and DeepDream on stock ONNX Runtime.",
@@ -17,11 +21,9 @@ app = typer.Typer(help="See what an image classifier learned: class visualizatio
 
 def _version(value: bool) -> None:
     if value:
-        import platform
 
-        import onnxruntime
+        import onnxruntime  # here only: info, layers and labels work without it
 
-        from ortviz import __version__
         typer.echo(f"ortviz {__version__} (onnxruntime {onnxruntime.__version__}, "
                    f"Python {platform.python_version()})")
         raise typer.Exit()
@@ -45,10 +47,7 @@ techniques.add_to(app)
 
 
 def main() -> None:
-    import sys
 
-    from ortviz.techniques.registry import skipped_lines
-    from ortviz.cli.common import quiet_exit
     try:
         for line in skipped_lines():  # a broken plugin is named, once, and every command still works
             print(line, file=sys.stderr)

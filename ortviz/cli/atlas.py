@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 
 from ortviz.cli.common import friendly
+from ortviz.errors import UsageError
 
 
 @friendly
@@ -41,8 +42,7 @@ def atlas(
 ) -> None:
     """Render a browsable atlas of a model: a picture per channel and class, DeepDreams and
     inversions of photos, dataset examples; a static site that works from file://."""
-    from ortviz.atlas import Options, Spec, build
-    from ortviz.errors import UsageError
+    from ortviz.atlas import Options, Spec, build  # onnxruntime (and Ray): only when it runs
 
     if executor not in ("local", "ray"):
         raise UsageError(f"--executor {executor!r}: choose local or ray")

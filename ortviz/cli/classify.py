@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from ortviz.cli.common import UsageError, friendly, print_json
+from ortviz.run.imagefiles import load_image
+from ortviz.run.options import max_threads
 
 
 @friendly
@@ -22,9 +24,7 @@ def classify(image: Annotated[Path, typer.Argument(
                  "--threads", min=1, help="Intra-op threads (default: onnxruntime's choice).")] = None,
              as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False):
     """Show the model's top-5 classes for a photo, with their probabilities."""
-    from ortviz.api import load
-    from ortviz.run.imagefiles import load_image
-    from ortviz.run.options import max_threads
+    from ortviz.api import load  # onnxruntime loads when a command runs a model, not for --help
 
     if threads is not None and threads > max_threads():
         raise UsageError(f"--threads must be from 1 to {max_threads()} (4 x this machine's CPUs), "

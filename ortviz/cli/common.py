@@ -17,30 +17,34 @@ import functools
 import json
 import os
 import re
+import select
 import sys
 from pathlib import Path
 
 import typer
 import typer.core
 
-from ortviz.bundle.reader import Bundle, BundleError
+from ortviz._util import signals
 from ortviz.bundle.embedded import default_bundle
-from ortviz.errors import NumericalError, UsageError, first_line
+from ortviz.bundle.labels import LabelError
+from ortviz.bundle.reader import Bundle, BundleError
+from ortviz.errors import NumericalError, ProviderError, UsageError, first_line
+from ortviz.export.graph import ExportError
+from ortviz.run.imagefiles import ImageError
+from ortviz.techniques.registry import hidden_by_allow_list
+from ortviz.techniques.spec import ParamError
+
+# the built-in techniques' short command names (``ortviz class-viz`` = ``ortviz run class-visualization``)
+SHORT = {"class-viz": "class-visualization", "invert": "feature-inversion", "dream": "deepdream",
+         "feature-viz": "feature-visualization"}
 
 
 def _expected() -> tuple[type[BaseException], ...]:
     """Errors that are bad input (exit 2); none of their modules imports onnxruntime, so
     ``info``, ``layers`` and ``labels`` work without it."""
-    kinds: list[type[BaseException]] = [UsageError, BundleError, FileExistsError,
-                                        FileNotFoundError, PermissionError, IsADirectoryError,
-                                        NotADirectoryError]
-    from ortviz.errors import ProviderError
-    from ortviz.export.graph import ExportError
-    from ortviz.run.imagefiles import ImageError
-    from ortviz.bundle.labels import LabelError
-    from ortviz.techniques.spec import ParamError
-    kinds += [ExportError, ImageError, LabelError, ProviderError, ParamError]
-    return tuple(kinds)
+    return (UsageError, BundleError, FileExistsError, FileNotFoundError, PermissionError,
+            IsADirectoryError, NotADirectoryError, ExportError, ImageError, LabelError,
+            ProviderError, ParamError)
 
 
 EXTRAS = "install ortviz with one of the extras [cpu], [gpu] or [openvino], e.g. pip install 'ortviz[cpu]'"
@@ -60,7 +64,6 @@ def runtime_missing(exc: ImportError) -> str | None:
 def reader_gone() -> bool:
     """Whether stdout or stderr is a pipe whose reader has gone (``ortviz labels | head -1``):
     poll reports an error on the write end of such a pipe. Where poll is missing, assume so."""
-    import select
     if not hasattr(select, "poll"):
         return True
     poller = select.poll()
@@ -97,7 +100,6 @@ def friendly(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from ortviz._util import signals
         try:
             with signals.as_interrupts():  # SIGTERM, SIGHUP... end a command as Ctrl-C does
                 return fn(*args, **kwargs)
@@ -206,8 +208,6 @@ def usage_line(exc) -> str:
         msg += f" (see {ctx.command_path} --help)"
     hidden = re.match(r"No such command '([^']+)'", exc.format_message())
     if hidden:
-        from ortviz.cli.techniques import SHORT
-        from ortviz.techniques.registry import hidden_by_allow_list
         why = hidden_by_allow_list(SHORT.get(hidden.group(1), hidden.group(1)))
         if why:
             msg += f"; {why}"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from ortviz.bundle.labels import LabelError, read_labels
 from ortviz.cli.common import UsageError, friendly
+from ortviz.techniques.registry import techniques
 
 app = typer.Typer(help="Export a classifier to a bundle of portable gradient graphs "
                        "(run in the export environment: onnxruntime-training + torch).",
@@ -38,8 +41,7 @@ def _floats(text: str | None, fallback: list[float], what: str) -> list[float]:
 
 
 def _options(name, source, size, batch, layers, preprocess, mean, std, labels, recipe):
-    from ortviz.export.pipeline import PREPROCESSING, ExportOptions
-    from ortviz.bundle.labels import LabelError, read_labels
+    from ortviz.export.pipeline import PREPROCESSING, ExportOptions  # the export environment only
 
     if preprocess not in PREPROCESSING:
         raise UsageError(f"unknown --preprocess {preprocess!r}; choose {', '.join(PREPROCESSING)}")
@@ -54,8 +56,7 @@ def _options(name, source, size, batch, layers, preprocess, mean, std, labels, r
 
 
 def _run(model, out, opts, force):
-    from ortviz.export.pipeline import export_model
-    from ortviz.techniques.registry import techniques
+    from ortviz.export.pipeline import export_model  # onnxruntime-training: the export environment
 
     path, graphs = export_model(model, out, opts, techniques(), force=force,
                                 progress=lambda m: typer.echo(f"  {m}", err=True))
@@ -63,7 +64,6 @@ def _run(model, out, opts, force):
 
 
 def _recipe(ctx: typer.Context) -> str:
-    import sys
     return "ortviz " + " ".join(sys.argv[1:]) if sys.argv else ctx.command_path
 
 
@@ -81,7 +81,7 @@ def export_torch(
     force: Force = False,
 ):
     """Export a PyTorch classifier given as MODULE:FACTORY."""
-    from ortviz.export.frontends import from_torch, torch_module
+    from ortviz.export.frontends import from_torch, torch_module  # torch: the export environment
 
     opts = _options(name or factory, f"torch:{factory}", size, batch, layers, preprocess, mean,
                     std, labels, _recipe(ctx))
@@ -102,7 +102,7 @@ def export_onnx(
     force: Force = False,
 ):
     """Export a classifier already in ONNX (a model-zoo file, a tf2onnx output)."""
-    from ortviz.export.frontends import load_onnx
+    from ortviz.export.frontends import load_onnx  # the export environment only
 
     opts = _options(name or model_path.stem, f"onnx:{model_path.name}", size, batch, layers,
                     preprocess, mean, std, labels, _recipe(ctx))

@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from ortviz.bundle.labels import describe, search as find
 from ortviz.cli.common import UsageError, friendly, open_bundle, print_json
+from ortviz.objective.algebra import ObjectiveError, layout
 
 BundleArg = Annotated[Optional[Path], typer.Argument(
     help="Bundle directory (default: the embedded EfficientNet-Lite0).", show_default=False)]
@@ -38,7 +40,6 @@ def info(bundle: BundleArg = None, as_json: JsonOpt = False):
 @friendly
 def layers(bundle: BundleArg = None, as_json: JsonOpt = False):
     """List the layers objectives can read: channels (LAYER:0..N-1) and positions of each."""
-    from ortviz.objective.algebra import ObjectiveError, layout
     b = open_bundle(bundle)
 
     def sizes(shape):
@@ -81,7 +82,6 @@ def labels(bundle: BundleArg = None,
     hierarchy: 134 (crane) next to bittern and limpkin, 517 (crane) next to cradle and crash
     helmet. A class is found by its index, a full name, or a word of one class's names
     (shuttle: 812, space shuttle); a word of several classes lists them."""
-    from ortviz.bundle.labels import describe, search as find
 
     b = open_bundle(bundle)
     ids = find(b.labels, search) if search is not None else range(len(b.labels))

@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from ortviz.techniques.registry import ALLOW_ENV, discover
 from ortviz.cli.common import print_json
+from ortviz.objective.plugins import discover as discover_objectives
+from ortviz.techniques.registry import ALLOW_ENV, discover
 
 
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False):
@@ -21,7 +22,6 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
     for p in found:
         what = p.technique.summary if p.technique else f"FAILED TO LOAD: {p.error}"
         typer.echo(f"{p.name:<22} {p.package + ' ' + p.version:<24} {what}")
-    from ortviz.objective.plugins import discover as discover_objectives
     objectives = discover_objectives()
     for p in objectives:
         what = p.plugin.summary if p.plugin else f"FAILED TO LOAD: {p.error}"

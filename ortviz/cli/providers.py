@@ -13,9 +13,9 @@ from ortviz.cli.common import friendly, print_json
 @friendly
 def providers(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False):
     """List execution providers: built into onnxruntime or loaded from plugin EP packages."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # here only: info, layers and labels work without it
 
-    from ortviz.engine.providers import describe
+    from ortviz.engine.providers import describe  # (ditto: it imports onnxruntime)
     rows = describe()
     if as_json:
         print_json(rows)

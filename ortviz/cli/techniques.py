@@ -17,11 +17,11 @@ from typing import Annotated, Optional
 import typer
 import typer.core
 
+from ortviz.bundle.embedded import default_bundle
+from ortviz.bundle.reader import Bundle
+from ortviz.cli.common import SHORT, friendly
+from ortviz.objective.positions import POSITIONS, positions_text
 from ortviz.techniques.registry import discover
-from ortviz.cli.common import friendly
-
-SHORT = {"class-viz": "class-visualization", "invert": "feature-inversion", "dream": "deepdream",
-         "feature-viz": "feature-visualization"}
 
 
 def _opt(name, annotation, default, *flags, **kw):
@@ -74,9 +74,6 @@ LAYER_HELP = ("Layer name (see `ortviz layers`), or early, middle, late: the lay
 def layer_help(tech, model: Path | None) -> str:
     """The ``--layer`` help: where each position lands for ``tech`` on the bundle ``model``
     (the embedded one when None), or why that cannot be told."""
-    from ortviz.bundle.reader import Bundle
-    from ortviz.bundle.embedded import default_bundle
-    from ortviz.objective.positions import POSITIONS, positions_text
     fractions = POSITIONS | (tech.positions or {})
     how = ", ".join(f"{p} {fractions[p]:.2f}" for p in POSITIONS)
     try:
@@ -107,7 +104,7 @@ def command_class(tech):
 
 def make_command(tech):
     def command(ctx: typer.Context, **kw):
-        from ortviz.run.runner import RunRequest, run_request
+        from ortviz.run.runner import RunRequest, run_request  # onnxruntime: only when it runs
         given = frozenset(p.name for p in tech.params
                           if ctx.get_parameter_source(p.name).name != "DEFAULT")
         params = {p.name: p.validate(kw.pop(p.name)) for p in tech.params}

@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ortviz.engine import providers
+from ortviz.bundle.graphs import ALIASES
 from ortviz.bundle.reader import Bundle, BundleError
+from ortviz.engine import STEPS, providers
 from ortviz.errors import first_line
+from ortviz.objective.bind import Bound
 
 
 @dataclass
@@ -38,7 +40,6 @@ def _scalar(loss: np.ndarray) -> float:
 # Where the numpy side of a render step runs (see ortviz.render.stepgraph): "numpy", or "graph" (the
 # step's ONNX graphs on this engine's provider). "auto" takes the one measured faster per
 # provider (bench/iteration.py; docs/step-graphs.md).
-STEPS = ("auto", "numpy", "graph")
 STEP_DEFAULT = {"cpu": "numpy"}
 
 # Where a provider keeps its tensors, for IO binding.
@@ -123,6 +124,11 @@ class Engine:
             raise BundleError(f"bundle has no layer {layer!r}")
         return self.forward(image, [tensor])[tensor]
 
+    def bind(self, objectives: list, per_slot: bool = False) -> Bound:
+        """Objective values (:mod:`ortviz.objective.algebra`) bound to this engine's graphs:
+        ``f(x) -> (loss, grad)``; with ``per_slot`` objective i is batch slot i's."""
+        return Bound(self, objectives, per_slot=per_slot)
+
     def gradient(self, objective: str, layer: str):
         """``f(image, **inputs) -> Step`` for one of the bundle's gradient graphs (made once
         per graph: techniques ask for it every iteration)."""
@@ -132,7 +138,6 @@ class Engine:
         return f
 
     def _make_gradient(self, objective: str, layer: str):
-        from ortviz.bundle.graphs import ALIASES
         alias = ALIASES.get(objective)
         if alias is not None:
             return self._alias_gradient(alias, layer)

@@ -12,12 +12,20 @@ import os
 import tempfile
 
 import onnx
+import onnxruntime as ort
 from onnx import version_converter
 
 from ortviz.errors import first_line
 from ortviz.export.folding import fold_batchnorm, fold_step
-from ortviz.export.graph import (ExportError, custom_nodes, default_opset, default_opset_only, infer_shapes,
-                    prune, static_shapes)
+from ortviz.export.graph import (
+    ExportError,
+    custom_nodes,
+    default_opset,
+    default_opset_only,
+    infer_shapes,
+    prune,
+    static_shapes,
+)
 from ortviz.export.layers import SCOPE_KEY, module_scope
 from ortviz.export.rewrites import rewrite
 
@@ -87,7 +95,6 @@ VALUE_CHANGING_PASSES = ["ConstantFolding", "ConvBNFusion", "ConvAddFusion", "Co
 def _ort_basic(model: onnx.ModelProto) -> onnx.ModelProto:
     """ONNX Runtime's basic (standard-ops-only) optimizations that change no stored value:
     Pad+Conv fusion, removal of Dropout/Identity and no-op nodes."""
-    import onnxruntime as ort
 
     with tempfile.TemporaryDirectory(prefix="ortviz-canon-") as tmp:
         src, dst = os.path.join(tmp, "in.onnx"), os.path.join(tmp, "out.onnx")

@@ -63,7 +63,7 @@ def _factory(spec: str):
 
 def _torch():
     try:
-        import torch
+        import torch  # the export environment only
     except ImportError:
         raise ExportError("exporting a PyTorch model needs torch and the export environment "
                           "(onnxruntime-training 1.19.2); see the docs' Getting started page, 'Environments'") from None
@@ -126,7 +126,7 @@ def _torch_quiet():
 
 def from_torch(net, size: int, batch: int = 1, channels: int = 3,
                exporter: str = "torchscript") -> onnx.ModelProto:
-    import torch
+    import torch  # the export environment only
 
     if exporter not in EXPORTERS:
         raise ExportError(f"unknown exporter {exporter!r}; choose {' or '.join(EXPORTERS)}")

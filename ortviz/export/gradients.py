@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import onnx
 from onnx import TensorProto, helper
 
-from ortviz.errors import first_line
 from ortviz.bundle.graphs import LOSS, Objective
+from ortviz.errors import first_line
 from ortviz.export.graph import ExportError
 from ortviz.export.lowering import lower
 
@@ -34,8 +34,8 @@ class GradientGraph:
 
 def _builder():
     try:
-        import onnxruntime
-        from onnxruntime.capi._pybind_state import GradientGraphBuilder
+        import onnxruntime  # the training build: the export environment only
+        from onnxruntime.capi._pybind_state import GradientGraphBuilder  # (ditto)
         onnxruntime.set_default_logger_severity(3)
     except ImportError:
         raise ExportError("exporting needs the export environment (onnxruntime-training 1.19.2); "

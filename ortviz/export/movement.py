@@ -6,6 +6,8 @@ reduction=add): a window sum is a ConvTranspose, a selection's adjoint a Pad or 
 from __future__ import annotations
 
 import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto, helper
 
 from ortviz.export.graph import Context, ExportError, attrs, explicit_pads
 
@@ -189,8 +191,6 @@ def _inverse_counts(spatial, a: dict, pads) -> np.ndarray:
     """1 / (elements each output window divides by), for one channel: the forward AveragePool
     (same attributes, run by onnxruntime) on ones gives valid/count per window, and the valid
     count is the window clipped to the input."""
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
 
     n = len(spatial)
     keep = {key: a[key] for key in ("kernel_shape", "strides", "count_include_pad", "ceil_mode") if key in a}

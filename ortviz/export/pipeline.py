@@ -8,16 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
+import onnxruntime
 from onnx import TensorProto, helper
 
 from ortviz import __version__
 from ortviz.bundle.graphs import FEATURES, LOGITS, graph_objective
-from ortviz.techniques.spec import Need, Technique
 from ortviz.export.canonical import canonicalize, fixed_size
 from ortviz.export.gradients import GradientGraph, build
 from ortviz.export.graph import ExportError, static_shapes
 from ortviz.export.layers import Layer, select_layers
 from ortviz.export.writer import check_replaceable, write_bundle
+from ortviz.techniques.spec import Need, Technique
 
 PREPROCESSING = {
     # x = (pixel - mean) / std, pixel in 0..255, per RGB channel
@@ -105,7 +106,6 @@ def export_model(model: onnx.ModelProto, out: Path, opts: ExportOptions,
             graphs.append(build(canonical, image, need.objective, layer_name, tensor, shape,
                                 keep_raw=opts.keep_raw))
     channels = shapes[image][1]
-    import onnxruntime
     manifest = {
         "model": {"name": opts.name, "source": opts.source, "recipe": opts.recipe,
                   "exported_by": {"ortviz": __version__, "onnx": onnx.__version__,

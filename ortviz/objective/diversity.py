@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ortviz.errors import NumericalError
 from ortviz.objective import algebra
 from ortviz.objective.algebra import ObjectiveError, layout
 
@@ -103,7 +104,6 @@ class Stacked:
             v, g = self.bound(m)(self.pad(part), rows)
             value += v
             grad[i:i + m] = g[:m]
-        from ortviz.render.context import NumericalError
         if not (np.isfinite(value) and np.isfinite(grad).all()):
             raise NumericalError(f"{self.objective.text()} gave a non-finite value or gradient")
         return value, grad

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Callable
 
+from ortviz._util import entrypoints
+
 GROUP = "ortviz.objectives"
+# the objective string's own functions (ortviz.objective.text): no plugin may take their names
+BUILT_IN = {"channel", "neuron", "energy", "class_score", "class_log_prob"}
 _NAME = re.compile(r"[A-Za-z_][\w.-]*")
 
 
@@ -38,30 +41,21 @@ class LoadedObjective:
     error: str | None = None
 
 
-def discover() -> list[LoadedObjective]:
-    import os
-    from ortviz.objective.text import BUILT_IN
+def _check(ep, value) -> ObjectivePlugin:
+    if not isinstance(value, ObjectivePlugin):
+        raise TypeError(f"{ep.value} is a {type(value).__name__}, not an ObjectivePlugin")
+    if value.name != ep.name or not _NAME.fullmatch(value.name) or value.name in BUILT_IN:
+        raise ValueError(f"entry point {ep.name!r} holds objective {value.name!r} "
+                         "(names must match, be identifiers and not a built-in's)")
+    if not callable(value.make):
+        raise TypeError("its make is not callable")
+    return value
 
-    raw = os.environ.get("ORTVIZ_PLUGINS")
-    allowed = None if raw is None else {n.strip() for n in raw.split(",") if n.strip()}
-    found = []
-    for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
-        if allowed is not None and ep.name not in allowed:
-            continue
-        package = ep.dist.metadata["Name"] if ep.dist else "?"
-        try:
-            value = ep.load()
-            if not isinstance(value, ObjectivePlugin):
-                raise TypeError(f"{ep.value} is a {type(value).__name__}, not an ObjectivePlugin")
-            if value.name != ep.name or not _NAME.fullmatch(value.name) or value.name in BUILT_IN:
-                raise ValueError(f"entry point {ep.name!r} holds objective {value.name!r} "
-                                 "(names must match, be identifiers and not a built-in's)")
-            if not callable(value.make):
-                raise TypeError("its make is not callable")
-            found.append(LoadedObjective(ep.name, package, value))
-        except BaseException as exc:  # noqa: BLE001 - even SystemExit: a plugin must not break the CLI
-            found.append(LoadedObjective(ep.name, package, None, f"{type(exc).__name__}: {exc}"))
-    return found
+
+def discover() -> list[LoadedObjective]:
+    """Every installed objective plugin, loaded or with the one-line reason it was skipped."""
+    return [LoadedObjective(p.name, p.package, p.value, p.error)
+            for p in entrypoints.load_group(GROUP, _check)]
 
 
 def objective_plugins() -> dict[str, ObjectivePlugin]:

@@ -14,8 +14,8 @@ colourful, well-known class), otherwise class 0.
 
 from __future__ import annotations
 
+from ortviz.bundle.labels import LabelError, find_class
 from ortviz.errors import UsageError, did_you_mean
-from ortviz.bundle.labels import find_class, LabelError
 
 POSITIONS = {"early": 1 / 3, "middle": 3 / 5, "late": 5 / 6}
 DEFAULT_CLASS_NAME = "flamingo"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import onnx
 
 from ortviz.objective.algebra import Objective, Term
 
@@ -44,7 +45,6 @@ def _producers(forward_path: str) -> dict:
     st = os.stat(forward_path)
     key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
     if key not in _PRODUCERS:
-        import onnx
         graph = onnx.load(forward_path, load_external_data=False).graph
         if len(_PRODUCERS) >= 8:
             _PRODUCERS.pop(next(iter(_PRODUCERS)))

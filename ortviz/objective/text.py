@@ -20,17 +20,17 @@ import math
 import re
 from types import SimpleNamespace
 
+from ortviz.bundle.labels import is_index
 from ortviz.objective import algebra
-from ortviz.objective.positions import POSITIONS, resolve_layer
 from ortviz.objective.algebra import ObjectiveError
 from ortviz.objective.bind import Bound
-from ortviz.bundle.labels import is_index
+from ortviz.objective.plugins import BUILT_IN, objective_plugins
+from ortviz.objective.positions import POSITIONS, resolve_layer
 
 _NAME = re.compile(r"[^\s:+\-*/()@,\"]+")
 _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _INT = re.compile(r"\d+")
 _IDENT = re.compile(r"[A-Za-z_][\w.-]*(?=\s*\()")
-BUILT_IN = {"channel", "neuron", "energy", "class_score", "class_log_prob"}
 
 
 class _Parser:
@@ -219,7 +219,6 @@ class _Parser:
 
     def plugins(self) -> dict:
         if self._plugins is None:
-            from ortviz.objective.plugins import objective_plugins
             self._plugins = objective_plugins()
         return self._plugins
 

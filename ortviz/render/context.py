@@ -1,9 +1,10 @@
-"""Run a technique: the context its loop sees, and the result it leaves.
+"""The context a technique's loop runs in, and the results it leaves (one per batch slot).
 
 The context gives a technique gradients at any image size (direct, resized through the exact
 adjoint of the resize, or tiled with random shifts over the fixed-size graph), catches NaN/Inf
 in the iteration where it appears, keeps the last good image, takes snapshots and reports
-progress. ``render`` runs one technique and returns a :class:`Result` per batch slot.
+progress; :func:`results` makes a :class:`Result` per batch slot (how a run ends:
+:mod:`ortviz.run.outcome`).
 
 Batches: a bundle exported with ``--batch B`` has graphs for B images. The context works on
 all B at once: ``noise`` and ``photo_model`` give B images, ``one_hot`` gives one row per target
@@ -13,16 +14,15 @@ each slot becomes its own result. With the default batch of 1 nothing changes.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from ortviz.render import modelspace
 from ortviz.engine.sessions import Engine, Step
 from ortviz.errors import NumericalError  # noqa: F401 (defined in errors: the CLI needs no onnxruntime)
-from ortviz.techniques.spec import Technique
+from ortviz.objective import algebra
+from ortviz.render import modelspace
 
 
 @dataclass
@@ -129,7 +129,6 @@ class Context:
         """An objective value of :mod:`ortviz.objective.algebra` (or a list: one per batch slot, which
         also makes each of them a result) as ``f(x) -> (loss, grad)`` at any image size, for
         the render loop; raises NumericalError on NaN/Inf."""
-        from ortviz.objective import algebra
         if isinstance(objective, (list, tuple)):
             bound = algebra.batch(objective).bind(self.engine)
             self.results_per_run = len(objective)
@@ -195,16 +194,6 @@ class Result:
     frame_steps: list = field(default_factory=list)  # the iteration of each of ``frames``
 
 
-def blank(status: str) -> bool:
-    """A finished picture of a unit that never responded (``blank: ...``)."""
-    return status.startswith("blank")
-
-
-def finished(status: str) -> bool:
-    """The run went to its end: ``complete`` or ``blank: ...``."""
-    return status == "complete" or blank(status)
-
-
 def top5(engine: Engine, x: np.ndarray) -> list[list[dict]]:
     """The model's top-5 for each image of ``x`` (any count up to the bundle's batch)."""
     size = tuple(engine.image_shape[2:])
@@ -241,22 +230,3 @@ def results(ctx: Context, x: np.ndarray, status: str, seconds: float,
                           None if alpha is None else np.round(255 * np.clip(alpha, 0, 1)).astype(np.uint8),
                           dict(e.get("meta", {})), list(ctx.frame_steps)))
     return out
-
-
-def render(technique: Technique, ctx: Context, params: dict) -> list[Result]:
-    start = time.perf_counter()
-    status = "complete"
-    try:
-        x = technique.run(ctx, **params)
-        if not np.isfinite(x).all():
-            raise NumericalError("the final image holds non-finite values")
-    except NumericalError as exc:
-        status = f"stopped: {exc}"
-        x = ctx.last_good
-    except KeyboardInterrupt:
-        status = "interrupted"
-        x = ctx.last_good
-    seconds = time.perf_counter() - start
-    if x is None:
-        raise NumericalError(f"{technique.name}: {status}; no good image to keep")
-    return results(ctx, x, status, seconds)

@@ -49,9 +49,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ortviz.render import stepgraph
-
-from ortviz.render import transforms as tf
+from ortviz.render import stepgraph, transforms as tf
+from ortviz.render.optim import Adam
 
 
 @dataclass
@@ -84,7 +83,6 @@ def optimize(ctx, objective: Callable, param, transforms: Sequence = (), optimiz
     canvas's own, or ``(h, w)``; the objective takes that size (see the module);
     ``on_gradient(g)``: sees each step's objective gradient on the canvas (views averaged,
     before the regularizers; a transparency map accumulates it)."""
-    from ortviz.render.optim import Adam
     if views < 1:
         raise ValueError(f"views must be >= 1, got {views}")
     opt = optimizer if optimizer is not None else Adam(0.05)

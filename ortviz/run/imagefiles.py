@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from ortviz._util.atomic import atomic_write
-from ortviz.errors import first_line
 from ortviz._util.paths import odd
+from ortviz.errors import first_line
 
 
 class ImageError(ValueError):
@@ -232,7 +232,6 @@ def contact_sheet(frames: Sequence[np.ndarray], columns: int | None = None,
         sheet[top:top + a.shape[0], left:left + a.shape[1]] = a
     if not band:
         return sheet
-    from PIL import ImageDraw
     picture = Image.fromarray(sheet)
     draw = ImageDraw.Draw(picture)
     for i, label in enumerate(labels):

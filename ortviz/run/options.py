@@ -5,7 +5,7 @@ A technique's own parameters are checked by their declared checks (made safe and
 
 - ``--seed``: 0 .. 2**64-1 (numpy's generator takes no negative seed).
 - ``--threads``: 1 .. 4x this machine's CPUs (each thread costs memory; 100000 was killed).
-- ``--step``: auto, numpy or graph (:data:`ortviz.engine.sessions.STEPS`).
+- ``--step``: auto, numpy or graph (:data:`ortviz.engine.STEPS`).
 - ``--layer``, ``--class``, ``--provider``: not empty.
 - ``--class``: no class twice (``flamingo`` and ``130`` are one class).
 - ``--snapshot-every``: at most :data:`MAX_FRAMES` frames for the run (``check_frames``).
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 
+from ortviz.engine import STEPS
 from ortviz.errors import UsageError
 
 MAX_FRAMES = 1000
@@ -37,7 +38,6 @@ def check_common(req) -> None:
                 not 1 <= req.threads <= max_threads():
             raise UsageError(f"--threads must be from 1 to {max_threads()} (4 x this machine's "
                              f"CPUs), got {req.threads!r}")
-    from ortviz.engine.sessions import STEPS
     if req.step not in STEPS:
         raise UsageError(f"--step must be one of {', '.join(STEPS)}, got {req.step!r}")
     for flag, value in (("--layer", req.layer), ("--provider", req.provider)):

@@ -31,9 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ortviz._util import locking
-
-from ortviz._util import paths
+from ortviz._util import locking, paths
 from ortviz._util.atomic import EXTRA, hidden, write_temp
 from ortviz.errors import UsageError
 

@@ -19,6 +19,9 @@ import math
 import os
 import sys
 import time
+import warnings
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ortviz.errors import UsageError
 
@@ -85,7 +88,6 @@ class Rich:
     """rich's bar on a terminal (objective value, it/s, time left); gone when the run ends."""
 
     def __init__(self, name: str, total: int | None):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
                             TextColumn("{task.completed}/{task.total}"),
                             TextColumn("objective {task.fields[loss]:.4g}"),
@@ -153,11 +155,10 @@ def _notebook_tqdm():
     """``tqdm.auto.tqdm`` inside a Jupyter kernel where tqdm is installed, else None."""
     if not in_notebook():
         return None
-    import warnings
     try:
         with warnings.catch_warnings():  # tqdm's "IProgress not found": its text bar works too
             warnings.simplefilter("ignore")
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # optional: only where a notebook has it
     except ImportError:
         return None
     return tqdm

@@ -1,48 +1,34 @@
 """From a request (CLI or Python) to images on disk: validate, run, write, summarize.
 
-What a run ends with (the CLI's exit code in brackets):
-
-- ``complete`` [0]: the image and its sidecar.
-- ``blank: <why>`` [0]: the same, for a unit that never responded (feature visualization of a
-  dead unit: no gradient in any iteration); the line is printed on stderr.
-- ``interrupted`` (Ctrl-C [130], SIGTERM [143], SIGHUP [129], any ending signal [128 + signal],
-  see ``signals``): the last good image and its sidecar, if an iteration finished; a signal
-  while files are written is held until they are complete.
-- ``stopped: <reason>`` [1]: NaN/Inf in a loss, gradient or image (caught in the iteration where
-  it appears), or an exception inside the technique (named with its plugin package): the last
-  good image and its sidecar. With no good image yet, one ``error:`` line and no file.
-
-The output set (every file the run will write, ``outputset``) is checked by ``run_request`` and
-locked before the first iteration.
+How a run ends (its status, the image it keeps, the exit code) is :mod:`ortviz.run.outcome`'s.
+The output set (every file the run will write, :mod:`ortviz.run.outputset`) is checked by
+``run_request`` and locked before the first iteration.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ortviz.bundle.reader import Bundle, BundleError
-from ortviz.bundle.embedded import default_bundle, sample
-from ortviz.engine.sessions import Engine
-from ortviz.errors import UsageError, first_line
-from ortviz.run.guard import GuardedContext, TechniqueFailed, guarded  # noqa: F401 (TechniqueFailed: API)
-from ortviz.run.imagefiles import ImageError, load_image
-from ortviz.bundle.labels import LabelError, find_class
-from ortviz.run import imagefiles
-from ortviz.render import modelspace
-from ortviz.run import options
-from ortviz.run import outputset
-from ortviz.run import progress
-from ortviz.techniques import recipes
 from ortviz._util import signals
-from ortviz.run.write import InterruptedAfterWrite, sidecar, write_result
-from ortviz.render.context import NumericalError, Result, blank, render, results
+from ortviz.bundle.embedded import default_bundle, sample
+from ortviz.bundle.labels import LabelError, find_class
+from ortviz.bundle.reader import Bundle
+from ortviz.engine.sessions import Engine
+from ortviz.errors import UsageError
 from ortviz.objective.positions import default_class, resolve_layer
+from ortviz.render import modelspace
+from ortviz.render.context import Result
+from ortviz.run import imagefiles, options, outcome, outputset, progress
+from ortviz.run.guard import GuardedContext, TechniqueFailed  # noqa: F401 (TechniqueFailed: API)
+from ortviz.run.imagefiles import ImageError, load_image
+from ortviz.run.write import InterruptedAfterWrite, sidecar, write_result
+from ortviz.techniques import choices
+from ortviz.techniques.registry import discover
 from ortviz.techniques.spec import Technique
 
 
@@ -76,7 +62,7 @@ def prepare(req: RunRequest, warn=lambda m: print(f"warning: {m}", file=sys.stde
             req.params = {**req.params, p.name: p.validate(p.auto(req.params))}
     bundle = Bundle.open(req.model if req.model is not None else default_bundle())
     options.check_with_bundle(req, bundle.manifest["input"]["shape"])
-    recipes.check_applies(tech, req.params, req.given)  # after each value's own checks
+    choices.check_applies(tech, req.params, req.given)  # after each value's own checks
     layer = None
     if any(n.on == "layers" for n in tech.needs):
         layer = resolve_layer(bundle.layers, req.layer or tech.default_layer or "middle",
@@ -144,25 +130,25 @@ def result_names(req: RunRequest, bundle: Bundle, targets: list) -> list:
 
 
 def run_request(req: RunRequest, echo=print, err=lambda m: print(m, file=sys.stderr)) -> int:
-    with signals.as_interrupts():  # SIGTERM, SIGHUP... end the run as Ctrl-C does
-        bundle, layer, targets, photo, out = prepare(req)
-        snapshots, photo_too = req.snapshot_every > 0, req.technique.shows_photo
-        files = outputset.plan(out, result_names(req, bundle, targets), snapshots, photo_too)
-        inputs = [req.image] if isinstance(req.image, (str, Path)) else []
-        outputset.check(files, inputs=inputs, bundle=bundle.root)
-        with contextlib.ExitStack() as held:
-            held.enter_context(outputset.claim(files))  # before the first iteration
-            planned = {f.image for f in files}
+    """The CLI's run (its commands enter ``signals.as_interrupts`` once, in ``cli.common``)."""
+    bundle, layer, targets, photo, out = prepare(req)
+    snapshots, photo_too = req.snapshot_every > 0, req.technique.shows_photo
+    files = outputset.plan(out, result_names(req, bundle, targets), snapshots, photo_too)
+    inputs = [req.image] if isinstance(req.image, (str, Path)) else []
+    outputset.check(files, inputs=inputs, bundle=bundle.root)
+    with contextlib.ExitStack() as held:
+        held.enter_context(outputset.claim(files))  # before the first iteration
+        planned = {f.image for f in files}
 
-            def admit(path: Path) -> None:
-                """A result the technique did not declare: checked and locked before writing."""
-                if path not in planned:
-                    more = outputset.plan(path, [None], snapshots, photo_too)
-                    outputset.check(more, inputs=inputs, bundle=bundle.root)
-                    held.enter_context(outputset.claim(more))
-                    planned.add(path)
+        def admit(path: Path) -> None:
+            """A result the technique did not declare: checked and locked before writing."""
+            if path not in planned:
+                more = outputset.plan(path, [None], snapshots, photo_too)
+                outputset.check(more, inputs=inputs, bundle=bundle.root)
+                held.enter_context(outputset.claim(more))
+                planned.add(path)
 
-            return _run_request(req, echo, err, bundle, layer, targets, photo, out, admit)
+        return _run_request(req, echo, err, bundle, layer, targets, photo, out, admit)
 
 
 def _run_request(req, echo, err, bundle, layer, targets, photo, out, admit) -> int:
@@ -174,16 +160,14 @@ def _run_request(req, echo, err, bundle, layer, targets, photo, out, admit) -> i
     err(f"{req.technique.name} on {bundle.name} ({engine.provider} execution provider"
         f"{', chosen by auto' if req.provider == 'auto' else ''})")
     code = 0
-    for chunk in chunks(targets, engine.image_shape[0]):
-        got = run_one(req, engine, layer, chunk, photo)
-        for k, (target, result) in enumerate(zip(chunk or [None] * len(got), got)):
-            # one objective per batch slot (no class targets): NAME-0.png, NAME-1.png, ...
-            path = out if chunk or len(got) == 1 else out.with_name(f"{out.stem}-{k}{out.suffix}")
-            path = outputset.image_for(path, target, len(targets) if chunk else 1)
-            admit(path)
-            code = _finish(req, engine, bundle, layer, target, result, path, echo, err, code)
-            if code > 128:
-                return code
+    for target, slot, result in each_result(req, engine, layer, targets, photo):
+        # one objective per batch slot (no class targets): NAME-0.png, NAME-1.png, ...
+        path = out if slot is None else out.with_name(f"{out.stem}-{slot}{out.suffix}")
+        path = outputset.image_for(path, target, len(targets) if target is not None else 1)
+        admit(path)
+        code = _finish(req, engine, bundle, layer, target, result, path, echo, err, code)
+        if code > 128:
+            return code
     return code
 
 
@@ -202,18 +186,18 @@ def _finish(req, engine, bundle, layer, target, result, path, echo, err, code) -
     echo(f"wrote {written[0]} ({result.status}; {result.iterations_done} iterations in "
          f"{result.seconds:.1f}s; objective {result.history[-1] if result.history else float('nan'):.4g}"
          f"{seen})")
-    if result.status == "interrupted" or late_interrupt:
-        signum = late_interrupt.signum if late_interrupt else signals.last()
+    signum = late_interrupt.signum if late_interrupt else \
+        signals.last() if result.status == outcome.INTERRUPTED else None
+    mine = outcome.exit_code(result.status, signum)
+    if signum is not None:
         by = "" if signum == signals.signal.SIGINT else f" by {signals.name(signum)}"
         err(f"interrupted{by}; kept the last good image")
-        return 128 + signum
-    if blank(result.status):
+        return mine
+    if outcome.blank(result.status):
         err(result.status)
-        return code
-    if result.status != "complete":
+    elif mine:
         err(f"error: {result.status}; kept the last good image")
-        return 1
-    return code
+    return mine or code
 
 
 def run_info(req: RunRequest, engine: Engine, layer, target) -> dict:
@@ -225,6 +209,16 @@ def run_info(req: RunRequest, engine: Engine, layer, target) -> dict:
             "target": None if target is None else {"class": target,
                                                    "label": engine.bundle.labels[target]},
             "image": image}
+
+
+def each_result(req: RunRequest, engine: Engine, layer, targets: list, photo):
+    """The run's results in order, the technique run once per chunk of targets (up to the
+    graphs' batch): ``(target, slot, result)``; ``slot`` numbers the results of a run without
+    class targets that gives several (one objective per batch slot), else it is None."""
+    for chunk in chunks(targets, engine.image_shape[0]):
+        got = run_one(req, engine, layer, chunk, photo)
+        for k, (target, result) in enumerate(zip(chunk or [None] * len(got), got)):
+            yield target, (k if not chunk and len(got) > 1 else None), result
 
 
 def chunks(targets: list, batch: int) -> list[list]:
@@ -239,41 +233,14 @@ def run_one(req: RunRequest, engine: Engine, layer, targets: list, photo) -> lis
     tech = req.technique
     iterations = req.params.get("iterations", 0) * req.params.get("octaves", 1)
     bar = progress.start(tech.name, iterations, req.progress)
-    t0 = time.perf_counter()
 
     ctx = GuardedContext(engine, np.random.default_rng(req.seed), iterations, layer=layer,
                          targets=list(targets), photo=photo, snapshot_every=req.snapshot_every,
                          progress=lambda t, n, loss: bar.update(t, loss),
                          show_photo=tech.shows_photo,
                          fit=req.params["fit"] if req.params.get("fit") in modelspace.FITS else "crop")
-    interrupted = []
-    run = guarded(tech, lambda: _origin(tech))
-
-    def watched(ctx, **params):
-        try:
-            return run(ctx, **params)
-        except KeyboardInterrupt as exc:
-            interrupted.append(exc)
-            raise
-
-    def keep_last_good(status: str) -> list[Result]:
-        return results(ctx, ctx.last_good, status, time.perf_counter() - t0, classify=False)
-
-    import dataclasses
     try:
-        return render(dataclasses.replace(tech, run=watched), ctx, req.params)
-    except KeyboardInterrupt:  # after the loop (the final top-5): keep the last good image
-        if ctx.last_good is None:
-            raise
-        return keep_last_good("interrupted")
-    except BundleError as exc:  # e.g. the bundle was re-exported during a long run
-        if ctx.last_good is None:
-            raise
-        return keep_last_good(f"stopped: {first_line(exc)}")
-    except NumericalError:  # nothing good to keep; a Ctrl-C stays a Ctrl-C
-        if interrupted:
-            raise interrupted[0] from None
-        raise
+        return outcome.run(tech, ctx, req.params, lambda: _origin(tech))
     finally:
         bar.close()
 
@@ -281,7 +248,6 @@ def run_one(req: RunRequest, engine: Engine, layer, targets: list, photo) -> lis
 def _origin(tech: Technique) -> str:
     """``package version`` of the plugin that provides ``tech``, for error messages."""
     try:
-        from ortviz.techniques.registry import discover
         for p in discover():
             if p.technique is not None and p.technique.name == tech.name:
                 return f"plugin package {p.package} {p.version}"

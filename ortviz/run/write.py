@@ -18,17 +18,13 @@ import numpy as np
 import onnxruntime
 
 from ortviz import __version__
-
-from ortviz.run import imagefiles
-
-from ortviz.run import outputset
-
 from ortviz._util import signals
 from ortviz._util.atomic import atomic_write
-from ortviz.bundle.reader import sha256
-from ortviz.run.outputset import Files
-from ortviz.render.context import Result
 from ortviz._util.signals import Interrupted
+from ortviz.bundle.reader import sha256
+from ortviz.render.context import Result
+from ortviz.run import imagefiles, outputset
+from ortviz.run.outputset import Files
 
 
 class InterruptedAfterWrite(Interrupted):

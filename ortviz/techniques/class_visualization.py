@@ -11,33 +11,38 @@ and carry the picture up (the gradient flows back through the resize's exact adj
 
 from __future__ import annotations
 
-from ortviz.render import modelspace
-
-from ortviz.techniques import recipes
-from ortviz.render.loop import graph_objective, optimize
 from ortviz.bundle.graphs import CLASS_LOG_SOFTMAX, CLASS_SCORE
-from ortviz.render.param import Pixel
-from ortviz.techniques.spec import (BLUR_SIGMA, ITERATIONS, JITTER, OCTAVES, Need, Param, Technique, between,
-                         non_negative, scale_ratio)
+from ortviz.render import modelspace
+from ortviz.render.loop import graph_objective, optimize
+from ortviz.techniques import choices, recipes
+from ortviz.techniques.spec import (
+    BLUR_SIGMA,
+    ITERATIONS,
+    JITTER,
+    OCTAVES,
+    Need,
+    Param,
+    Technique,
+    between,
+    non_negative,
+    scale_ratio,
+)
 
 OBJECTIVES = {"score": CLASS_SCORE.name, "log-softmax": CLASS_LOG_SOFTMAX.name}
 
 
 def run(ctx, iterations, param, transforms, objective, lr, size, crops, decay, l2, jitter, zoom,
         blur_every, blur_sigma, octaves, octave_scale):
-    recipes.check_octaves(param, octaves)
+    choices.check_octaves(param, octaves)
     f = graph_objective(ctx, OBJECTIVES[objective], "logits", class_weights=ctx.one_hot())
     canvas = (size, size) if size else ctx.size
     ts = recipes.transform_list(ctx, transforms, jitter, zoom, canvas)
-    if param != "pixel":
-        p = recipes.spectral(ctx, param, canvas, decay)
-        return optimize(ctx, f, p, ts, recipes.optimizer(param, lr), iterations, views=crops).image
-    x, after = None, recipes.pixel_after_step(l2, blur_every, blur_sigma)
-    for k, hw in enumerate(modelspace.octave_sizes(canvas, octaves, octave_scale)):
-        x = modelspace.resize(ctx.noise() if x is None else x, hw)
-        out = optimize(ctx, f, Pixel(x.shape, ctx.low, ctx.high), ts, recipes.optimizer(param, lr),
-                       iterations, params=x, views=crops, start=k * iterations, after_step=after)
-        x = out.image
+    after = recipes.pixel_after_step(l2, blur_every, blur_sigma) if param == "pixel" else None
+    x = None
+    for k, hw in enumerate(modelspace.octave_sizes(canvas, octaves, octave_scale)):  # pixels: coarse to fine
+        p = recipes.parameterization(ctx, param, hw, decay, start=x)
+        x = optimize(ctx, f, p, ts, recipes.optimizer(param, lr), iterations, views=crops,
+                     start=k * iterations, after_step=after).image
     return x
 
 
@@ -48,8 +53,8 @@ technique = Technique(
     params=(
         Param("iterations", int, 512, "Iterations (per octave for the pixel parameterization); "
               "at 512 two other networks name the class of over 90% of the pictures.", ITERATIONS),
-        recipes.param_choice("fft"),
-        recipes.transforms_choice("standard"),
+        choices.param_choice("fft"),
+        choices.transforms_choice("standard"),
         Param("objective", str, "score", "score (raw logit) or log-softmax (log-probability).",
               lambda v: None if v in OBJECTIVES else f"must be one of {', '.join(OBJECTIVES)}"),
         Param("lr", float, 0.0, "Step size; 0: the parameterization's own (pixel: normalized ascent "
@@ -71,7 +76,7 @@ technique = Technique(
     start="noise",
     default_layer=None,
     run=run,
-    resolve=recipes.resolve_lr,
-    check=lambda bundle, params: recipes.check_octaves(params["param"], params["octaves"]),
-    only_for=recipes.ONLY_FOR,
+    resolve=choices.resolve_lr,
+    check=lambda bundle, params: choices.check_octaves(params["param"], params["octaves"]),
+    only_for=choices.ONLY_FOR,
 )

@@ -14,27 +14,40 @@ image size works, the context tiles the fixed-size graph with random shifts.
 
 from __future__ import annotations
 
-from ortviz.render import modelspace
-
-from ortviz.render import param as parameterizations
-
-from ortviz.techniques import recipes
-from ortviz.render.loop import graph_objective, optimize
 from ortviz.bundle.graphs import FEATURE_ENERGY
-from ortviz.techniques.spec import (ITERATIONS, JITTER, OCTAVES, Need, Param, Technique, between, positive,
-                         scale_ratio)
+from ortviz.objective.algebra import ObjectiveError
+from ortviz.objective.coerce import as_objectives
+from ortviz.render import modelspace, param as parameterizations
+from ortviz.render.loop import graph_objective, optimize
+from ortviz.techniques import choices, recipes
+from ortviz.techniques.spec import (
+    ITERATIONS,
+    JITTER,
+    OCTAVES,
+    Need,
+    Param,
+    Technique,
+    between,
+    positive,
+    scale_ratio,
+)
 
 
 def _objective(bundle, text: str):
-    from ortviz.objective.text import parse
-    return parse(text, bundle) if text.strip() else None
+    """The one objective a dream climbs, or None: the layer's energy (its own graph)."""
+    if not text.strip():
+        return None
+    objs = as_objectives(text, bundle)
+    if len(objs) > 1:
+        raise ObjectiveError(f"deepdream climbs one objective, not {len(objs)} (';')")
+    return objs[0]
 
 
 PIXEL_OCTAVES = 4  # octaves when none are given: this many for pixels; the spectra work at one
 
 
 def check(bundle, params) -> None:
-    recipes.check_octaves(params["param"], params["octaves"])
+    choices.check_octaves(params["param"], params["octaves"])
     _objective(bundle, params["objective"])
 
 
@@ -47,7 +60,7 @@ def resolve(params, layer) -> dict:
 
 
 def run(ctx, iterations, param, transforms, lr, jitter, octaves, octave_scale, max_side, objective):
-    recipes.check_octaves(param, octaves)
+    choices.check_octaves(param, octaves)
     chosen = _objective(ctx.engine.bundle, objective)
     if chosen is None or chosen.text() == f"energy({ctx.layer})":  # the layer's energy: its graph
         f = graph_objective(ctx, FEATURE_ENERGY.name, ctx.layer)
@@ -75,9 +88,9 @@ technique = Technique(
     needs=(Need(FEATURE_ENERGY, on="layers"),),
     params=(
         Param("iterations", int, 20, "Iterations per octave.", ITERATIONS),
-        recipes.param_choice("pixel", "All start at the photo (maco keeps the photo's own "
+        choices.param_choice("pixel", "All start at the photo (maco keeps the photo's own "
                              "magnitude spectrum); fft and maco work at one octave."),
-        recipes.transforms_choice("light", "light is the circular --jitter; standard reached less "
+        choices.transforms_choice("light", "light is the circular --jitter; standard reached less "
                                   "feature energy at equal iterations."),
         Param("lr", float, 0.01, "Step size: normalized ascent (pixel) or Adam (fft, maco).", positive),
         Param("jitter", int, 16, "Largest random shift in pixels (circular; light transforms).", JITTER),
@@ -96,5 +109,5 @@ technique = Technique(
     run=run,
     check=check,
     resolve=resolve,
-    only_for=recipes.ONLY_FOR,
+    only_for=choices.ONLY_FOR,
 )

@@ -17,18 +17,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from ortviz.render import modelspace
-
-from ortviz.render import param as parameterizations
-
-from ortviz.techniques import recipes
-from ortviz.render.modelspace import FITS
-from ortviz.render.loop import optimize
 from ortviz.bundle.graphs import FEATURE_DISTANCE
+from ortviz.render import modelspace
+from ortviz.render.loop import optimize
+from ortviz.render.modelspace import FITS
 from ortviz.render.optim import Adam, Scheduled, cosine_schedule
-from ortviz.render.param import Pixel
-from ortviz.techniques.spec import (BLUR_SIGMA, ITERATIONS, JITTER, OCTAVES, Need, Param, Technique, between,
-                         non_negative, positive, scale_ratio)
+from ortviz.techniques import choices, recipes
+from ortviz.techniques.spec import (
+    BLUR_SIGMA,
+    ITERATIONS,
+    JITTER,
+    OCTAVES,
+    Need,
+    Param,
+    Technique,
+    between,
+    non_negative,
+    positive,
+    scale_ratio,
+)
 
 MATCHES = ("distance", "caricature")
 # Where the recipe gives a good picture (bench/inversion.py, docs/quality.md): earlier than the shared
@@ -63,7 +70,7 @@ def _penalties(size: int, l2, tv, tv_beta, alpha_norm, alpha) -> list:
 
 # the pixel-only, fft-only and light-transforms-only options (here the L2 penalty applies to every
 # parameterization, and coarse to fine too: --octave-scale is read whatever --param)
-ONLY_FOR = {k: v for k, v in recipes.ONLY_FOR.items() if k not in ("l2", "octave_scale")}
+ONLY_FOR = {k: v for k, v in choices.ONLY_FOR.items() if k not in ("l2", "octave_scale")}
 
 
 def distance(ctx, layer: str, target: np.ndarray):
@@ -118,16 +125,10 @@ def run(ctx, iterations, fit, match, cossim_pow, param, transforms, jitter, zoom
     x = None
     for k, hw in enumerate(modelspace.octave_sizes(ctx.size, octaves, octave_scale)):
         # coarse to fine: each octave starts from the last one's picture, resized
-        if param == "pixel":
-            start = modelspace.resize(ctx.noise() if x is None else x, hw)
-            p = Pixel(start.shape, ctx.low, ctx.high)
-        else:
-            p = parameterizations.make(param, (ctx.batch, 3, *hw), ctx.low, ctx.high, decay=decay,
-                                       start=None if x is None else modelspace.resize(x, hw))
-            start = None  # the loop's init: the spectrum of that picture, or a random one
+        p = recipes.parameterization(ctx, param, hw, decay, start=x)
         opt = Scheduled(Adam(lr), cosine_schedule(lr, lr_end, iterations))
         pens = _penalties(3 * hw[0] * hw[1], l2, tv, tv_beta, alpha_norm, alpha)
-        x = optimize(ctx, f, p, ts, opt, iterations, pens, params=start, start=k * iterations,
+        x = optimize(ctx, f, p, ts, opt, iterations, pens, start=k * iterations,
                      maximize=match != "distance", after_step=after).image
     return x
 
@@ -151,8 +152,8 @@ technique = Technique(
               _one_of(MATCHES)),
         Param("cossim_pow", float, 1.0, "Power of the cosine in caricature mode (0: the plain dot "
               "product).", between(0, 16)),
-        recipes.param_choice("pixel"),
-        recipes.transforms_choice("none"),
+        choices.param_choice("pixel"),
+        choices.transforms_choice("none"),
         Param("jitter", int, 4, "Largest random circular shift (light transforms).", JITTER),
         Param("zoom", float, 0.0, "Random zoom about the center, up to +-this fraction (light "
               "transforms; 0: none).", lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),

@@ -31,10 +31,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ortviz.techniques import recipes
+from ortviz.errors import UsageError
 from ortviz.objective.algebra import Objective, ObjectiveError, PerSlot
+from ortviz.objective.coerce import as_objectives
+from ortviz.objective.diversity import Diverse, Stacked, similarity
+from ortviz.objective.positions import resolve_layer
+from ortviz.objective.preactivation import WarmUp, surrogate
 from ortviz.render.loop import optimize
-from ortviz.render.param import Pixel
+from ortviz.render.modelspace import resize
+from ortviz.render.transparency import Transparency
+from ortviz.techniques import choices, recipes
 from ortviz.techniques.spec import BLUR_SIGMA, ITERATIONS, Param, Technique, between, non_negative
 
 DIVERSITY = between(1, 16)
@@ -42,37 +48,9 @@ DIVERSITY = between(1, 16)
 DEFAULT = "middle:0"  # channel 0 of the middle layer, on any bundle (ortviz.objective.positions)
 
 
-def objectives(bundle, value) -> list:
-    """The objective value(s) for ``value`` (a string, a value, or a list of values: one per
-    batch slot), checked against the bundle; raises ObjectiveError (one line)."""
-    from ortviz.objective.text import parse_slots
-    if isinstance(value, str):
-        objs = parse_slots(value, bundle)
-    elif isinstance(value, Objective):
-        objs = [value]
-    elif isinstance(value, PerSlot):
-        objs = list(value.objectives)
-    elif isinstance(value, (list, tuple)) and value:
-        objs = [o if isinstance(o, Objective) else parse_slots(o, bundle)[0] for o in value]
-    else:
-        raise ObjectiveError(f"not an objective: {value!r}")
-    batch = bundle.input["shape"][0]
-    if len(objs) > batch:
-        raise ObjectiveError(f"{len(objs)} objectives for a batch of {batch}: export the bundle "
-                             f"with --batch {len(objs)} to run them at once, or run them one by one")
-    from types import SimpleNamespace
-
-    from ortviz.objective.bind import Bound
-    probe = SimpleNamespace(bundle=bundle, image_shape=tuple(bundle.input["shape"]))
-    Bound(probe, objs, per_slot=len(objs) > 1)  # every term fits the bundle
-    return objs
-
-
 def diversity_layer(bundle, obj, name: str) -> str:
     """The diversity term's layer: ``name`` (a layer or early/middle/late), or the objective's
     first layer, or (a class objective) the middle layer."""
-    from ortviz.errors import UsageError
-    from ortviz.objective.positions import resolve_layer
     if not name:
         name = next((l for l in obj.layers() if l != "logits"), "middle")
     try:
@@ -82,7 +60,7 @@ def diversity_layer(bundle, obj, name: str) -> str:
 
 
 def check(bundle, params) -> None:
-    objs = objectives(bundle, params["objective"])
+    objs = as_objectives(params["objective"], bundle)
     k = params.get("diversity", 1)
     if k > 1 and len(objs) > 1:
         raise ObjectiveError(f"--diversity {k} takes one objective, not {len(objs)} "
@@ -95,13 +73,11 @@ def results(bundle, params) -> int:
     """One result per objective (``A; B``: NAME-0.png, NAME-1.png), or per picture of a
     diversity set (``--diversity K``: NAME-0 .. NAME-{K-1})."""
     k = params.get("diversity", 1)
-    return k if isinstance(k, int) and k > 1 else len(objectives(bundle, params["objective"]))
+    return k if isinstance(k, int) and k > 1 else len(as_objectives(params["objective"], bundle))
 
 
 def _objective(ctx, objs, negative, diversity, diversity_layer_name, diversity_weight, warm_up):
     """The loop's objective (with the warm-up) and the diversity set's evaluator or None."""
-    from ortviz.objective.diversity import Diverse, Stacked
-    from ortviz.objective.preactivation import WarmUp, surrogate
     engine = ctx.engine
     warm = [surrogate(engine.bundle, o) for o in objs] if warm_up else None
     if diversity > 1:
@@ -122,28 +98,20 @@ def _objective(ctx, objs, negative, diversity, diversity_layer_name, diversity_w
 def run(ctx, objective, iterations, param, transforms, lr, decay, l2, blur_every, blur_sigma,
         negative=False, diversity=1, diversity_weight=10.0, diversity_layer="", transparency=False,
         warm_up=True):
-    from ortviz.render.transparency import Transparency
-    objs = objectives(ctx.engine.bundle, objective)
+    objs = as_objectives(objective, ctx.engine.bundle)
     f, div = _objective(ctx, objs, negative, diversity, diversity_layer, diversity_weight, warm_up)
     seen = Transparency() if transparency else None
     ts = recipes.transform_list(ctx, transforms)
     common = dict(maximize=not negative, on_gradient=seen)
-    if param == "pixel":
-        x = ctx.noise()
-        out = optimize(ctx, f, Pixel(x.shape, ctx.low, ctx.high), ts, recipes.optimizer(param, lr),
-                       iterations, params=x,
-                       after_step=recipes.pixel_after_step(l2, blur_every, blur_sigma), **common)
-    else:
-        p = recipes.spectral(ctx, param, ctx.size, decay)
-        out = optimize(ctx, f, p, ts, recipes.optimizer(param, lr), iterations, **common)
+    after = recipes.pixel_after_step(l2, blur_every, blur_sigma) if param == "pixel" else None
+    p = recipes.parameterization(ctx, param, ctx.size, decay)
+    out = optimize(ctx, f, p, ts, recipes.optimizer(param, lr), iterations, after_step=after, **common)
     _mark(ctx, out.image, objs, f, div, seen, iterations, negative)
     return out.image
 
 
 def _mark(ctx, image, objs, f, div, seen, iterations, negative) -> None:
     """Each slot's status (``blank``), alpha channel and sidecar entries."""
-    from ortviz.objective.diversity import similarity
-    from ortviz.render.modelspace import resize
     sim = None
     if div is not None:
         x = image if tuple(image.shape[2:]) == ctx.size else resize(image, ctx.size)
@@ -181,8 +149,8 @@ technique = Technique(
               "'_blocks.9:61 + 0.5*_blocks.12:150 - class:flamingo'; ';' between objectives runs "
               "one per batch slot.", _objective_ok),
         Param("iterations", int, 256, "Iterations.", ITERATIONS),
-        recipes.param_choice("fft"),
-        recipes.transforms_choice("standard"),
+        choices.param_choice("fft"),
+        choices.transforms_choice("standard"),
         Param("lr", float, 0.0, "Step size; 0: the parameterization's own (pixel: normalized ascent "
               "0.1; fft, maco: Adam 0.05).", non_negative),
         Param("decay", float, 1.0, "Spectrum scaling 1/f^decay (fft).", non_negative),
@@ -209,8 +177,8 @@ technique = Technique(
     start="noise",
     default_layer=None,
     run=run,
-    resolve=recipes.resolve_lr,
+    resolve=choices.resolve_lr,
     check=check,
-    only_for=recipes.ONLY_FOR,
+    only_for=choices.ONLY_FOR,
     results=results,
 )

@@ -1,39 +1,16 @@
-"""Pieces the recipes over :mod:`ortviz.render.loop` share: the ``--param``/``--transforms`` choices,
-the parameterization and transform list they name, and the per-parameterization defaults."""
+"""Pieces the recipes over :mod:`ortviz.render.loop` share: the parameterization, transform list
+and step rule that the ``--param``/``--transforms``/``--lr`` choices (:mod:`.choices`) name."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from ortviz.render import modelspace
-
-from ortviz.render import param as parameterizations
-
-from ortviz.render import transforms as tf
+from ortviz.render import modelspace, param as parameterizations, transforms as tf
 from ortviz.render.optim import Adam, Normalized
-from ortviz.techniques.spec import Param, ParamError
-
-# step rule and size when --lr is 0 ("auto"), per parameterization
-AUTO_LR = {"pixel": 0.1, "fft": 0.05, "maco": 0.05}
-
-
-def param_choice(default: str, note: str = "") -> Param:
-    """The ``--param`` option; ``note`` is appended to its help (how the technique uses it)."""
-    return Param("param", str, default,
-                 "Image parameterization: pixel (model-space pixels), fft (1/f spectrum, "
-                 "decorrelated colour, sigmoid) or maco (phase only under natural-image magnitudes)."
-                 + (f" {note}" if note else ""),
-                 lambda v: None if v in parameterizations.NAMES
-                 else f"must be one of {', '.join(parameterizations.NAMES)}")
-
-
-def transforms_choice(default: str, note: str = "") -> Param:
-    """The ``--transforms`` option; ``note`` is appended to its help."""
-    return Param("transforms", str, default,
-                 "Random transforms each step: none, light (jitter, zoom) or standard (Lucid: pad 12, "
-                 "crop 8, scale 0.9-1.1, rotate +-10 deg, crop 4)." + (f" {note}" if note else ""),
-                 lambda v: None if v in tf.PRESETS else f"must be one of {', '.join(tf.PRESETS)}")
-
+from ortviz.techniques import choices
+from ortviz.techniques.choices import AUTO_LR
 
 def grey(ctx) -> np.ndarray:
     """The model-space value of the mean grey (pixel 127.5), per channel."""
@@ -57,8 +34,17 @@ def optimizer(name: str, lr: float):
     return Normalized(lr) if name == "pixel" else Adam(lr)
 
 
-def spectral(ctx, name: str, hw, decay: float = 1.0):
-    return parameterizations.make(name, (ctx.batch, 3, *hw), ctx.low, ctx.high, decay=decay)
+def parameterization(ctx, name: str, hw, decay: float = 1.0, start=None):
+    """The ``--param`` parameterization of a picture of size ``hw`` (the recipes' one
+    pixel/spectral fork). It starts at ``start`` (a model-space picture, resized to ``hw``: the
+    last octave's) or, without one, at noise (pixels) or a random spectrum (fft, maco)."""
+    if start is not None and tuple(start.shape[2:]) != tuple(hw):
+        start = modelspace.resize(start, hw)
+    if start is None and name == "pixel":
+        start = ctx.noise()
+        start = start if tuple(start.shape[2:]) == tuple(hw) else modelspace.resize(start, hw)
+    return parameterizations.make(name, (ctx.batch, 3, *hw), ctx.low, ctx.high, decay=decay,
+                                  start=start)
 
 
 def pixel_after_step(l2: float, blur_every: int, blur_sigma: float):
@@ -72,33 +58,13 @@ def pixel_after_step(l2: float, blur_every: int, blur_sigma: float):
     return after
 
 
-def resolve_lr(params: dict, layer=None) -> dict:
-    """``params`` with an ``lr`` of 0 ("auto") replaced by its parameterization's own
-    (:data:`AUTO_LR`): what the run uses, for the sidecar (a ``Technique.resolve``)."""
-    return params | {"lr": params["lr"] or AUTO_LR[params["param"]]}
+_MOVED = {"param_choice", "transforms_choice", "resolve_lr", "ONLY_FOR", "check_applies",
+          "check_octaves"}
 
 
-# options that only one --param or --transforms reads: (the option it depends on, its value)
-ONLY_FOR = {"l2": ("param", "pixel"), "blur_every": ("param", "pixel"),
-            "blur_sigma": ("param", "pixel"), "octave_scale": ("param", "pixel"),
-            "decay": ("param", "fft"), "jitter": ("transforms", "light"),
-            "zoom": ("transforms", "light")}
-
-
-def check_applies(tech, params: dict, given=None) -> None:
-    """An option given (``given``: the names the user set; None: those that differ from their
-    default) that this run's ``--param``/``--transforms`` does not read is refused in one
-    line, not silently ignored (``Technique.only_for``)."""
-    for p in tech.params:
-        on, wanted = tech.only_for.get(p.name, (None, None))
-        if on is None or params.get(on) == wanted:
-            continue
-        if (p.name in given) if given is not None else params[p.name] != p.default:
-            flag = "--" + p.name.replace("_", "-")
-            raise ParamError(f"{flag} applies to --{on} {wanted} only; this run's --{on} is "
-                             f"{params[on]} (add --{on} {wanted}, or leave {flag} out)")
-
-
-def check_octaves(name: str, octaves: int) -> None:
-    if octaves > 1 and name != "pixel":
-        raise ParamError(f"--octaves {octaves} needs --param pixel (the spectra work at one size)")
+def __getattr__(name):  # 0.1's recipes.param_choice & co., for one minor version
+    if name in _MOVED:
+        warnings.warn(f"ortviz.techniques.recipes.{name} moved to ortviz.techniques.choices.{name} "
+                      "in ortviz 0.2; the old name goes in 0.3", DeprecationWarning, stacklevel=2)
+        return getattr(choices, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,7 +7,8 @@ of ``pyproject.toml``::
     my-technique = "my_package.module:technique"
 
 The built-in techniques register exactly this way. ``ORTVIZ_PLUGINS`` (comma-separated
-entry-point names) is an allow-list: when set, only the named plugins are loaded.
+entry-point names) is an allow-list: when set, only the named plugins are loaded (the one
+loader and allow-list of techniques and objectives: :mod:`ortviz._util.entrypoints`).
 
 A plugin cannot take the tool down: whatever it does at import or in its declaration, it is
 skipped with one line naming it (``skipped_lines``), and every other command works; what its
@@ -16,23 +17,20 @@ run does is guarded in ``guard``.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import keyword
 import math
-import os
 import re
 from dataclasses import dataclass
-from importlib import metadata
 
 import numpy as np
 
+from ortviz._util import entrypoints
+from ortviz._util.entrypoints import ALLOW_ENV  # noqa: F401 (ortviz plugins names it)
 from ortviz.errors import first_line
 from ortviz.techniques.spec import Need, Param, Technique
 
 GROUP = "ortviz.techniques"
-ALLOW_ENV = "ORTVIZ_PLUGINS"
 
 
 @dataclass(frozen=True)
@@ -44,13 +42,6 @@ class Loaded:
     error: str | None = None
 
 
-def _allowed() -> set[str] | None:
-    raw = os.environ.get(ALLOW_ENV)
-    if raw is None:
-        return None
-    return {n.strip() for n in raw.split(",") if n.strip()}
-
-
 # what every technique command already has (``cli/techniques.py``): a parameter may not take these
 COMMON = {"model", "seed", "provider", "threads", "step", "output", "snapshot_every", "layer",
           "targets", "image", "help", "ctx"}
@@ -60,10 +51,8 @@ TYPES = (int, float, str, bool)
 NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 
-def _load(ep) -> Technique:
-    """Import an entry point and check its declaration; anything wrong raises (any kind)."""
-    with contextlib.redirect_stdout(io.StringIO()):  # a chatty import must not spoil --json output
-        value = ep.load()
+def _check(ep, value) -> Technique:
+    """An entry point's value, checked as a technique declaration; anything wrong raises."""
     if not isinstance(value, Technique):
         raise TypeError(f"{ep.value} is a {type(value).__name__}, not an ortviz Technique")
     if value.name != ep.name:
@@ -163,19 +152,8 @@ def discover() -> list[Loaded]:
     ``KeyboardInterrupt``, a bad or clashing parameter) skips that plugin only; two plugins
     with one name are both skipped, unless one is built in (package ``ortviz``), which keeps it.
     """
-    allowed = _allowed()
-    found: list[Loaded] = []
-    for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
-        if allowed is not None and ep.name not in allowed:
-            continue
-        dist = ep.dist
-        package = dist.metadata["Name"] if dist else "?"
-        version = dist.version if dist else "?"
-        try:
-            found.append(Loaded(ep.name, package, version, _load(ep)))
-        except BaseException as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
-            found.append(Loaded(ep.name, package, version, None, f"{type(exc).__name__}: "
-                                f"{first_line(exc) if str(exc) else 'raised at import'}"))
+    found = [Loaded(p.name, p.package, p.version, p.value, p.error)
+             for p in entrypoints.load_group(GROUP, _check)]
     return _unclash(found)
 
 
@@ -208,13 +186,7 @@ def skipped_lines() -> list[str]:
 
 def hidden_by_allow_list(name: str) -> str | None:
     """If ``ORTVIZ_PLUGINS`` hides the installed technique ``name``, a sentence saying so."""
-    raw = os.environ.get(ALLOW_ENV)
-    if raw is None:
-        return None
-    names = {ep.name for ep in metadata.entry_points(group=GROUP)}
-    if name in names and name not in (_allowed() or set()):
-        return f"{ALLOW_ENV}={raw} hides the technique {name}; add it to {ALLOW_ENV} or unset it"
-    return None
+    return entrypoints.hidden_by_allow_list(GROUP, name, "technique")
 
 
 def techniques() -> dict[str, Technique]:

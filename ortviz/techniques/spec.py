@@ -1,4 +1,4 @@
-"""What a technique plugin declares, and the context its loop runs in.
+"""What a technique plugin declares (the context its loop runs in: :mod:`ortviz.render.context`).
 
 A technique names the objectives it needs from a bundle (the exporter builds a gradient graph
 for each), its typed parameters with defaults and help (the CLI makes options of them), how it
@@ -119,7 +119,7 @@ class Technique:
     # parameters cannot do on this bundle (an objective string naming a missing layer, ...)
     check: Callable[..., None] | None = field(default=None, repr=False, compare=False)
     # options only one --param or --transforms reads: {"l2": ("param", "pixel"), ...}; given
-    # with another, the run is refused (``recipes.check_applies``) rather than ignoring them
+    # with another, the run is refused (``choices.check_applies``) rather than ignoring them
     only_for: dict = field(default_factory=dict, compare=False)
     # results(bundle, params) -> n: how many results a run without class targets gives (one per
     # batch slot, NAME-0.png ... NAME-n-1.png), so their files are planned, checked and locked

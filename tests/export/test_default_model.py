@@ -4,18 +4,17 @@ same network and weights (from the registry packages)."""
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tolerances import TOL_TORCH, rel_err
-from conftest import HERE
-from reference import loss_and_grad
 
 from ortviz.bundle.reader import Bundle
-from ortviz.export.zoo import efficientnet_lite0
 
+from reference import loss_and_grad
+from support import EMBEDDED
+from tolerances import TOL_TORCH, rel_err
 
 
 @pytest.fixture(scope="module")
-def lite0():
-    return efficientnet_lite0(), Bundle.open(HERE.parent / "models" / "efficientnet-lite0")
+def lite0(lite0_net):
+    return lite0_net, Bundle.open(EMBEDDED)
 
 
 # ReLU6 has kinks at 0 and 6. Where the float64 network puts a pre-activation within float32's

@@ -7,13 +7,14 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import HERE
 from onnx import TensorProto, helper, numpy_helper
 
 from ortviz.export.canonical import canonicalize
 from ortviz.export.folding import fold_batchnorm
 from ortviz.export.frontends import from_torch
 from ortviz.export.zoo import efficientnet_lite0
+
+from support import HERE
 
 ROOT = HERE.parent
 

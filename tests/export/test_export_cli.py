@@ -11,15 +11,16 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from tolerances import TOL_TORCH, rel_err
-from conftest import ARTIFACTS, HERE
-from nets import small_resnet
 from onnx import TensorProto, helper
-from reference import loss_and_grad
 from typer.testing import CliRunner
 
 from ortviz.bundle.reader import Bundle
 from ortviz.cli import app
+
+from nets import small_resnet
+from reference import loss_and_grad
+from support import ARTIFACTS, HERE
+from tolerances import TOL_TORCH, rel_err
 
 ROOT = HERE.parent
 runner = CliRunner()
@@ -214,9 +215,11 @@ def test_export_batched_bundle_gradients_are_per_image(tmp_path):
         entry = b.graph(objective, layer)
         feeds = {k: rng.standard_normal(v).astype(np.float32) for k, v in entry.inputs.items()}
         sess = ort.InferenceSession(str(b.path_of(entry.file)), providers=["CPUExecutionProvider"])
-        _, grad = sess.run(["loss", entry.outputs["grad"]], feeds)
+        loss, grad = sess.run(["loss", entry.outputs["grad"]], feeds)
         image = feeds.pop("image")
-        _, ref = loss_and_grad(small_resnet(), objective, layer, image, feeds)
+        ref_loss, ref = loss_and_grad(small_resnet(), objective, layer, image, feeds)
+        assert float(loss) == pytest.approx(float(ref_loss), rel=TOL_TORCH, abs=1e-6), \
+            f"{entry.file} seed={seed}: loss {float(loss)} vs torch {float(ref_loss)}"
         err = rel_err(grad, ref)
         assert err <= TOL_TORCH, f"{entry.file} seed={seed}: rel err {err:.2e}"
         _, alone = loss_and_grad(small_resnet(), objective, layer, image[1:],

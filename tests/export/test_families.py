@@ -13,15 +13,21 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from conftest import ARTIFACTS
-from families import FAMILIES, LAYERS
-from gradcheck import (check_against_torch, check_against_training_build, check_default_domain_only,
-                       check_finite_differences, save_reference)
 
 from ortviz.bundle.reader import Bundle
 from ortviz.export.frontends import from_torch, load_onnx
 from ortviz.export.pipeline import PREPROCESSING, ExportOptions, export_model
 from ortviz.techniques.registry import techniques
+
+from families import FAMILIES, LAYERS
+from gradcheck import (
+    check_against_torch,
+    check_against_training_build,
+    check_default_domain_only,
+    check_finite_differences,
+    save_reference,
+)
+from support import ARTIFACTS
 
 FRONTENDS = ("torchscript", "dynamo", "onnx")
 CASES = [(family, frontend) for family in FAMILIES for frontend in FRONTENDS]

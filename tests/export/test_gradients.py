@@ -6,15 +6,21 @@ where the runtime stage (stock onnxruntime, no torch) checks them again.
 
 import onnx
 import pytest
-from conftest import ARTIFACTS
-from gradcheck import (check_against_torch, check_against_training_build, check_default_domain_only,
-                       check_finite_differences, save_reference)
-from nets import small_resnet
 
 from ortviz.bundle.reader import Bundle
 from ortviz.export.frontends import from_torch
 from ortviz.export.pipeline import PREPROCESSING, ExportOptions, export_model
 from ortviz.techniques.registry import techniques
+
+from gradcheck import (
+    check_against_torch,
+    check_against_training_build,
+    check_default_domain_only,
+    check_finite_differences,
+    save_reference,
+)
+from nets import small_resnet
+from support import ARTIFACTS
 
 SIZE = 32
 

@@ -8,16 +8,16 @@ techniques do (``objective.bind(engine)``).
 import numpy as np
 import pytest
 import torch
-from conftest import ARTIFACTS, HERE
-from families import FAMILIES
-from reference import algebra_directional_fd, algebra_loss_and_grad
-from nets import small_resnet
 
-from ortviz.objective import algebra as A
 from ortviz.engine.sessions import Engine
 from ortviz.export.frontends import from_torch
 from ortviz.export.pipeline import PREPROCESSING, ExportOptions, export_model
-from ortviz.export.zoo import efficientnet_lite0
+from ortviz.objective import algebra as A
+
+from families import FAMILIES
+from nets import small_resnet
+from reference import algebra_directional_fd, algebra_loss_and_grad
+from support import ARTIFACTS, EMBEDDED
 
 TOL_TORCH = 1e-4   # |g - g_torch64|max <= TOL * |g_torch64|max, and the loss likewise
 TOL_FD = 1e-3      # <g, v> against a central difference of the float64 torch loss
@@ -134,8 +134,8 @@ def test_token_layer_objectives():
 
 
 @pytest.fixture(scope="module")
-def lite0():
-    return efficientnet_lite0(), Engine(HERE.parent / "models" / "efficientnet-lite0", provider="cpu")
+def lite0(lite0_net):
+    return lite0_net, Engine(EMBEDDED, provider="cpu")
 
 
 LITE0_CASES = {

@@ -6,15 +6,20 @@ original op did) and a central finite difference.
 """
 
 import pytest
-from conftest import ARTIFACTS
-from gradcheck import (check_against_torch, check_against_training_build, check_finite_differences,
-                       check_default_domain_only)
-from opnets import CASES, DYNAMO_OP_TYPES, ONNX_CASES, OP_TYPES, SIZE, onnx_opnet, opnet
 
 from ortviz.bundle.reader import Bundle
 from ortviz.export.frontends import from_torch
 from ortviz.export.pipeline import PREPROCESSING, ExportOptions, export_model
 from ortviz.techniques.registry import techniques
+
+from gradcheck import (
+    check_against_torch,
+    check_against_training_build,
+    check_default_domain_only,
+    check_finite_differences,
+)
+from opnets import CASES, DYNAMO_OP_TYPES, ONNX_CASES, OP_TYPES, SIZE, onnx_opnet, opnet
+from support import ARTIFACTS
 
 # The installed techniques; with layers="" only the logits graph (and any logits objective a
 # plugin declares) is built.

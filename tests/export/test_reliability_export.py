@@ -12,14 +12,15 @@ import traceback
 import numpy as np
 import pytest
 import torch
-from conftest import ARTIFACTS, HERE
-from nets import small_resnet
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 from ortviz.bundle.reader import Bundle, BundleError
 from ortviz.cli import app
 from ortviz.export import writer
+
+from nets import small_resnet
+from support import ARTIFACTS, HERE
 
 runner = CliRunner()
 EXPORT = ["export", "torch", "nets:small_resnet", "--size", "32", "--layers", "layer1,layer2"]

@@ -8,9 +8,10 @@ import onnxruntime as ort
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
-from tolerances import TOL_RAW, rel_err
 
 from ortviz.export.speedups import speed_up
+
+from tolerances import TOL_RAW, rel_err
 
 
 def _run(model, feeds):

@@ -34,12 +34,13 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from tolerances import rel_err
-from conftest import ARTIFACTS
+from ortviz.bundle.embedded import default_bundle
 from ortviz.bundle.reader import Bundle
 from ortviz.cli import app
-from ortviz.bundle.embedded import default_bundle
 from ortviz.errors import first_line
+
+from support import ARTIFACTS
+from tolerances import rel_err
 
 PROVIDER = os.environ.get("ORTVIZ_TEST_PROVIDER", "openvino").strip().lower()
 SEED = int(os.environ.get("ORTVIZ_TEST_SEED", "0"))

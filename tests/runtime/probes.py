@@ -17,17 +17,18 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+from ortviz.bundle.graphs import FEATURE_ENERGY
 from ortviz.cli import app
 from ortviz.cli.techniques import make_command
-from ortviz.bundle.graphs import FEATURE_ENERGY
 from ortviz.render.optim import normalized
 from ortviz.techniques.spec import Need, Param, Technique, positive
 
 runner = CliRunner()
 
 
-def invoke(*args, cli=app):
-    return runner.invoke(cli, [str(a) for a in args])
+def invoke(*args, cli=app, env=None):
+    """Run the CLI in-process with ``args`` (each made a string)."""
+    return runner.invoke(cli, [str(a) for a in args], env=env)
 
 
 def one_error_line(r) -> str:

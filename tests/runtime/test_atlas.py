@@ -1,9 +1,9 @@
 """``ortviz atlas``: the plan, the record, resume by key, executors giving the same pictures,
 interruption leaving nothing partial, dataset examples, and bad input in one line.
 
-Runs on the default bundle with a tiny atlas (see test_atlas_support.SMALL: 14 pictures of 2
+Runs on the default bundle with a tiny atlas (see atlas_support.SMALL: 14 pictures of 2
 iterations each). The channel pictures come from the installed feature-visualization technique,
-or from the stand-in described in test_atlas_support where it is not installed yet.
+or from the stand-in described in atlas_support where it is not installed yet.
 """
 
 from __future__ import annotations
@@ -17,6 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from atlas_support import (
+    LAYERS,
+    SMALL,
+    UNITS,
+    atlas,
+    channel_technique,
+    copy_site,
+    load,
+    plugin_path,
+    small_site,
+)
 from PIL import Image
 
 from ortviz.api import load as load_model
@@ -24,8 +35,6 @@ from ortviz.atlas.examples import photo_input
 from ortviz.atlas.plan import select_channels, select_classes
 from ortviz.bundle.embedded import models_dir
 from ortviz.run.imagefiles import load_image
-from test_atlas_support import (LAYERS, SMALL, UNITS, atlas, channel_technique, copy_site, load,
-                                plugin_path, small_site)
 
 pytestmark = pytest.mark.runtime
 

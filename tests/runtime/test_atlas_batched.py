@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ARTIFACTS
+from atlas_support import atlas, channel_technique, load
 from PIL import Image
 
-from test_atlas_support import atlas, channel_technique, load
+from support import ARTIFACTS
 
 pytestmark = pytest.mark.runtime
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
+from atlas_support import LAYERS, load, small_site
 
 from ortviz.api import load as load_model
-from test_atlas_support import LAYERS, load, small_site
 
 pytestmark = pytest.mark.runtime
 

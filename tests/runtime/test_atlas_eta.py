@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from ortviz.atlas import progress as atlas_progress
 from ortviz.atlas.plan import Spec, make_plan, photo_files
+from ortviz.bundle.embedded import default_bundle
 from ortviz.bundle.reader import Bundle
 from ortviz.cli import app
-from ortviz.bundle.embedded import default_bundle
 from ortviz.run.imagefiles import load_image
 
 build_mod = importlib.import_module("ortviz.atlas.build")  # ortviz.atlas.build is also a function

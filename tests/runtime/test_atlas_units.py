@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from atlas_support import atlas, load
 from PIL import Image
+from test_units import dead_channels
 
 import ortviz
 from ortviz.atlas.build import jobs_of
 from ortviz.atlas.plan import Spec, make_plan
-from test_atlas_support import atlas, load
-from test_units import dead_channels
 
 pytestmark = pytest.mark.runtime
 

@@ -3,11 +3,12 @@
 import json
 
 import numpy as np
-from conftest import ARTIFACTS
 from typer.testing import CliRunner
 
 import ortviz
 from ortviz.cli import app
+
+from support import ARTIFACTS
 
 BATCHED = ARTIFACTS / "small_resnet_batch2"
 SINGLE = ARTIFACTS / "small_resnet_torchscript"

@@ -10,9 +10,9 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
+from ortviz.bundle.embedded import default_bundle
 from ortviz.bundle.reader import Bundle, BundleError, sha256
 from ortviz.cli import app
-from ortviz.bundle.embedded import default_bundle
 
 pytestmark = pytest.mark.runtime
 

@@ -10,14 +10,14 @@ import traceback
 
 import numpy as np
 import pytest
-from conftest import ARTIFACTS
+from test_reliability import small_copy
 
 from ortviz._util import locking
 from ortviz.bundle.reader import Bundle, BundleError
 from ortviz.engine.sessions import Engine
 from ortviz.export import writer
 
-from test_reliability import small_copy
+from support import ARTIFACTS
 
 # -- readers while the bundle is replaced ------------------------------------------------------
 

@@ -11,15 +11,15 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from tolerances import TOL_TORCH, rel_err
-from conftest import ARTIFACTS
 
-from ortviz.bundle.reader import Bundle, BundleError
 from ortviz.bundle.embedded import default_bundle, sample
+from ortviz.bundle.reader import Bundle, BundleError
 from ortviz.engine.sessions import Engine
-from ortviz.run.imagefiles import load_image
 from ortviz.render.modelspace import to_model
+from ortviz.run.imagefiles import load_image
 
+from support import ARTIFACTS
+from tolerances import TOL_TORCH, rel_err
 
 
 def test_this_environment_is_the_stock_runtime():

@@ -44,9 +44,9 @@ def test_head_reads_its_line_and_ortviz_stays_quiet():
 def test_a_broken_pipe_that_is_not_the_output_is_still_an_error(tmp_path, monkeypatch):
     """Only the output's reader going away is quiet: a BrokenPipeError from anything else (a
     worker's pipe) stays a one-line error, exit 1."""
-    from probes import invoke, one_error_line
-
     import ortviz.cli.inspect as inspect_cli
+
+    from probes import invoke, one_error_line
 
     def broken(*a, **k):
         raise BrokenPipeError(32, "Broken pipe")

@@ -7,18 +7,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import ortviz
-from ortviz.render import modelspace
 from ortviz.bundle.embedded import sample
+from ortviz.render import modelspace
 from ortviz.render.metrics import ssim
+
 from probes import invoke, one_error_line, saved
 
 SMALL = dict(iterations=2, octaves=2, max_side=400)  # 266 x 400 > 224: the last octave is tiled
-
-
-@pytest.fixture(scope="module")
-def model():
-    return ortviz.load(provider="cpu", threads=2)
 
 
 @pytest.mark.parametrize("transforms", ["light", "standard"])

@@ -5,27 +5,22 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ARTIFACTS
 from PIL import Image
-from typer.testing import CliRunner
 
 import ortviz
-from ortviz.run import runner as runner_mod
-from ortviz.bundle.reader import Bundle
-from ortviz.cli import app
 from ortviz.bundle.embedded import default_bundle, sample
-from ortviz.errors import UsageError
 from ortviz.bundle.graphs import CLASS_SCORE, FEATURE_ENERGY
-from ortviz.techniques.registry import Loaded
+from ortviz.bundle.reader import Bundle
+from ortviz.errors import UsageError
 from ortviz.objective.positions import default_class, resolve_layer
+from ortviz.run import runner as runner_mod
+from ortviz.techniques.registry import Loaded
 from ortviz.techniques.spec import Need, Param, Technique
 
-runner = CliRunner()
+from probes import invoke
+from support import ARTIFACTS
+
 OWN = ARTIFACTS / "small_resnet_torchscript"  # a user's own bundle: 6 layers, labels "class i"
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_positions_resolve_in_any_layer_table():

@@ -3,9 +3,10 @@ stock onnxruntime: a vision transformer's token layers are 3-D (N, T, D), not fe
 
 import numpy as np
 import pytest
-from conftest import ARTIFACTS
 
 import ortviz
+
+from support import ARTIFACTS
 
 VIT = ARTIFACTS / "family_vit_dynamo"
 

@@ -12,12 +12,12 @@ import traceback
 from pathlib import Path
 
 from PIL import Image
+from test_reliability import GRAD, SMALL, no_temp_files, rehash
 
-from ortviz.cli import app
 from ortviz.bundle.embedded import sample
+from ortviz.cli import app
 
 from probes import runner
-from test_reliability import GRAD, SMALL, no_temp_files, rehash
 
 # -- fuzz ------------------------------------------------------------------------------------
 

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ortviz._util import entrypoints
 from ortviz.run import imagefiles
-
 from ortviz.techniques import registry
 from ortviz.techniques.spec import Param, positive
+
 from probes import cli_for, probe, runner, saved, snapshot, temp_files
 
 SEED = int(os.environ.get("ORTVIZ_FUZZ_SEED", 11))
@@ -168,7 +169,7 @@ def test_fuzzed_plugins_never_take_the_tool_down(tmp_path, monkeypatch):
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
     real = metadata.entry_points
-    monkeypatch.setattr(registry.metadata, "entry_points",
+    monkeypatch.setattr(entrypoints.metadata, "entry_points",
                         lambda **kw: list(real(**kw)) + (eps if kw.get("group") == registry.GROUP else []))
     found = registry.discover()  # never raises, whatever the declarations
     loaded = {p.name: p.technique for p in found if p.technique is not None and p.name.startswith("fz")}

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ortviz.run import imagefiles as files
 from ortviz.render import modelspace as im
+from ortviz.run import imagefiles as files
 
 pytestmark = pytest.mark.runtime
 

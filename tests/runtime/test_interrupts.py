@@ -11,19 +11,19 @@ import numpy as np
 import pytest
 import typer
 from PIL import Image
+from test_reliability import SMALL, no_temp_files
 
 import ortviz.render.context
-from ortviz.run import imagefiles
-from ortviz.render import modelspace
+from ortviz.bundle.graphs import FEATURE_ENERGY
 from ortviz.cli.techniques import make_command
 from ortviz.engine.sessions import Engine
-from ortviz.bundle.graphs import FEATURE_ENERGY
+from ortviz.render import modelspace
 from ortviz.render.optim import normalized
+from ortviz.run import imagefiles
 from ortviz.run.runner import RunRequest, run_request
 from ortviz.techniques.spec import Need, Param, Technique, positive
 
 from probes import dream_until, invoke, one_error_line, runner
-from test_reliability import SMALL, no_temp_files
 
 # -- interrupts, numerical faults, exceptions in a technique ------------------------------------
 
@@ -113,7 +113,7 @@ def test_ctrl_c_while_writing_is_held_until_image_and_sidecar_are_complete(tmp_p
             write(f)
         return write_and_interrupt
 
-    monkeypatch.setattr(images, "image_writer", writer)
+    monkeypatch.setattr(imagefiles, "image_writer", writer)
     out = tmp_path / "p.png"
     code = run_request(request(probe(None), out), echo=lambda m: None, err=lambda m: None)
     assert code == 130

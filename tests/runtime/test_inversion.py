@@ -10,13 +10,14 @@ import pytest
 from PIL import Image
 
 import ortviz
-from ortviz.render import modelspace
-from ortviz.bundle.reader import Bundle
 from ortviz.bundle.embedded import default_bundle
+from ortviz.bundle.reader import Bundle
 from ortviz.objective.positions import resolve_layer
+from ortviz.render import modelspace
 from ortviz.techniques import feature_inversion as fi
-from conftest import ARTIFACTS
+
 from probes import invoke, one_error_line
+from support import ARTIFACTS
 
 INV = ["invert", "--iterations", 2, "--provider", "cpu", "--threads", 1]
 RED, BLUE, GREEN = (230, 20, 20), (20, 20, 230), (20, 200, 20)

@@ -16,20 +16,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import ortviz
-from ortviz.run import progress
 from ortviz.errors import UsageError
 from ortviz.pictures import Picture, Pictures
+from ortviz.run import progress
 from ortviz.techniques.spec import ParamError
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "examples").glob("*.ipynb"))
 QUICK = dict(iterations=3, param="pixel", transforms="light", seed=0)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return ortviz.load(provider="cpu", threads=1)
 
 
 @pytest.fixture(scope="module")

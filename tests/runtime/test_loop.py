@@ -6,12 +6,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import ortviz
-from ortviz.render import param as P
-from ortviz.techniques import recipes
-from ortviz.render import transforms as tf
-from ortviz.render.loop import graph_objective, optimize
+from ortviz.render import param as P, transforms as tf
 from ortviz.render.context import Context, NumericalError
+from ortviz.render.loop import graph_objective, optimize
+from ortviz.techniques import recipes
 
 LOW, HIGH = np.full(3, -1.0), np.full(3, 1.0)
 
@@ -92,11 +90,6 @@ def test_each_step_is_reported_once_with_the_image_after_it():
     np.testing.assert_array_equal(par.image(out.params), out.image)
 
 
-@pytest.fixture(scope="module")
-def model():
-    return ortviz.load(provider="cpu", threads=2)
-
-
 @pytest.mark.parametrize("name", ["fft", "maco"])
 def test_chain_gradient_through_the_default_bundle(model, name):
     """Spectrum -> colour -> Lucid transforms -> resize -> class-score graph: the loop's
@@ -104,7 +97,7 @@ def test_chain_gradient_through_the_default_bundle(model, name):
     seed = 5
     ctx = Context(model.engine, np.random.default_rng(seed), 1, targets=[130])
     objective = graph_objective(ctx, "class_score", "logits", class_weights=ctx.one_hot())
-    par = recipes.spectral(ctx, name, (240, 240))
+    par = recipes.parameterization(ctx, name, (240, 240))
     p = par.init(np.random.default_rng(seed)) * (20 if name == "fft" else 1)
     ts = recipes.transform_list(ctx, "standard")
     rec = Recorder()
@@ -122,7 +115,7 @@ def test_chain_gradient_through_the_default_bundle(model, name):
 
 def test_a_non_finite_objective_stops_the_loop(model):
     ctx = Context(model.engine, np.random.default_rng(0), 3, targets=[1])
-    par = recipes.spectral(ctx, "fft", ctx.size)
+    par = recipes.parameterization(ctx, "fft", ctx.size)
     with pytest.raises(NumericalError, match="iteration 1"):
         optimize(ctx, lambda x: (float("nan"), np.zeros_like(x)), par, [], None, steps=3)
 

@@ -9,21 +9,19 @@ import re
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 import ortviz
 from ortviz import __version__
-from ortviz.bundle.reader import Bundle
-from ortviz.cli import app
 from ortviz.bundle.embedded import default_bundle, sample
 from ortviz.bundle.labels import LabelError, find_class
+from ortviz.bundle.reader import Bundle
 from ortviz.techniques.spec import ParamError
 
-runner = CliRunner()
+import probes
 
 
 def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "250"})
+    return probes.invoke(*args, env={"COLUMNS": "250"})  # wide help: options on one line
 
 
 def one_error(r) -> str:

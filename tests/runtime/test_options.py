@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ortviz.bundle.embedded import sample
+
 from probes import invoke, one_error_line, only_line, probe, run_probe, subprocess_env
 
 CV = ["class-viz", "--iterations", 1, "--octaves", 1, "--provider", "cpu", "--threads", 1]

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ARTIFACTS
-from ortviz.objective import algebra as A
 from ortviz._util import locking
 from ortviz.bundle.embedded import default_bundle, sample
+from ortviz.objective import algebra as A
 from ortviz.techniques.spec import Param, Technique, positive
-from probes import (invoke, one_error_line, probe, run_probe, saved, snapshot, subprocess_env,
-                    temp_files)
+
+from probes import invoke, one_error_line, probe, run_probe, saved, snapshot, subprocess_env, temp_files
+from support import ARTIFACTS
 
 DREAM = ["--iterations", 1, "--octaves", 1, "--max-side", 64, "--provider", "cpu", "--threads", 1]
 

@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 import ortviz
-from ortviz.run import imagefiles
 from ortviz.errors import UsageError
+from ortviz.run import imagefiles
+
 from probes import invoke, one_error_line
 
 DREAM = ["dream", "--iterations", 1, "--octaves", 1, "--provider", "cpu", "--threads", 1]

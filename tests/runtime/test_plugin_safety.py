@@ -18,6 +18,7 @@ import pytest
 
 from ortviz.techniques import registry
 from ortviz.techniques.spec import Param, positive
+
 from probes import one_error_line, probe, run_probe, saved, subprocess_env
 
 HEAD = """

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ortviz.engine import providers
 from ortviz.bundle.embedded import default_bundle
-from ortviz.engine.sessions import Engine
+from ortviz.engine import providers
 from ortviz.engine.providers import Choice, Plugin, ProviderError, resolve
+from ortviz.engine.sessions import Engine
 
 from probes import invoke, one_error_line
 

@@ -5,18 +5,12 @@ class test is a floor; recognition by other networks is measured separately, see
 import numpy as np
 import pytest
 
-import ortviz
-from ortviz.run import imagefiles
-from ortviz.render import modelspace
 from ortviz.bundle.embedded import sample
+from ortviz.render import modelspace, transforms as tf
 from ortviz.render.metrics import ssim
+from ortviz.run import imagefiles
 
 CLASSES = [1, 9, 130, 207, 309, 409, 530, 717, 850, 980]  # spread over the label space
-
-
-@pytest.fixture(scope="module")
-def model():
-    return ortviz.load(provider="cpu", threads=2)
 
 
 def test_class_visualizations_are_classified_as_their_targets(model):
@@ -82,10 +76,30 @@ def test_same_seed_same_image_on_cpu(model, param, transforms):
     assert not np.array_equal(a, c), f"{param}/{transforms}: seeds 3 and 4 gave the same image"
 
 
-def test_a_canvas_larger_than_the_model_is_rendered_through_random_boxes(model):
+def test_a_canvas_larger_than_the_model_is_rendered_through_random_boxes(model, monkeypatch):
+    """crops=2 on a 320-px canvas: two random boxes a step (MACO's crops), each seen at the
+    model's 224 px, each a square of 224..320 px inside the canvas."""
+    boxes, views = [], []
+    box_sample, chain = tf.RandomBox.sample, tf.sample
+
+    def box(self, rng, hw):
+        boxes.append(box_sample(self, rng, hw))
+        return boxes[-1]
+
+    def view(ts, rng, in_hw, out_hw=None):
+        views.append((tuple(in_hw), tuple(out_hw)))
+        return chain(ts, rng, in_hw, out_hw)
+
+    monkeypatch.setattr(tf.RandomBox, "sample", box)
+    monkeypatch.setattr(tf, "sample", view)
     pic = model.class_visualization(130, iterations=3, size=320, crops=2, seed=0)
-    assert pic.status == "complete" and pic.image.shape == (320, 320, 3)
-    assert len(pic.history) == 3
+    assert pic.status == "complete" and pic.image.shape == (320, 320, 3) and len(pic.history) == 3
+    assert views == [((320, 320), (224, 224))] * 6, views  # 3 steps x 2 crops, seed=0
+    assert len(boxes) == 6
+    for m, (side, side2) in boxes:
+        oy, ox = m[0, 2], m[1, 2]
+        assert side == side2 and 224 <= side <= 320 and 0 <= oy <= 320 - side and 0 <= ox <= 320 - side
+    assert len({(s, m[0, 2], m[1, 2]) for m, (s, _) in boxes}) > 1, "seed=0: every box the same"
 
 
 def test_octaves_need_the_pixel_parameterization(model):

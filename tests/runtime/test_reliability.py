@@ -13,10 +13,11 @@ from pathlib import Path
 
 import onnx
 import pytest
-from conftest import ARTIFACTS
-from probes import invoke, one_error_line
 
 from ortviz.bundle.reader import Bundle, BundleError, sha256
+
+from probes import invoke, one_error_line
+from support import ARTIFACTS
 
 SMALL = ARTIFACTS / "small_resnet_torchscript"
 GRAD = "grad.features__layer1.onnx"

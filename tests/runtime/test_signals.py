@@ -11,9 +11,9 @@ import time
 import pytest
 from PIL import Image
 
+from ortviz._util import signals
 from ortviz.run import imagefiles
 
-from ortviz._util import signals
 from probes import dream_until, probe, run_probe, saved, subprocess_env, temp_files
 
 
@@ -46,7 +46,7 @@ def test_a_signal_while_the_set_is_written_is_held_until_it_is_whole(tmp_path, m
             write(f)
         return interrupted_write
 
-    monkeypatch.setattr(images, "image_writer", writer)
+    monkeypatch.setattr(imagefiles, "image_writer", writer)
     out = tmp_path / "p.png"
     r = run_probe(probe(), "-o", out, "--snapshot-every", 1)
     assert sent and r.exit_code == 128 + sig, r.output

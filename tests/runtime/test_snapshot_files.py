@@ -7,20 +7,14 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 import ortviz
 from ortviz.run import options
-from ortviz.cli import app
 from ortviz.run.imagefiles import LABEL_HEIGHT, contact_sheet
-from ortviz.techniques.registry import techniques
 from ortviz.run.runner import RunRequest, prepare
+from ortviz.techniques.registry import techniques
 
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from probes import invoke
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from conftest import HERE
+from support import HERE
 
 
 def _pytest(tmp_path, *files):

@@ -7,14 +7,12 @@ import onnxruntime as ort
 import pytest
 
 import ortviz
-from ortviz.render import param as P
-from ortviz.techniques import recipes
-from ortviz.render import stepgraph as SG
-from ortviz.render import transforms as tf
 from ortviz.engine.sessions import Engine
+from ortviz.render import param as P, stepgraph as SG, transforms as tf
+from ortviz.render.context import Context
 from ortviz.render.loop import graph_objective, optimize
 from ortviz.render.optim import Adam
-from ortviz.render.context import Context
+from ortviz.techniques import recipes
 
 LOW = np.array([-2.1, -2.0, -1.8])
 HIGH = np.array([2.2, 2.4, 2.6])
@@ -153,7 +151,7 @@ def test_transposed_taps_are_the_transpose():
 def loop_run(step, objective_of, steps=8, seed=0):
     model = ortviz.load(provider="cpu", threads=1, step=step)
     ctx = Context(model.engine, np.random.default_rng(seed), steps, targets=[130])
-    par = recipes.spectral(ctx, "fft", ctx.size)
+    par = recipes.parameterization(ctx, "fft", ctx.size)
     out = optimize(ctx, objective_of(ctx), par, recipes.transform_list(ctx, "standard"), Adam(0.05), steps)
     return out, ctx
 
@@ -263,13 +261,13 @@ def test_a_technique_parameter_named_step_clashes_with_the_common_option():
 def test_merged_step_on_an_opset_20_bundle_of_another_size():
     """The merged model takes the bundle's own opset (the dynamo exports import 20) and input
     size: the same losses as pre, the graph and post run apart."""
-    from conftest import ARTIFACTS
+    from support import ARTIFACTS
     runs = []
     for wrap in (False, True):
         model = ortviz.load(ARTIFACTS / "small_resnet_dynamo", provider="cpu", threads=1, step="graph")
         ctx = Context(model.engine, np.random.default_rng(4), 3, targets=[1])
         f = graph_objective(ctx, "class_score", "logits", class_weights=ctx.one_hot())
-        par = recipes.spectral(ctx, "fft", ctx.size)
+        par = recipes.parameterization(ctx, "fft", ctx.size)
         out = optimize(ctx, (lambda x, f=f: f(x)) if wrap else f, par,
                        recipes.transform_list(ctx, "standard"), Adam(0.05), 3)
         fused = [k for k in model.engine._sessions if isinstance(k, tuple) and k[0] == "stepgraph-fused"]
@@ -281,7 +279,7 @@ def test_merged_step_on_an_opset_20_bundle_of_another_size():
 def test_loop_on_graphs_with_a_batch_of_two():
     """Each image of a batch-2 bundle its own: the rows of the taps repeat per image and channel.
     A smooth objective gives the numpy loop's pictures to float32 rounding."""
-    from conftest import ARTIFACTS
+    from support import ARTIFACTS
     outs = []
     for step in ("numpy", "graph"):
         model = ortviz.load(ARTIFACTS / "small_resnet_batch2", provider="cpu", threads=1, step=step)
@@ -290,7 +288,7 @@ def test_loop_on_graphs_with_a_batch_of_two():
 
         def f(x):
             return float(-0.5 * ((x - target) ** 2).sum()), target - x
-        outs.append(optimize(ctx, f, recipes.spectral(ctx, "fft", ctx.size),
+        outs.append(optimize(ctx, f, recipes.parameterization(ctx, "fft", ctx.size),
                              recipes.transform_list(ctx, "standard"), Adam(0.05), 6).image)
     assert outs[0].shape[0] == 2 and np.abs(outs[0] - outs[1]).max() <= 1e-5
 
@@ -311,7 +309,7 @@ def test_merged_step_with_io_binding_keeps_the_state_in_buffers_and_gives_the_sa
         ctx = Context(engine, np.random.default_rng(7), 4, targets=[130])
         f = graph_objective(ctx, "class_score", "logits", class_weights=ctx.one_hot())
         opt = Adam(0.05)
-        out = optimize(ctx, f, recipes.spectral(ctx, "fft", ctx.size),
+        out = optimize(ctx, f, recipes.parameterization(ctx, "fft", ctx.size),
                        recipes.transform_list(ctx, "standard"), opt, 4)
         outs.append((ctx.history, out.image, out.params, opt.m))
     (h0, x0, p0, m0), (h1, x1, p1, m1) = outs

@@ -17,10 +17,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import ortviz
-from ortviz.techniques import registry
-from ortviz.cli import app
+from ortviz._util import entrypoints
 from ortviz.bundle.embedded import sample
+from ortviz.cli import app
 from ortviz.render.modelspace import crop_to_aspect, to_model
+from ortviz.techniques import registry
 
 pytestmark = pytest.mark.runtime
 
@@ -101,7 +102,7 @@ def test_a_plugin_that_fails_to_import_is_named_and_skipped(monkeypatch):
     def entry_points(**kw):
         return list(real(**kw)) + ([broken] if kw.get("group") == registry.GROUP else [])
 
-    monkeypatch.setattr(registry.metadata, "entry_points", entry_points)
+    monkeypatch.setattr(entrypoints.metadata, "entry_points", entry_points)
     found = {p.name: p for p in registry.discover()}
     assert found["broken"].technique is None
     assert "no_such_module_xyz" in found["broken"].error

@@ -3,9 +3,7 @@
 import numpy as np
 import pytest
 
-from ortviz.render import modelspace
-
-from ortviz.render import transforms as tf
+from ortviz.render import modelspace, transforms as tf
 from ortviz.render.warp import MODES, Warp
 
 TOL = 1e-9  # relative, float64 arithmetic on both sides of the identity

@@ -11,18 +11,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-import ortviz
-from ortviz.objective import algebra as A
 from ortviz.cli import app
+from ortviz.objective import algebra as A
 from ortviz.objective.diversity import Diverse, flat, gram_diversity, unflat
 from ortviz.objective.preactivation import source, surrogate
 
 pytestmark = pytest.mark.runtime
-
-
-@pytest.fixture(scope="module")
-def model():
-    return ortviz.load(provider="cpu", threads=2)
 
 
 def dead_channels(model, n, margin=0.5):
@@ -221,9 +215,10 @@ def test_the_pre_activation_walk_reads_each_bundle_not_a_reused_descriptor_path(
     """A bundle is read through /proc/self/fd/N, and N is reused once a bundle is let go: the
     walk must not answer for the default bundle from another bundle's graph that had the same
     path (it did, through a cache keyed by that path, and the warm-up failed in a full run)."""
-    from conftest import ARTIFACTS
-    from ortviz.bundle.reader import Bundle
     from ortviz.bundle.embedded import default_bundle
+    from ortviz.bundle.reader import Bundle
+
+    from support import ARTIFACTS
 
     other = Bundle.open(ARTIFACTS / "small_resnet_torchscript")
     path = str(other.forward_path)

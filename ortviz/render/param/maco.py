@@ -18,6 +18,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from ortviz.bundle.embedded import sample
+from ortviz.render.modelspace import gaussian_blur
 from ortviz.render.param.colour import colour_sqrt
 from ortviz.render.param.fourier import frequencies, irfft2_vjp
 
@@ -25,7 +27,6 @@ PHOTOS = ("chelsea.png", "coffee.png")
 
 
 def _photos_decorrelated(h: int, w: int) -> list[np.ndarray]:
-    from ortviz.bundle.embedded import sample
     inv = np.linalg.inv(colour_sqrt())
     out = []
     for name in PHOTOS:
@@ -58,7 +59,6 @@ def _unit_variance(m: np.ndarray, h: int, w: int) -> np.ndarray:
 @lru_cache(maxsize=8)
 def photo_magnitude(h: int, w: int) -> np.ndarray:
     """Mean ``|rfft2|`` of the shipped photos at ``(h, w)``, smoothed, ``(3, h, w//2+1)``."""
-    from ortviz.render.modelspace import gaussian_blur
     mags = [np.abs(np.fft.rfft2(u, norm="ortho")) for u in _photos_decorrelated(h, w)]
     logm = np.log(np.mean(mags, axis=0) + 1e-8)
     logm = np.fft.ifftshift(gaussian_blur(np.fft.fftshift(logm, axes=1)[None], 1.0)[0], axes=1)

@@ -17,17 +17,17 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from ortviz.bundle.graphs import ALIASES
 from ortviz.render import transforms as tf
 from ortviz.render.stepgraph import plans
-from ortviz.render.stepgraph.loop import Stepper
 from ortviz.render.stepgraph.models import Recipe
+from ortviz.render.stepgraph.stepper import Stepper
 
 
 def _graph_and_feeds(engine, objective: str, layer: str, inputs: dict):
     """The bundle graph serving ``objective`` at ``layer`` and its inputs other than the image
     (a format-1 alias such as ``class_score`` translated to its graph's), and the constant its
     alias adds to the loss."""
-    from ortviz.bundle.graphs import ALIASES
     alias, constant = ALIASES.get(objective), 0.0
     if alias is not None:
         objective = alias.via.name

@@ -19,6 +19,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ortviz.render import warp as W
+from ortviz.render.transforms import boundary
 
 
 def _lru(cache: OrderedDict, key, make, size: int):
@@ -130,7 +131,6 @@ def feeds(chain, in_hw, view, n: int = 1) -> dict | None:
 def fill_value(transforms) -> np.ndarray:
     """The constant the warps add where they read outside the canvas (zeros unless the
     pipeline's boundary is ``constant``), per channel."""
-    from ortviz.render.transforms import boundary
     mode, value = boundary(transforms)
     v = np.asarray(value, np.float32).reshape(-1) * np.ones(3, np.float32)
     return v if mode == "constant" else np.zeros(3, np.float32)

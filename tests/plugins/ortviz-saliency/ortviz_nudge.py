@@ -14,11 +14,10 @@ Only public, documented imports. Registered with::
 
 from __future__ import annotations
 
-from ortviz.render import param as parameterizations
-
-from ortviz.techniques import recipes
-from ortviz.render.loop import graph_objective, optimize
 from ortviz.bundle.graphs import CLASS_SCORE
+from ortviz.render import param as parameterizations
+from ortviz.render.loop import graph_objective, optimize
+from ortviz.techniques import choices, recipes
 from ortviz.techniques.spec import Need, Param, Technique, positive
 
 
@@ -36,8 +35,8 @@ technique = Technique(
     needs=(Need(CLASS_SCORE, on="logits"),),
     params=(
         Param("iterations", int, 32, "Iterations.", positive),
-        recipes.param_choice("pixel"),
-        recipes.transforms_choice("light"),
+        choices.param_choice("pixel"),
+        choices.transforms_choice("light"),
         Param("lr", float, 0.01, "Step size: normalized ascent (pixel) or Adam (fft, maco).", positive),
     ),
     start="photo",

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ortviz.render import modelspace
 from ortviz.bundle.graphs import CLASS_SCORE
+from ortviz.render import modelspace
 from ortviz.techniques.spec import Need, Param, Technique, non_negative, positive
 
 
