@@ -17,15 +17,8 @@ from onnx import version_converter
 
 from ortviz.errors import first_line
 from ortviz.export.folding import fold_batchnorm, fold_step
-from ortviz.export.graph import (
-    ExportError,
-    custom_nodes,
-    default_opset,
-    default_opset_only,
-    infer_shapes,
-    prune,
-    static_shapes,
-)
+from ortviz.export.graph import (ExportError, custom_nodes, default_opset, default_opset_only,
+                                 infer_shapes, prune, static_shapes)
 from ortviz.export.layers import SCOPE_KEY, module_scope
 from ortviz.export.rewrites import rewrite
 

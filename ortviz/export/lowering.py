@@ -10,15 +10,8 @@ import onnx
 
 from ortviz.export.folding import fold_step
 from ortviz.export.gradops import RULES
-from ortviz.export.graph import (
-    ExportError,
-    custom_nodes,
-    default_opset_only,
-    infer_shapes,
-    is_standard,
-    prune,
-    splice,
-)
+from ortviz.export.graph import (ExportError, custom_nodes, default_opset_only, infer_shapes,
+                                 is_standard, prune, splice)
 from ortviz.export.speedups import SPEEDUPS, speed_up
 
 __all__ = ["RULES", "SPEEDUPS", "lower"]

@@ -15,18 +15,8 @@ from ortviz.bundle.graphs import CLASS_LOG_SOFTMAX, CLASS_SCORE
 from ortviz.render import modelspace
 from ortviz.render.loop import graph_objective, optimize
 from ortviz.techniques import choices, recipes
-from ortviz.techniques.spec import (
-    BLUR_SIGMA,
-    ITERATIONS,
-    JITTER,
-    OCTAVES,
-    Need,
-    Param,
-    Technique,
-    between,
-    non_negative,
-    scale_ratio,
-)
+from ortviz.techniques.spec import (BLUR_SIGMA, ITERATIONS, JITTER, OCTAVES, Need, Param, Technique,
+                                    between, non_negative, scale_ratio)
 
 OBJECTIVES = {"score": CLASS_SCORE.name, "log-softmax": CLASS_LOG_SOFTMAX.name}
 

@@ -20,17 +20,8 @@ from ortviz.objective.coerce import as_objectives
 from ortviz.render import modelspace, param as parameterizations
 from ortviz.render.loop import graph_objective, optimize
 from ortviz.techniques import choices, recipes
-from ortviz.techniques.spec import (
-    ITERATIONS,
-    JITTER,
-    OCTAVES,
-    Need,
-    Param,
-    Technique,
-    between,
-    positive,
-    scale_ratio,
-)
+from ortviz.techniques.spec import (ITERATIONS, JITTER, OCTAVES, Need, Param, Technique, between,
+                                    positive, scale_ratio)
 
 
 def _objective(bundle, text: str):

@@ -23,19 +23,8 @@ from ortviz.render.loop import optimize
 from ortviz.render.modelspace import FITS
 from ortviz.render.optim import Adam, Scheduled, cosine_schedule
 from ortviz.techniques import choices, recipes
-from ortviz.techniques.spec import (
-    BLUR_SIGMA,
-    ITERATIONS,
-    JITTER,
-    OCTAVES,
-    Need,
-    Param,
-    Technique,
-    between,
-    non_negative,
-    positive,
-    scale_ratio,
-)
+from ortviz.techniques.spec import (BLUR_SIGMA, ITERATIONS, JITTER, OCTAVES, Need, Param, Technique,
+                                    between, non_negative, positive, scale_ratio)
 
 MATCHES = ("distance", "caricature")
 # Where the recipe gives a good picture (bench/inversion.py, docs/quality.md): earlier than the shared

@@ -12,6 +12,7 @@ from ortviz.render.optim import Adam, Normalized
 from ortviz.techniques import choices
 from ortviz.techniques.choices import AUTO_LR
 
+
 def grey(ctx) -> np.ndarray:
     """The model-space value of the mean grey (pixel 127.5), per channel."""
     return ((127.5 - np.asarray(ctx.mean, np.float64)) / np.asarray(ctx.std, np.float64)).reshape(-1) \
