@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from ortviz.bundle.graphs import ALIASES
 from ortviz.render import transforms as tf
@@ -82,6 +81,8 @@ class FusedStepper(Stepper):
     def _bind(self, device: str):
         """Two sets of device buffers for the state (the run reads one, writes the other), the
         constant inputs uploaded once, the loss bound to the host (output 0)."""
+        import onnxruntime as ort  # only when a step runs: the techniques load without onnxruntime
+
         new = ort.OrtValue.ortvalue_from_numpy
         self.device = device
         self.buffers = [{k: new(np.ascontiguousarray(getattr(self, k)), device, 0) for k, _ in STATE},
