@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Callable
 
+from ortviz._util import signals
 from ortviz.errors import first_line
 
 ALLOW_ENV = "ORTVIZ_PLUGINS"
@@ -43,20 +44,29 @@ def load_group(group: str, check: Callable[[Any, Any], Any]) -> list[Loaded]:
     ``SystemExit``, ``KeyboardInterrupt``, printing) skips that plugin only."""
     allow = allowed()
     found: list[Loaded] = []
-    for ep in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
-        if allow is not None and ep.name not in allow:
-            continue
-        dist = ep.dist
-        package = dist.metadata["Name"] if dist else "?"
-        version = dist.version if dist else "?"
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # a chatty import must not spoil --json
-                value = ep.load()
-            found.append(Loaded(ep.name, package, version, check(ep, value)))
-        except BaseException as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
-            found.append(Loaded(ep.name, package, version, None, f"{type(exc).__name__}: "
-                                f"{first_line(exc) if str(exc) else 'raised at import'}"))
+    # a Ctrl-C (or another ending signal) while plugins load is the user's, not a plugin's
+    # failure: held until they are loaded, then it ends the run as anywhere else
+    with signals.held() as got:
+        for ep in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
+            if allow is not None and ep.name not in allow:
+                continue
+            found.append(_load(ep, check))
+    if got:
+        raise signals.Interrupted(got[0])
     return found
+
+
+def _load(ep, check) -> Loaded:
+    dist = ep.dist
+    package = dist.metadata["Name"] if dist else "?"
+    version = dist.version if dist else "?"
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # a chatty import must not spoil --json
+            value = ep.load()
+        return Loaded(ep.name, package, version, check(ep, value))
+    except BaseException as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
+        return Loaded(ep.name, package, version, None, f"{type(exc).__name__}: "
+                      f"{first_line(exc) if str(exc) else 'raised at import'}")
 
 
 def hidden_by_allow_list(group: str, name: str, kind: str) -> str | None:

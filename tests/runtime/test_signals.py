@@ -107,3 +107,38 @@ def test_a_signal_at_its_default_action_still_waits_for_the_set(tmp_path):
                                                           "o.png.json"]
     assert json.loads((tmp_path / "o.png.json").read_text())["snapshots"]["count"] == 3
     assert len(list((tmp_path / "o-frames").iterdir())) == 3 and not temp_files(tmp_path)
+
+
+def test_ctrl_c_while_plugins_load_ends_the_run_and_is_no_plugins_fault(monkeypatch):
+    """A plugin raising KeyboardInterrupt at import is that plugin's failure (skipped, named);
+    a real Ctrl-C arriving while plugins load is the user's: held until they are loaded, then
+    raised (an atlas interrupted between two pictures used to go on)."""
+    from ortviz._util import entrypoints
+
+    class EP:
+        def __init__(self, name, load):
+            self.name, self.value, self._load, self.dist = name, f"fake:{name}", load, None
+
+        def load(self):
+            return self._load()
+
+    def ctrl_c():
+        os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, arriving mid-import
+        return "value"
+
+    def raises():
+        raise KeyboardInterrupt
+
+    keep = lambda ep, value: value  # noqa: E731
+    monkeypatch.setattr(entrypoints.metadata, "entry_points",
+                        lambda group: [EP("a", raises), EP("b", lambda: "fine")])
+    got = {p.name: p for p in entrypoints.load_group("g", keep)}
+    assert got["a"].value is None and got["a"].error.startswith("KeyboardInterrupt"), got["a"]
+    assert got["b"].value == "fine" and got["b"].error is None
+    loaded = []
+    monkeypatch.setattr(entrypoints.metadata, "entry_points",
+                        lambda group: [EP("a", ctrl_c), EP("b", lambda: loaded.append(1) or "fine")])
+    with signals.as_interrupts(), pytest.raises(KeyboardInterrupt) as exc:
+        entrypoints.load_group("g", keep)
+    assert loaded == [1], "the other plugins load before the Ctrl-C ends the run"
+    assert getattr(exc.value, "signum", signal.SIGINT) == signal.SIGINT
