@@ -46,8 +46,23 @@ app.command("atlas")(atlas.atlas)
 techniques.add_to(app)
 
 
-def main() -> None:
+def _quiet_rich() -> None:
+    """rich (typer's help) ends with exit 1 when the reader of its output goes away
+    (``ortviz --help | head -1``); the command ends as on any other output: 141, quietly.
+    ``Console.on_broken_pipe`` is rich's documented hook for this."""
+    try:
+        from rich.console import Console  # optional: typer without rich prints plain help
+    except ImportError:
+        return
 
+    def on_broken_pipe(self) -> None:
+        raise quiet_exit()
+
+    Console.on_broken_pipe = on_broken_pipe
+
+
+def main() -> None:
+    _quiet_rich()
     try:
         for line in skipped_lines():  # a broken plugin is named, once, and every command still works
             print(line, file=sys.stderr)

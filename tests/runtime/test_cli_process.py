@@ -26,7 +26,8 @@ def _closed_pipe_run(args: list[str]) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("args", [["labels"], ["info", "--json"], ["info"], ["layers", "--json"],
-                                  ["plugins"], ["providers", "--json"]], ids=" ".join)
+                                  ["plugins"], ["providers", "--json"], ["--help"],
+                                  ["class-viz", "--help"]], ids=" ".join)
 def test_a_reader_that_goes_away_ends_the_command_quietly(args):
     r = _closed_pipe_run(args)
     assert r.returncode == 141 and r.stderr == "", (r.returncode, r.stderr)
