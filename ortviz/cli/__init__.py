@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from . import atlas, classify, export, inspect, plugins, providers, techniques
+from . import atlas, classify, export, inspect, plugins, providers, serve, techniques
 from .common import OneLineErrors
 
 app = typer.Typer(help="See what an image classifier learned: class visualization, feature "
@@ -39,6 +39,7 @@ app.command("classify")(classify.classify)
 app.command("plugins")(plugins.plugins)
 app.command("providers")(providers.providers)
 app.command("atlas")(atlas.atlas)
+app.command("serve")(serve.serve)
 
 
 techniques.add_to(app)
