@@ -5,7 +5,7 @@
 // (or "error: ...") and window.ortvizResult = {objective: [one value per iteration],
 // provider: "wasm"|"webgpu", ms_per_iteration}.
 
-import { Engine, getJson, pickBackend } from "./engine.js";
+import { Engine, getJson, ort, pickBackend } from "./engine.js";
 import { deepdream, featureViz } from "./loops.js";
 import * as draw from "./draw.js";
 
@@ -176,7 +176,7 @@ async function main() {
   document.body.addEventListener("dragover", (e) => { e.preventDefault(); $("drop").classList.add("over"); });
   document.body.addEventListener("drop", (e) => { e.preventDefault(); $("drop").classList.remove("over"); take(e.dataTransfer.files[0]); });
   // for the tests and scripts: the page's pieces
-  window.ortvizApi = { engine: state.engine, draw, loadPhoto };
+  window.ortvizApi = { engine: state.engine, draw, loadPhoto, ort };
   if (p.run) await run(p);
   else { setStatus("ready"); message("ready"); }
 }

@@ -1,0 +1,193 @@
+"""``ortviz serve``'s page in headless Chromium (Debian's, driven by Playwright's Python package
+with ``executable_path``: no browser download). The contract URL of issue 24 runs DeepDream and
+a channel visualization to ``done`` with no console error; the page's gradients (onnxruntime-web,
+WebAssembly) equal the Python engine's to 1e-4 relative on a fixed input; the transform draw and
+the warp inputs made in JS equal ortviz.stepgraph.plans.feeds on the same draws; bad input gets
+a message in the page. No Chromium is a failure that says how to install it (as the atlas's
+browser test)."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ortviz import transforms as tf
+from ortviz.api import load as load_model
+from ortviz.binding import Bound
+from ortviz.objective_text import parse
+from ortviz.serve.describe import transforms_of
+from ortviz.stepgraph import plans
+from serving import running
+
+pytestmark = pytest.mark.runtime
+
+TIMEOUT_MS = 240_000
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail("headless Chromium is not installed: apt-get install -y chromium "
+                    "(Debian's package; scripts/envs.sh browser, which .ci/run runs)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra: "
+                               "pip install -e '.[cpu,test]'").sync_playwright
+    with sync() as p:
+        b = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def base():
+    with running() as url:
+        yield url
+
+
+class Page:
+    """A page with its console errors and uncaught exceptions collected."""
+
+    def __init__(self, browser):
+        self.page = browser.new_page()
+        self.errors = []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+
+    def open(self, url: str) -> str:
+        self.page.goto(url)
+        self.page.wait_for_function("document.body.dataset.status === 'done' || document.body.dataset.status === 'ready'"
+                                    " || document.body.dataset.status.startsWith('error')", timeout=TIMEOUT_MS)
+        return self.page.evaluate("document.body.dataset.status")
+
+    def close(self):
+        self.page.close()
+
+
+@pytest.fixture()
+def page(browser):
+    p = Page(browser)
+    yield p
+    p.close()
+
+
+@pytest.mark.parametrize("technique, objective, iterations", [
+    ("deepdream", "", 2),
+    ("feature-viz", "_blocks.10:5", 3),
+])
+def test_the_contract_url_runs_to_done_without_console_errors(base, page, technique, objective, iterations):
+    status = page.open(f"{base}/?technique={technique}&objective={objective}&iterations={iterations}&seed=3&run=1")
+    assert status == "done", (status, page.errors)
+    assert page.errors == []
+    r = page.page.evaluate("window.ortvizResult")
+    assert r["provider"] == "wasm" and len(r["objective"]) == iterations, r
+    assert all(np.isfinite(r["objective"])) and r["ms_per_iteration"] > 0, r
+    # the objective climbs (DeepDream from the photo, a channel from noise)
+    assert r["objective"][-1] > r["objective"][0], r
+    assert page.page.evaluate("crossOriginIsolated") is True   # wasm threads had their headers
+
+
+GRADIENT = """async ([text, data, shape]) => {
+  const api = window.ortvizApi, e = api.engine;
+  const raw = atob(data), bytes = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+  const o = await e.objective(text);
+  const r = await e.gradient(o, new api.ort.Tensor("float32", new Float32Array(bytes.buffer), shape));
+  const out = new Uint8Array(r.grad.buffer, r.grad.byteOffset, r.grad.byteLength);
+  let s = "";
+  for (let i = 0; i < out.length; i += 32768) s += String.fromCharCode.apply(null, out.subarray(i, i + 32768));
+  return {loss: r.loss, grad: btoa(s)};
+}"""
+
+
+@pytest.mark.parametrize("text", ["class:flamingo", "_blocks.10:5"], ids=["logits", "features"])
+def test_the_page_gradient_equals_the_engine_gradient(base, page, text):
+    seed = 20261206
+    assert page.open(f"{base}/") == "ready", page.errors
+    model = load_model(threads=1)
+    shape = model.engine.image_shape
+    x = np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32)
+    loss, grad = Bound(model.engine, [parse(text, model.bundle)])(x)
+    got = page.page.evaluate(GRADIENT, [text, base64.b64encode(x.tobytes()).decode(), list(shape)])
+    g = np.frombuffer(base64.b64decode(got["grad"]), np.float32).reshape(shape).astype(np.float64)
+    rel = np.abs(g - grad).max() / np.abs(grad).max()
+    assert rel <= 1e-4, f"{text}: page gradient differs by {rel:.2e} of max |g| (seed {seed})"
+    assert abs(got["loss"] - loss) <= 1e-4 * max(1.0, abs(loss)), (got["loss"], loss, seed)
+    assert page.errors == []
+
+
+class Scripted:
+    """An rng whose ``integers`` hands out given values, for the same draw in Python and JS."""
+
+    def __init__(self, values):
+        self.values = list(values)
+
+    def integers(self, lo, hi=None, size=None):
+        take = [self.values.pop(0) for _ in range(size or 1)]
+        return np.array(take) if size else take[0]
+
+
+DRAW = """([transforms, values, hw, mode]) => {
+  const d = window.ortvizApi.draw, vs = [...values];
+  const rng = {integers: () => vs.shift()};
+  const f = d.feeds(d.sample(transforms, rng, hw, hw), hw, hw, mode, 1);
+  const out = {};
+  for (const [k, [data, shape]] of Object.entries(f)) {
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    let s = "";
+    for (let i = 0; i < bytes.length; i += 32768) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 32768));
+    out[k] = [btoa(s), data instanceof BigInt64Array ? "int64" : "float32", shape];
+  }
+  return out;
+}"""
+
+
+# (crop oy, crop ox, scale index, angle index, crop oy, crop ox): a rotation, none, extremes
+@pytest.mark.parametrize("values", [(3, 5, 7, 2, 1, 4), (0, 8, 5, 10, 4, 0), (8, 0, 0, 20, 0, 4),
+                                    (4, 4, 10, 0, 2, 2)])
+def test_the_page_draw_makes_the_warp_inputs_python_makes(base, page, values):
+    assert page.open(f"{base}/") == "ready", page.errors
+    info = page.page.evaluate("fetch('api/bundle').then(r => r.json())")
+    ts = transforms_of(SimpleNamespace(manifest={"preprocessing": {"mean": info["mean"], "std": info["std"]}}))
+    hw = tuple(info["input"]["shape"][2:])
+    want = plans.feeds(tf.sample(ts, Scripted(values), hw, hw), hw, hw, 1)
+    got = page.page.evaluate(DRAW, [info["feature_viz"]["transforms"], list(values), list(hw),
+                                    info["feature_viz"]["boundary"]])
+    assert set(got) == set(want)
+    for k, w in want.items():
+        data, dtype, shape = got[k]
+        a = np.frombuffer(base64.b64decode(data), dtype).reshape(shape)
+        assert a.shape == w.shape, (k, a.shape, w.shape)
+        if w.dtype.kind == "i":
+            np.testing.assert_array_equal(a, w, err_msg=f"{k} for the draw {values}")
+        else:
+            np.testing.assert_allclose(a, w, rtol=0, atol=1e-6, err_msg=f"{k} for the draw {values}")
+
+
+@pytest.mark.parametrize("query, says", [
+    ("technique=feature-viz&objective=_blocks.10:5000&iterations=2&run=1", "channel 5000 is out of range"),
+    ("technique=feature-viz&objective=class:nonesuch-thing&iterations=2&run=1", "nonesuch-thing"),
+    ("technique=painting&run=1", "technique must be one of"),
+    ("technique=deepdream&iterations=many&run=1", "iterations must be a whole number"),
+    ("technique=deepdream&iterations=0&run=1", "iterations must be 1.."),
+])
+def test_bad_input_gets_a_message_in_the_page(base, page, query, says):
+    status = page.open(f"{base}/?{query}")
+    assert status.startswith("error: ") and says in status, status
+    assert says in page.page.text_content("#message")
+
+
+def test_a_bad_photo_gets_a_message_in_the_page(base, page, tmp_path):
+    assert page.open(f"{base}/") == "ready"
+    bad = tmp_path / "photo.jpg"
+    bad.write_bytes(b"this is not a JPEG")
+    page.page.set_input_files("#photo", str(bad))
+    page.page.wait_for_function("document.body.dataset.status.startsWith('error')", timeout=30_000)
+    assert "photo.jpg is not an image" in page.page.text_content("#message")
