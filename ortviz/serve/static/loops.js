@@ -20,7 +20,8 @@ const tensor = ([data, shape]) => (data instanceof BigInt64Array ? i64 : f32)(da
 export async function featureViz(engine, objective, iterations, seed, report, shouldStop) {
   const info = engine.info, fv = info.feature_viz;
   const [n, , h, w] = info.input.shape, hw = [h, w], view = [h, w];
-  const [param, pre, post] = await Promise.all(["param", "pre", "post"].map((k) => engine.stepGraph(k)));
+  // one session at a time: onnxruntime-web's WebGPU EP refuses to create two at once
+  const param = await engine.stepGraph("param"), pre = await engine.stepGraph("pre"), post = await engine.stepGraph("post");
   const preIn = new Set(pre.inputNames);
   for (const run of objective.runs) await engine.graph(run.file);   // sessions first: timed iterations after
   const rng = makeRng(seed);
