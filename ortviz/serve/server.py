@@ -8,6 +8,8 @@ It serves a fixed list of things and nothing else (docs/browser.md, "Safety"):
   :meth:`ortviz.bundle.Bundle.path_of`, which refuses ``..``, absolute names and links at any
   component, so a file replaced by a link since the bundle was opened is refused too);
 - ``/steps/param.onnx``, ``pre.onnx``, ``post.onnx``: the step graphs, built at start;
+- ``/atlas/NAME`` (``ortviz serve --atlas SITE``): an atlas site's files, as ``static/``'s, its
+  unit pages then linking to the live view;
 - ``/photo.png``: the bundled sample photo; ``/api/bundle``: the page's description of the
   bundle; ``POST /api/objective``: an objective string parsed by the CLI's parser, as feeds.
 
@@ -68,17 +70,33 @@ def static_files(root: Path = STATIC) -> dict[str, Path]:
     return out
 
 
+def atlas_files(site: Path, bundle) -> dict[str, Path]:
+    """An atlas site's files (as :func:`static_files`), after checking that ``ortviz atlas``
+    made it from ``bundle`` (its live links would run another model); ValueError otherwise."""
+    try:
+        record = json.loads((Path(site) / "atlas.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{site} is not an atlas site (no readable atlas.json: "
+                         f"{getattr(exc, 'strerror', None) or exc})") from None
+    made = (record.get("model") or {}).get("manifest_sha256") if isinstance(record, dict) else None
+    if made != bundle.manifest_sha256:
+        raise ValueError(f"the atlas {site} was made from another bundle than {bundle.root}; "
+                         "serve it with the bundle it was made from")
+    return static_files(Path(site))
+
+
 class Site:
     """What one server answers: the bundle, the page's files, the step graphs (built here)."""
 
-    def __init__(self, bundle, photo: Path, static: Path = STATIC):
+    def __init__(self, bundle, photo: Path, static: Path = STATIC, atlas: Path | None = None):
         self.bundle = bundle
         self.static = static_files(static)
         if "index.html" not in self.static:
             raise FileNotFoundError(f"the page is missing from {static} (a broken install?)")
         self.photo = photo
+        self.atlas = None if atlas is None else atlas_files(atlas, bundle)
         self.steps = step_models(bundle)
-        self.description = json.dumps(describe(bundle)).encode()
+        self.description = json.dumps(describe(bundle) | {"atlas": self.atlas is not None}).encode()
         self.listed = frozenset(bundle.manifest["files"])
 
     def objective(self, body: bytes) -> tuple[int, dict]:
@@ -102,6 +120,9 @@ class Site:
         if path == "/photo.png":
             return TYPES[".png"], self.photo
         head, _, rest = path.lstrip("/").partition("/")
+        if head == "atlas" and self.atlas is not None and path != "/atlas":
+            rest = rest or "index.html"
+            return (_type(rest), self.atlas[rest]) if rest in self.atlas else None
         if head == "static" and rest in self.static:
             return _type(rest), self.static[rest]
         if head == "steps" and rest.endswith(".onnx") and rest[:-5] in self.steps:
@@ -168,6 +189,13 @@ class Handler(BaseHTTPRequestHandler):
             self._plain(403, "this server answers to localhost names only", body=body)
             return
         path = self._path()
+        if path == "/atlas" and self.site.atlas is not None:
+            self._plain(301, "see /atlas/", {"Location": "/atlas/"}, body=body)
+            return
+        if path == "/favicon.ico":            # asked by browsers on every page (the atlas's): none
+            self.send_response(204)
+            self.end_headers()
+            return
         hit = None if path is None else self.site.lookup(path)
         if hit is None:
             self._plain(404, "not found", body=body)

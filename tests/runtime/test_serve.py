@@ -225,3 +225,40 @@ def test_bad_arguments_get_one_line_and_exit_2(args, says):
                        timeout=120, env=subprocess_env())
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and says in lines[0], (r.returncode, r.stderr)
+
+
+def _fake_atlas(root, sha):
+    root.mkdir()
+    (root / "atlas.json").write_text(json.dumps({"model": {"manifest_sha256": sha}}))
+    (root / "index.html").write_text("<p>atlas</p>")
+    (root / "channels").mkdir()
+    (root / "channels" / "0.html").write_text("<p>unit</p>")
+    return root
+
+
+def test_an_atlas_of_the_bundle_is_served_under_atlas_and_nothing_beside_it(tmp_path):
+    bundle = Bundle.open(default_bundle())
+    site_dir = _fake_atlas(tmp_path / "site", bundle.manifest_sha256)
+    (tmp_path / "secret.txt").write_text("not yours")
+    os.symlink(tmp_path / "secret.txt", site_dir / "linked.txt")
+    with running(Site(bundle, sample(), atlas=site_dir)) as url:
+        assert request(url, "GET", "/atlas/")[2] == b"<p>atlas</p>"
+        assert request(url, "GET", "/atlas/channels/0.html")[2] == b"<p>unit</p>"
+        status, headers, _ = request(url, "GET", "/atlas")
+        assert status == 301 and headers["Location"] == "/atlas/"
+        for path in ("/atlas/linked.txt", "/atlas/../secret.txt", "/atlas/%2e%2e/secret.txt", "/atlas/channels/"):
+            assert request(url, "GET", path)[0] == 404, path
+        assert json.loads(request(url, "GET", "/api/bundle")[2])["atlas"] is True
+    with running() as url:       # no --atlas: nothing there
+        assert request(url, "GET", "/atlas/")[0] == 404
+
+
+def test_an_atlas_of_another_bundle_or_no_atlas_is_refused(tmp_path):
+    other = _fake_atlas(tmp_path / "other", "0" * 64)
+    for args, says in (([f"--atlas={other}"], "made from another bundle"),
+                       ([f"--atlas={tmp_path}"], "not an atlas site"),
+                       ([f"--atlas={tmp_path / 'none'}"], "no such directory")):
+        r = subprocess.run([sys.executable, "-m", "ortviz", "serve", "--port", "0", *args], capture_output=True,
+                           text=True, timeout=120, env=subprocess_env())
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and says in lines[0], (args, r.returncode, r.stderr)

@@ -191,3 +191,23 @@ def test_a_bad_photo_gets_a_message_in_the_page(base, page, tmp_path):
     page.page.set_input_files("#photo", str(bad))
     page.page.wait_for_function("document.body.dataset.status.startsWith('error')", timeout=30_000)
     assert "photo.jpg is not an image" in page.page.text_content("#message")
+
+
+def test_an_atlas_channel_page_links_to_its_live_view(page):
+    from urllib.parse import quote
+
+    from ortviz.bundle import Bundle
+    from ortviz.defaults import default_bundle, sample
+    from ortviz.serve import Site
+    from test_atlas_support import load, small_site
+    made = small_site()
+    channel = load(made)["channels"][0]
+    with running(Site(Bundle.open(default_bundle()), sample(), atlas=made)) as url:
+        page.page.goto(f"{url}/atlas/{channel['page']}")
+        link = page.page.wait_for_selector(".live a", timeout=60_000)
+        assert link.get_attribute("href") == "/?technique=feature-viz&objective=" + quote(channel["objective"], safe="")
+        link.click()
+        page.page.wait_for_function("document.body.dataset.status === 'ready'", timeout=60_000)
+        assert page.page.input_value("#objective") == channel["objective"]
+        assert page.page.is_visible("text=atlas")
+    assert page.errors == []

@@ -160,6 +160,7 @@ async function main() {
   state.info = await getJson("api/bundle", "the bundle's description");
   const info = state.info;
   $("model").textContent = `${info.name}, input ${info.input.shape.join("×")}`;
+  if (info.atlas) $("model").insertAdjacentHTML("beforeend", ' · <a href="atlas/">atlas</a>');
   $("layers").textContent = "layers: " + info.layers.map((l) => l.channels ? `${l.name} (${l.channels})` : l.name).join(", ");
   const p = params();
   state.engine = new Engine(info, pickBackend(p.backend));
