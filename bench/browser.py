@@ -96,6 +96,24 @@ def browser_run(page, base: str, technique: str, objective: str, iterations: int
     return page.evaluate("window.ortvizResult")
 
 
+ROWS = {"dream": "DeepDream (the middle layer's energy)", "feature-viz": f"channel visualization ({CHANNEL})"}
+
+
+def table(result: dict) -> str:
+    """The markdown table of a results file (also docs/browser.md's, by scripts/docs_tables.py)."""
+    m = result["machine"]
+    load = ", ".join(f"{v:.1f}" for v in m["loadavg"] or [])
+    out = [f"{m['cpu']} ({m['kind']}), {m['date'][:16]}, load average {load} at the end (a shared "
+           f"machine); browser: headless Chromium, onnxruntime-web on WebAssembly, "
+           f"{result['browser_threads']} threads; Python: onnxruntime, {result['python_threads']} threads; "
+           f"{result['rounds']} alternating rounds of {result['iterations']} iterations, medians.", "",
+           "| iteration | browser, ms | Python engine, ms | browser / Python |", "| --- | --- | --- | --- |"]
+    for k, name in ROWS.items():
+        out.append(f"| {name} | {result['ms'][f'{k}.browser']:.0f} | {result['ms'][f'{k}.python']:.0f} | "
+                   f"{result['ratio_browser_to_python'][k]:.1f}× |")
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -135,12 +153,7 @@ def main(argv=None) -> int:
               "chromium": chromium, "browser_threads": min(threads or 1, 8), "python_threads": args.threads,
               "rounds": args.rounds, "iterations": args.iterations, "ms": med, "per_round": ms,
               "ratio_browser_to_python": {k: round(med[f"{k}.browser"] / med[f"{k}.python"], 2) for k in rows}}
-    load = ", ".join(f"{v:.1f}" for v in machine["loadavg"] or [])
-    print(f"{machine['cpu']}, load average {load}; browser: onnxruntime-web (wasm, "
-          f"{result['browser_threads']} threads), Python: onnxruntime ({args.threads} threads)")
-    print("| iteration | browser, ms | Python, ms | browser / Python |\n| --- | --- | --- | --- |")
-    for k in rows:
-        print(f"| {k} | {med[f'{k}.browser']} | {med[f'{k}.python']} | {result['ratio_browser_to_python'][k]} |")
+    print(table(result))
     common.save(args.out, result)
     return 0
 
