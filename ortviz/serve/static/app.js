@@ -43,11 +43,14 @@ function show(x, shape) {
   ctx.putImageData(img, 0, 0);
 }
 
-// a decoded image -> model space at the model's input size (stretched, as the page's one octave)
+// a decoded image -> model space at the model's input size: the centre crop of the model's
+// aspect, resized (the page works at one octave of the model's size)
 async function toModel(bitmap) {
   const [, , h, w] = state.info.input.shape;
   const cv = new OffscreenCanvas(w, h), ctx = cv.getContext("2d");
-  ctx.drawImage(bitmap, 0, 0, w, h);
+  const k = Math.min(bitmap.width / w, bitmap.height / h), sw = w * k, sh = h * k;
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(bitmap, (bitmap.width - sw) / 2, (bitmap.height - sh) / 2, sw, sh, 0, 0, w, h);
   const d = ctx.getImageData(0, 0, w, h).data, p = h * w, x = new Float32Array(3 * p);
   for (let i = 0; i < p; i++) for (let c = 0; c < 3; c++) x[c * p + i] = (d[4 * i + c] - state.info.mean[c]) / state.info.std[c];
   return x;
