@@ -86,8 +86,9 @@ def python_feature_viz(model, iterations: int, seed: int) -> list[float]:
     return out
 
 
-def browser_run(page, base: str, technique: str, objective: str, iterations: int, seed: int) -> dict:
-    page.goto(f"{base}/?technique={technique}&objective={objective}&iterations={iterations}&seed={seed}&run=1")
+def browser_run(page, base: str, technique: str, objective: str, iterations: int, seed: int, threads) -> dict:
+    extra = f"&threads={threads}" if threads else ""
+    page.goto(f"{base}/?technique={technique}&objective={objective}&iterations={iterations}&seed={seed}&run=1{extra}")
     page.wait_for_function("document.body.dataset.status === 'done' || document.body.dataset.status.startsWith('error')",
                            timeout=600_000)
     status = page.evaluate("document.body.dataset.status")
@@ -105,7 +106,7 @@ def table(result: dict) -> str:
     load = ", ".join(f"{v:.1f}" for v in m["loadavg"] or [])
     out = [f"{m['cpu']} ({m['kind']}), {m['date'][:16]}, load average {load} at the end (a shared "
            f"machine); browser: headless Chromium, onnxruntime-web on WebAssembly, "
-           f"{result['browser_threads']} threads; Python: onnxruntime, {result['python_threads']} threads; "
+           f"threads {result['browser_threads']}; Python: onnxruntime, threads {result['python_threads']}; "
            f"{result['rounds']} alternating rounds of {result['iterations']} iterations, medians.", "",
            "| iteration | browser, ms | Python engine, ms | browser / Python |", "| --- | --- | --- | --- |"]
     for k, name in ROWS.items():
@@ -118,8 +119,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iterations", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=2, help="the Python engine's (the page uses the browser's "
-                    "hardwareConcurrency, at most 8)")
+    ap.add_argument("--threads", type=int, default=2, help="the Python engine's threads")
+    ap.add_argument("--page-threads", type=int, default=None, help="the page's WebAssembly threads "
+                    "(default: onnxruntime-web's choice, half the cores, at most 4)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
@@ -139,8 +141,8 @@ def main(argv=None) -> int:
         page = b.new_page()
         for r in range(args.rounds):
             for name, (technique, objective, py) in rows.items():
-                res = browser_run(page, base, technique, objective, args.iterations, r)
-                threads = page.evaluate("navigator.hardwareConcurrency")
+                res = browser_run(page, base, technique, objective, args.iterations, r, args.page_threads)
+                threads = res["threads"]
                 ms[f"{name}.browser"].append(res["ms_per_iteration"])
                 ms[f"{name}.python"].append(float(np.median(py(model, args.iterations, r))))
                 print(f"round {r}: {name} browser {ms[f'{name}.browser'][-1]:.1f} ms, "
@@ -150,7 +152,7 @@ def main(argv=None) -> int:
     med = {k: round(float(np.median(v)), 1) for k, v in ms.items()}
     machine = common.machine()
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": machine["cpu"], "machine": machine,
-              "chromium": chromium, "browser_threads": min(threads or 1, 8), "python_threads": args.threads,
+              "chromium": chromium, "browser_threads": threads, "python_threads": args.threads,
               "rounds": args.rounds, "iterations": args.iterations, "ms": med, "per_round": ms,
               "ratio_browser_to_python": {k: round(med[f"{k}.browser"] / med[f"{k}.python"], 2) for k in rows}}
     print(table(result))

@@ -9,6 +9,7 @@ browser test)."""
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 from types import SimpleNamespace
 
@@ -88,7 +89,7 @@ def test_the_contract_url_runs_to_done_without_console_errors(base, page, techni
     assert page.errors == []
     r = page.page.evaluate("window.ortvizResult")
     assert r["provider"] == "wasm" and len(r["objective"]) == iterations, r
-    assert all(np.isfinite(r["objective"])) and r["ms_per_iteration"] > 0, r
+    assert all(np.isfinite(r["objective"])) and r["ms_per_iteration"] > 0 and r["threads"] >= 1, r
     # the objective climbs (DeepDream from the photo, a channel from noise)
     assert r["objective"][-1] > r["objective"][0], r
     assert page.page.evaluate("crossOriginIsolated") is True   # wasm threads had their headers
@@ -177,6 +178,7 @@ def test_the_page_draw_makes_the_warp_inputs_python_makes(base, page, values):
     ("technique=painting&run=1", "technique must be one of"),
     ("technique=deepdream&iterations=many&run=1", "iterations must be a whole number"),
     ("technique=deepdream&iterations=0&run=1", "iterations must be 1.."),
+    ("technique=deepdream&threads=0&run=1", "threads must be 1..16"),
 ])
 def test_bad_input_gets_a_message_in_the_page(base, page, query, says):
     status = page.open(f"{base}/?{query}")
@@ -211,3 +213,25 @@ def test_an_atlas_channel_page_links_to_its_live_view(page):
         assert page.page.input_value("#objective") == channel["objective"]
         assert page.page.is_visible("text=atlas")
     assert page.errors == []
+
+
+def test_download_gives_the_png_and_a_sidecar(base, page, tmp_path):
+    from PIL import Image
+    assert page.open(f"{base}/?technique=deepdream&iterations=1&seed=0&run=1") == "done"
+    got = []
+    page.page.on("download", lambda d: got.append(d))
+    page.page.click("#download")
+    for _ in range(100):
+        if len(got) == 2:
+            break
+        page.page.wait_for_timeout(100)
+    files = {}
+    for d in got:
+        files[d.suggested_filename] = tmp_path / d.suggested_filename
+        d.save_as(files[d.suggested_filename])
+    png = next(p for n, p in files.items() if n.endswith(".png"))
+    side = files[png.name + ".json"]
+    assert Image.open(png).size == (224, 224)
+    meta = json.loads(side.read_text())
+    assert meta["technique"] == "deepdream" and meta["model"]["name"] == "efficientnet-lite0", meta
+    assert len(meta["objective_values"]) == 1 and meta["runtime"]["provider"] == "wasm", meta

@@ -1,7 +1,7 @@
 // The page: controls, the live picture, the contract URL and the download.
 //
 // Contract (docs/browser.md): /?technique=deepdream|feature-viz&objective=EXPR&iterations=N&
-// seed=S&run=1 runs N iterations without a click; then document.body.dataset.status is "done"
+// seed=S&run=1 runs N iterations without a click (&threads=T: WebAssembly threads); then document.body.dataset.status is "done"
 // (or "error: ...") and window.ortvizResult = {objective: [one value per iteration],
 // provider: "wasm"|"webgpu", ms_per_iteration}.
 
@@ -82,7 +82,9 @@ function params() {
   const iterations = num("iterations", defaults.iterations);
   if (iterations < 1 || iterations > MAX_ITERATIONS) throw new Error(`iterations must be 1..${MAX_ITERATIONS}, not ${iterations}`);
   const objective = q.get("objective") ?? (technique === "deepdream" ? "" : defaults.objective);
-  return { technique, objective, iterations, seed: num("seed", 0), run: q.get("run") === "1", backend: q.get("backend") };
+  const threads = num("threads", null);
+  if (threads !== null && (threads < 1 || threads > 16)) throw new Error(`threads must be 1..16, not ${threads}`);
+  return { technique, objective, iterations, seed: num("seed", 0), run: q.get("run") === "1", backend: q.get("backend"), threads };
 }
 
 function readForm() {
@@ -124,7 +126,7 @@ async function run(p) {
   const sorted = [...times].sort((a, b) => a - b);
   const ms = sorted.length ? sorted[Math.floor(sorted.length / 2)] : null;
   state.last = { technique: p.technique, objective: objective.text, iterations: values.length, seed: p.seed, values, ms, photo: dream ? state.photoName : null };
-  window.ortvizResult = { objective: values, provider: state.engine.backend, ms_per_iteration: ms,
+  window.ortvizResult = { objective: values, provider: state.engine.backend, ms_per_iteration: ms, threads: state.engine.threads,
                           technique: p.technique, text: objective.text, iterations: values.length, seed: p.seed };
   message(state.stop ? `stopped after ${values.length} iterations` : `done: ${values.length} iterations, median ${ms?.toFixed(1)} ms each`);
   state.running = false;
@@ -143,7 +145,7 @@ function download() {
               ...(r.technique === "deepdream" ? { lr: info.deepdream.lr, jitter: info.deepdream.jitter, param: "pixel", octaves: 1, photo: r.photo }
                 : { param: "fft", transforms: "standard", lr: info.feature_viz.lr }) },
     model: { name: info.name, bundle_id: info.bundle_id },
-    runtime: { engine: "onnxruntime-web", provider: state.engine.backend, ms_per_iteration: r.ms },
+    runtime: { engine: "onnxruntime-web", provider: state.engine.backend, threads: state.engine.threads, ms_per_iteration: r.ms },
     objective_values: r.values,
     made_by: "ortviz serve (the browser page)",
   };
@@ -166,7 +168,7 @@ async function main() {
   if (info.atlas) $("model").insertAdjacentHTML("beforeend", ' · <a href="atlas/">atlas</a>');
   $("layers").textContent = "layers: " + info.layers.map((l) => l.channels ? `${l.name} (${l.channels})` : l.name).join(", ");
   const p = params();
-  state.engine = new Engine(info, pickBackend(p.backend));
+  state.engine = new Engine(info, pickBackend(p.backend), p.threads);
   $("backend").textContent = state.engine.backend;
   document.querySelector(`input[name=technique][value=${p.technique}]`).checked = true;
   $("objective").value = p.objective;

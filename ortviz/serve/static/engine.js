@@ -23,13 +23,18 @@ export function pickBackend(asked) {
 }
 
 export class Engine {
-  constructor(info, backend) {
+  // threads: WebAssembly threads, or null for onnxruntime-web's own choice (half the cores, at
+  // most 4: on a loaded 2-core machine one thread measured faster than two, docs/browser.md)
+  constructor(info, backend, threads = null) {
     this.info = info;
     this.backend = backend;
     this.sessions = new Map();
     this.weights = null;
     ort.env.wasm.wasmPaths = new URL("./vendor/ort/", import.meta.url).href;
-    ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, 8) : 1;
+    if (!self.crossOriginIsolated) ort.env.wasm.numThreads = 1;
+    else if (threads !== null) ort.env.wasm.numThreads = threads;
+    else ort.env.wasm.numThreads = Math.min(4, Math.ceil((navigator.hardwareConcurrency || 1) / 2));
+    this.threads = ort.env.wasm.numThreads;
     ort.env.logLevel = "error";
   }
 
