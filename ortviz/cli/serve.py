@@ -44,6 +44,9 @@ def serve(bundle: BundleArg = None,
     shown = f"[{h}]" if ":" in h else h
     typer.echo(f"serving {site.bundle.name} on http://{shown}:{p}/ (Ctrl-C stops)"
                + (f"; the atlas at http://{shown}:{p}/atlas/" if atlas is not None else ""), err=True)
+    if not server.loopback:
+        typer.echo(f"warning: {host} is not a loopback address: whoever can reach this machine can "
+                   "use the page", err=True)
     try:
         server.serve_forever()
     finally:

@@ -215,6 +215,20 @@ def test_the_command_binds_localhost_by_default_and_serves():
         p.wait(timeout=30)
 
 
+def test_a_network_address_is_served_with_a_warning():
+    p = _serve("--port", "0", "--host", "0.0.0.0")
+    try:
+        first, second = p.stderr.readline(), p.stderr.readline()
+        found = re.search(r"http://0\.0\.0\.0:(\d+)/", first)
+        assert found and "warning: 0.0.0.0 is not a loopback address" in second, (first, second)
+        # any Host is answered there (the loopback rule is for loopback addresses)
+        status, _, _ = request(f"http://127.0.0.1:{found.group(1)}", "GET", "/", headers={"Host": "example.test"})
+        assert status == 200
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+
+
 @pytest.mark.parametrize("args, says", [
     (["--port", "70000"], "--port must be 0..65535"),
     (["/nonexistent-bundle-dir"], "/nonexistent-bundle-dir"),
