@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,58 +17,23 @@ import pytest
 
 from ortviz import transforms as tf
 from ortviz.api import load as load_model
-from ortviz.binding import Bound
-from ortviz.objective_text import parse
 from ortviz.serve.describe import transforms_of
 from ortviz.stepgraph import plans
-from serving import running
+from serving import Page, gradient_parity, launch, running
 
 pytestmark = pytest.mark.runtime
-
-TIMEOUT_MS = 240_000
-
-
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.fail("headless Chromium is not installed: apt-get install -y chromium "
-                    "(Debian's package; scripts/envs.sh browser, which .ci/run runs)")
-    return path
 
 
 @pytest.fixture(scope="module")
 def browser():
-    sync = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra: "
-                               "pip install -e '.[cpu,test]'").sync_playwright
-    with sync() as p:
-        b = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+    with launch() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
 def base():
     with running() as url:
         yield url
-
-
-class Page:
-    """A page with its console errors and uncaught exceptions collected."""
-
-    def __init__(self, browser):
-        self.page = browser.new_page()
-        self.errors = []
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        self.page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
-
-    def open(self, url: str) -> str:
-        self.page.goto(url)
-        self.page.wait_for_function("document.body.dataset.status === 'done' || document.body.dataset.status === 'ready'"
-                                    " || document.body.dataset.status.startsWith('error')", timeout=TIMEOUT_MS)
-        return self.page.evaluate("document.body.dataset.status")
-
-    def close(self):
-        self.page.close()
 
 
 @pytest.fixture()
@@ -95,32 +59,10 @@ def test_the_contract_url_runs_to_done_without_console_errors(base, page, techni
     assert page.page.evaluate("crossOriginIsolated") is True   # wasm threads had their headers
 
 
-GRADIENT = """async ([text, data, shape]) => {
-  const api = window.ortvizApi, e = api.engine;
-  const raw = atob(data), bytes = new Uint8Array(raw.length);
-  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
-  const o = await e.objective(text);
-  const r = await e.gradient(o, new api.ort.Tensor("float32", new Float32Array(bytes.buffer), shape));
-  const out = new Uint8Array(r.grad.buffer, r.grad.byteOffset, r.grad.byteLength);
-  let s = "";
-  for (let i = 0; i < out.length; i += 32768) s += String.fromCharCode.apply(null, out.subarray(i, i + 32768));
-  return {loss: r.loss, grad: btoa(s)};
-}"""
-
-
 @pytest.mark.parametrize("text", ["class:flamingo", "_blocks.10:5"], ids=["logits", "features"])
 def test_the_page_gradient_equals_the_engine_gradient(base, page, text):
-    seed = 20261206
     assert page.open(f"{base}/") == "ready", page.errors
-    model = load_model(threads=1)
-    shape = model.engine.image_shape
-    x = np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32)
-    loss, grad = Bound(model.engine, [parse(text, model.bundle)])(x)
-    got = page.page.evaluate(GRADIENT, [text, base64.b64encode(x.tobytes()).decode(), list(shape)])
-    g = np.frombuffer(base64.b64decode(got["grad"]), np.float32).reshape(shape).astype(np.float64)
-    rel = np.abs(g - grad).max() / np.abs(grad).max()
-    assert rel <= 1e-4, f"{text}: page gradient differs by {rel:.2e} of max |g| (seed {seed})"
-    assert abs(got["loss"] - loss) <= 1e-4 * max(1.0, abs(loss)), (got["loss"], loss, seed)
+    gradient_parity(page, load_model(threads=1), text)
     assert page.errors == []
 
 

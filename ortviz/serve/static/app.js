@@ -129,6 +129,8 @@ async function run(p) {
   window.ortvizResult = { objective: values, provider: state.engine.backend, ms_per_iteration: ms, threads: state.engine.threads,
                           technique: p.technique, text: objective.text, iterations: values.length, seed: p.seed };
   message(state.stop ? `stopped after ${values.length} iterations` : `done: ${values.length} iterations, median ${ms?.toFixed(1)} ms each`);
+  if (values.length && values.every((v) => v === 0))
+    message(`${$("message").textContent}; the objective stayed 0: a unit that is off everywhere gives no gradient (the CLI's --warm-up is not in the page)`);
   state.running = false;
   $("run").disabled = false;
   $("stop").disabled = true;

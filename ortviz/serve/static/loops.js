@@ -64,7 +64,8 @@ export async function deepdream(engine, objective, photo, iterations, seed, repo
   const [n, c, h, w] = info.input.shape, shape = [n, c, h, w], hw = h * w;
   for (const run of objective.runs) await engine.graph(run.file);
   const rng = makeRng(seed);
-  const x = Float32Array.from(photo), xs = new Float32Array(x.length), g = new Float32Array(x.length);
+  const x = new Float32Array(n * c * hw), xs = new Float32Array(x.length), g = new Float32Array(x.length);
+  for (let b = 0; b < n; b++) x.set(photo, b * c * hw);   // every image of a batch starts from the photo
   for (let t = 1; t <= iterations && !shouldStop(); t++) {
     const start = performance.now();
     const oy = rng.integers(-dd.jitter, dd.jitter + 1), ox = rng.integers(-dd.jitter, dd.jitter + 1);
