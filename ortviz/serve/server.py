@@ -259,12 +259,24 @@ class Handler(BaseHTTPRequestHandler):
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """A browser that goes away mid-answer is normal: nothing said; anything else one line
+        (the standard library prints a traceback)."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        sys.stderr.write(f"error: answering {client_address[0]}: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}\n")
+
+
 def make_server(site: Site, host: str = "127.0.0.1", port: int = 8000, log: bool = False) -> ThreadingHTTPServer:
     """A server for ``site`` bound to ``host:port`` (port 0: any free one); call
     ``serve_forever`` on it."""
     handler = type("SiteHandler", (Handler,), {"site": site})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
+    server = Server((host, port), handler)
     server.log = log
     server.loopback = ipaddress.ip_address(server.server_address[0]).is_loopback
     return server

@@ -210,9 +210,20 @@ def test_the_command_binds_localhost_by_default_and_serves():
         assert found and found.group(1) == "127.0.0.1", line
         status, headers, _ = request(f"http://127.0.0.1:{found.group(2)}", "GET", "/")
         assert status == 200 and headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        # a reader that goes away in the middle of the weights: no traceback, still serving
+        import socket
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", int(found.group(2))))
+            s.sendall(b"GET /bundle/weights.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            s.recv(1000)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            s.close()
+        assert request(f"http://127.0.0.1:{found.group(2)}", "GET", "/")[0] == 200
     finally:
         p.terminate()
         p.wait(timeout=30)
+    rest = p.stderr.read()
+    assert "Traceback" not in rest and "Exception" not in rest, rest
 
 
 def test_a_network_address_is_served_with_a_warning():
