@@ -3,7 +3,8 @@
 It serves a fixed list of things and nothing else (docs/browser.md, "Safety"):
 
 - ``/`` (the page) and ``/static/NAME``: the regular files under ``static/`` found at start
-  (links skipped), by their exact relative names;
+  (links skipped), by their exact relative names; each is opened without following a link and
+  must still be a regular file (one replaced by a link or a FIFO since is 404);
 - ``/bundle/NAME``: the files the bundle's manifest lists (read through
   :meth:`ortviz.bundle.Bundle.path_of`, which refuses ``..``, absolute names and links at any
   component, so a file replaced by a link since the bundle was opened is refused too);
@@ -135,6 +136,20 @@ class Site:
         return None
 
 
+def _open_regular(path: Path):
+    """``path`` opened for reading if it is still a regular file and not a link (the last
+    component is not followed; a FIFO does not block), else None."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
 def _type(name: str) -> str:
     return TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
 
@@ -201,6 +216,11 @@ class Handler(BaseHTTPRequestHandler):
             self._plain(404, "not found", body=body)
             return
         ctype, what = hit
+        if not isinstance(what, bytes):
+            what = _open_regular(what)
+            if what is None:              # replaced by a link or a special file since start
+                self._plain(404, "not found", body=body)
+                return
         self.send_response(200)
         self.send_header("Content-Type", ctype)
         self.send_header("Cache-Control", "no-cache")
@@ -210,7 +230,7 @@ class Handler(BaseHTTPRequestHandler):
             if body:
                 self.wfile.write(what)
             return
-        with open(what, "rb") as f:
+        with what as f:
             self.send_header("Content-Length", str(os.fstat(f.fileno()).st_size))
             self.end_headers()
             if body:

@@ -194,6 +194,14 @@ def test_links_in_the_page_folder_are_not_served(tmp_path):
         for path in ("/static/secret.txt", "/static/linked/secret.txt"):
             assert request(url, "GET", path)[0] == 404, path
         assert request(url, "GET", "/static/app.js")[0] == 200
+        (static / "app.js").unlink()                  # a served file replaced by a link since start
+        os.symlink(outside / "secret.txt", static / "app.js")
+        os.mkfifo(static / "page.css.fifo")
+        (static / "page.css").unlink()
+        os.rename(static / "page.css.fifo", static / "page.css")   # and one by a FIFO: no hang
+        for path in ("/static/app.js", "/static/page.css"):
+            status, _, body = request(url, "GET", path)
+            assert status == 404 and b"not yours" not in body, path
 
 
 def _serve(*args, wait_line=True):
