@@ -126,6 +126,12 @@ def numpy_side() -> str:
     return "\n".join(out) + "\n\n" + _source(path)
 
 
+def browser() -> str:
+    import browser as page_bench  # bench/browser.py
+    path = _newest("browser-*.json")
+    return page_bench.table(json.loads(path.read_text())) + "\n\n" + _source(path)
+
+
 ATLAS_RUNS = {"local1": "1 worker (2 threads)", "local2": "2 workers (1 thread each)",
               "ray": "Ray, local instance (1 thread per task)"}
 
@@ -159,7 +165,7 @@ GENERATORS = {"recognition": recognition, "recognition-default": recognition_def
               "recognition-random": recognition_random, "inversion": inversion,
               "inversion-screen": inversion_screen,
               "inversion-issue22": inversion_issue22, "inversion-screen-issue22": inversion_screen_issue22, "dream-transforms": dream_transforms,
-              "speed": speed, "numpy-side": numpy_side, "atlas": atlas}
+              "speed": speed, "numpy-side": numpy_side, "atlas": atlas, "browser": browser}
 
 
 def blocks(text: str) -> list[tuple[str, str]]:

@@ -1,7 +1,8 @@
 """The site's stylesheet and script, written with every site (nothing is fetched at view time).
 
 The script adds keyboard navigation (left/right arrows follow a page's previous/next links) and
-a filter box on layer pages. Opened with ``?selfcheck`` in the address, a page also checks
+a filter box on layer pages; served by ``ortviz serve --atlas`` (the site under ``/atlas/``), a
+channel page gets a link to the channel's live view in the browser. Opened with ``?selfcheck`` in the address, a page also checks
 itself once loaded and writes the result as JSON into ``<pre id="selfcheck">``: errors seen
 (script errors, resources that failed to load, console.error), every image with its natural
 width, every link's resolved address, and on layer pages the layer's channel count beside the
@@ -71,6 +72,21 @@ JS = """\
     if (link) { window.location.href = link.href; }
   });
   document.addEventListener("DOMContentLoaded", function () {
+    // served by `ortviz serve --atlas` (the site under /atlas/): a channel's live view
+    var live = document.querySelector(".live[data-objective]");
+    var at = window.location.pathname.indexOf("/atlas/");
+    if (live && /^https?:$/.test(window.location.protocol) && at >= 0) {
+      var root = window.location.pathname.slice(0, at + 1);
+      fetch(root + "api/bundle", {method: "HEAD"}).then(function (r) {
+        if (!r.ok) { return; }
+        var a = document.createElement("a");
+        a.href = root + "?technique=feature-viz&objective=" +
+          encodeURIComponent(live.getAttribute("data-objective"));
+        a.textContent = "Live in the browser (onnxruntime-web)";
+        live.appendChild(a);
+        live.hidden = false;
+      }).catch(function () {});
+    }
     var box = document.getElementById("filter");
     if (!box) { return; }
     box.addEventListener("input", function () {

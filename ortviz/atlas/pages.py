@@ -169,8 +169,10 @@ def channel_page(atlas: dict, e: dict, prev: dict | None, nxt: dict | None) -> s
              f'{e["channel"]} most (mean activation over positions).</p>'
              f'<div class="examples">{examples}</div>') if examples else ""
     blank = (f'<p class="muted">{esc(e["message"])}</p>\n' if e["status"] == "blank" else "")
+    # atlas.js turns this into a link to the live view when ortviz serve --atlas serves the site
+    live = f'<p class="live" hidden data-objective="{esc(e["objective"])}"></p>\n'
     body = (_nav(path, prev, nxt, (f"layer {e['layer']}", layer["page"]))
-            + f'<p>Objective <code>{esc(e["objective"])}</code>.</p>\n' + blank
+            + f'<p>Objective <code>{esc(e["objective"])}</code>.</p>\n' + live + blank
             + _picture(path, e, _unit_views(path, e) + extra))
     return page(path, f"{e['layer']} channel {e['channel']}", body,
                 [("atlas", "index.html"), (e["layer"], layer["page"]), (str(e["channel"]), None)])

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ortviz import __version__
-from ortviz.cli import atlas, classify, export, inspect, plugins, providers, techniques
+from ortviz.cli import atlas, classify, export, inspect, plugins, providers, serve, techniques
 from ortviz.cli.common import OneLineErrors, quiet_exit
 from ortviz.techniques.registry import skipped_lines
 
@@ -41,6 +41,7 @@ app.command("classify")(classify.classify)
 app.command("plugins")(plugins.plugins)
 app.command("providers")(providers.providers)
 app.command("atlas")(atlas.atlas)
+app.command("serve")(serve.serve)
 
 
 techniques.add_to(app)

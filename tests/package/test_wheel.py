@@ -153,3 +153,45 @@ def test_the_example_notebook_runs_in_a_real_kernel_against_the_wheel(dist, inst
     assert re.search(r"class-visualization.*96/96", err), err[-500:]  # progress, to the end
     said = "".join("".join(o.get("text", "")) for o in cells[-1]["outputs"])
     assert "site-packages" in said and str(ROOT) not in said, said
+
+
+def test_installed_wheel_serves_the_browser_page_and_the_contract_url_runs(dist, installed, tmp_path):
+    """Issue 24's "done when": from a fresh venv with only the wheel, ``ortviz serve`` and the
+    contract URL run DeepDream and a channel visualization to ``done`` in headless Chromium with
+    no console error (onnxruntime-web from the wheel: nothing fetched)."""
+    wheel, _ = dist
+    names = zipfile.ZipFile(wheel).namelist()
+    for need in ("index.html", "app.js", "vendor/ort/ort.wasm.min.mjs", "vendor/ort/ort-wasm-simd-threaded.wasm",
+                 "vendor/ort/LICENSE", "vendor/ort/VERSION"):
+        assert f"ortviz/serve/static/{need}" in names, need
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.fail("headless Chromium is not installed: apt-get install -y chromium (scripts/envs.sh browser)")
+    from playwright.sync_api import sync_playwright
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    server = subprocess.Popen([installed(sys.executable) / "bin/ortviz", "serve", "--port", "0"], cwd=work,
+                              env=_clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stderr.readline()
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert found, line
+        base = f"http://127.0.0.1:{found.group(1)}"
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page()
+            errors = []
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            for technique, objective in (("deepdream", ""), ("feature-viz", "_blocks.10:5")):
+                page.goto(f"{base}/?technique={technique}&objective={objective}&iterations=2&seed=0&run=1")
+                page.wait_for_function("document.body.dataset.status === 'done' || "
+                                       "document.body.dataset.status.startsWith('error')", timeout=300_000)
+                assert page.evaluate("document.body.dataset.status") == "done", (technique, errors)
+                result = page.evaluate("window.ortvizResult")
+                assert result["provider"] == "wasm" and len(result["objective"]) == 2, result
+            browser.close()
+        assert errors == []
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -45,7 +45,7 @@ def test_version_and_short_help():
 
 def _all_commands():
     yield []
-    for name in ("info", "layers", "labels", "classify", "plugins", "providers", "atlas",
+    for name in ("info", "layers", "labels", "classify", "plugins", "providers", "atlas", "serve",
                  "class-viz", "invert", "dream", "feature-viz", "export", "export torch",
                  "export onnx", "run", "run class-visualization", "run deepdream",
                  "run feature-inversion", "run feature-visualization"):
