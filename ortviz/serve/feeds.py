@@ -49,10 +49,10 @@ def objective_feeds(bundle, text: str) -> dict:
     for the objective ``text``; raises :class:`ObjectiveError` (one line)."""
     if not isinstance(text, str) or not text.strip():
         raise ObjectiveError("objective is empty; e.g. _blocks.10:5 or class:flamingo")
-    objs = as_objectives(text, bundle)
-    if len(objs) > 1:
+    if ";" in text:  # the CLI's slot separator (ortviz.objective.text.parse_slots)
         raise ObjectiveError("the page runs one objective at a time (';' is for batch bundles "
                              "on the command line)")
+    objs = as_objectives(text, bundle)
     probe = SimpleNamespace(bundle=bundle, image_shape=tuple(bundle.input["shape"]))
     bound = Bound(probe, objs)
     if bound.numpy:

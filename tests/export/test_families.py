@@ -20,8 +20,7 @@ from ortviz.export.pipeline import PREPROCESSING, ExportOptions, export_model
 from ortviz.techniques.registry import techniques
 
 from families import FAMILIES, LAYERS
-from gradcheck import (check_against_torch, check_against_training_build, check_default_domain_only,
-                       check_finite_differences, save_reference)
+from gradcheck import check_against_torch, check_against_training_build, check_default_domain_only, check_finite_differences, save_reference
 from support import ARTIFACTS
 
 FRONTENDS = ("torchscript", "dynamo", "onnx")

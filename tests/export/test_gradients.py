@@ -12,8 +12,7 @@ from ortviz.export.frontends import from_torch
 from ortviz.export.pipeline import PREPROCESSING, ExportOptions, export_model
 from ortviz.techniques.registry import techniques
 
-from gradcheck import (check_against_torch, check_against_training_build, check_default_domain_only,
-                       check_finite_differences, save_reference)
+from gradcheck import check_against_torch, check_against_training_build, check_default_domain_only, check_finite_differences, save_reference
 from nets import small_resnet
 from support import ARTIFACTS
 

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from atlas_support import (LAYERS, SMALL, UNITS, atlas, channel_technique, copy_site, load, plugin_path,
-                           small_site)
+from atlas_support import LAYERS, SMALL, UNITS, atlas, channel_technique, copy_site, load, plugin_path, small_site
 from PIL import Image
 
 from ortviz.api import load as load_model

@@ -140,7 +140,7 @@ def test_a_bad_photo_gets_a_message_in_the_page(base, page, tmp_path):
 def test_an_atlas_channel_page_links_to_its_live_view(page):
     from urllib.parse import quote
 
-    from test_atlas_support import load, small_site
+    from atlas_support import load, small_site
 
     from ortviz.bundle.embedded import default_bundle, sample
     from ortviz.bundle.reader import Bundle

@@ -8,13 +8,14 @@ model's)."""
 from __future__ import annotations
 
 import pytest
-from conftest import ARTIFACTS
 from serving import Page, gradient_parity, launch, running
 
 from ortviz.api import load as load_model
 from ortviz.bundle.embedded import sample
 from ortviz.bundle.reader import Bundle
 from ortviz.serve import Site
+
+from support import ARTIFACTS
 
 pytestmark = pytest.mark.runtime
 
