@@ -116,15 +116,23 @@ def _same_value(ctx: Context, names, others) -> bool:
         for a, b in zip(names, others))
 
 
+TINY = np.finfo(np.float32).tiny  # the smallest normal float32
+
+
 def _inner_bounds(ctx: Context, lo: str, hi: str):
-    """The float32 neighbours just inside constant Clip bounds [lo, hi], or None."""
+    """The float32 neighbours just inside constant Clip bounds [lo, hi], or None. Never a
+    subnormal: hardware that flushes subnormals to zero (WebGPU, GPUs in flush-to-zero mode)
+    would read ``nextafter(0)`` as 0 itself and let a unit at exactly 0 through the mask (the
+    browser page's WebGPU gradients were wrong so); the smallest normal float is used instead,
+    which differs only for activations below 1.2e-38."""
     if lo not in ctx.consts or hi not in ctx.consts:
         return None
     lo_v, hi_v = np.float32(ctx.consts[lo]), np.float32(ctx.consts[hi])
     if ctx.consts[lo].size != 1 or ctx.consts[hi].size != 1 or not np.isfinite([lo_v, hi_v]).all():
         return None
-    inner = (np.nextafter(lo_v, np.float32(np.inf)), np.nextafter(hi_v, np.float32(-np.inf)))
-    return inner if inner[0] <= inner[1] else None
+    inner = [np.nextafter(lo_v, np.float32(np.inf)), np.nextafter(hi_v, np.float32(-np.inf))]
+    inner = [np.float32(np.copysign(TINY, v)) if v != 0 and abs(v) < TINY else v for v in inner]
+    return tuple(inner) if inner[0] <= inner[1] else None
 
 
 def clip_grad_mask(node, ctx: Context):
@@ -133,8 +141,9 @@ def clip_grad_mask(node, ctx: Context):
     A Clip of a Conv's output (ReLU6): dY * Cast(Y == Clip(Y, lo+, hi-)), from the forward
     Clip's output Y alone, lo+ and hi- the floats just inside the bounds: 1 exactly where
     lo < Y < hi (torch's hardtanh/ReLU6 gradient; it differs from the builder's only where X
-    is exactly lo or hi). The pre-activation X then has the Clip as its only consumer, so ONNX
-    Runtime fuses Conv + Clip again and the forward activation needs no layout reorders.
+    is exactly lo or hi, and, the bounds being normal floats, where Y is a subnormal next to 0).
+    The pre-activation X then has the Clip as its only consumer, so ONNX Runtime fuses Conv +
+    Clip again and the forward activation needs no layout reorders.
     Any other Clip: dY * Cast(X == Y), the builder's mask exactly, in three ops instead of five.
     """
     for j in (0, 1):

@@ -57,7 +57,47 @@ def test_relu6_mask_reads_the_clip_output_and_is_torchs_relu6_gradient():
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     torch.nn.functional.relu6(xt).backward(torch.tensor(dy, dtype=torch.float64))
     ref = xt.grad.numpy()
+    # one place differs from torch on purpose: an activation that is a subnormal (1e-45) gets
+    # no gradient, as on hardware that flushes subnormals to zero (the mask's bounds are normal
+    # floats so that such hardware reads them right; see speedups._inner_bounds)
+    sub = (x != 0) & (np.abs(x) < np.finfo(np.float32).tiny) & (x > 0)
+    ref = np.where(sub, 0.0, ref)
     assert np.array_equal(dx, ref), f"seed={seed}: at {x.ravel()[dx.ravel() != ref.ravel()]}: {dx} vs torch {ref}"
+    consts = [onnx.numpy_helper.to_array(t) for t in model.graph.initializer] + [
+        onnx.numpy_helper.to_array(a.t) for n in model.graph.node for a in n.attribute if a.type == a.TENSOR]
+    subnormal = [c for c in consts if c.dtype == np.float32 and
+                 ((c != 0) & (np.abs(c) < np.finfo(np.float32).tiny)).any()]
+    assert not subnormal, f"a subnormal constant: flush-to-zero hardware reads it as 0 ({subnormal})"
+
+
+def test_relu6_mask_is_the_same_where_subnormals_are_flushed_to_zero():
+    """WebGPU and GPUs in flush-to-zero mode read subnormal inputs as 0: the mask then must be
+    what it is on the CPU for every input that is not itself a subnormal (emulated here by
+    flushing the inputs, as such hardware does)."""
+    model = speed_up(_mask_graph(with_conv=True))
+    seed = 4
+    x = EDGES.reshape(1, 1, 1, -1)
+    dy = (np.random.default_rng(seed).standard_normal(x.shape) + 2).astype(np.float32)
+    _, dx = _run(model, {"x": x, "dy": dy})
+    def flush(t):  # what flush-to-zero hardware reads: subnormals as 0
+        a = numpy_helper.to_array(t)
+        return numpy_helper.from_array(np.where(np.abs(a) < np.finfo(np.float32).tiny, 0, a).astype(a.dtype),
+                                       name=t.name)
+
+    ftz = onnx.ModelProto()
+    ftz.CopyFrom(model)
+    for t in ftz.graph.initializer:
+        if t.data_type == TensorProto.FLOAT:
+            t.CopyFrom(flush(t))
+    for n in ftz.graph.node:
+        for a in n.attribute:
+            if a.type == a.TENSOR and a.t.data_type == TensorProto.FLOAT:
+                a.t.CopyFrom(flush(a.t))
+    flushed = np.where(np.abs(x) < np.finfo(np.float32).tiny, np.float32(0), x).astype(np.float32)
+    _, dx_ftz = _run(ftz, {"x": flushed, "dy": dy})
+    normal = np.abs(x) >= np.finfo(np.float32).tiny
+    assert np.array_equal(dx[normal], dx_ftz[normal]), f"seed={seed}"
+    assert (dx_ftz[x == 0] == 0).all() and (dx[x == 0] == 0).all(), f"seed={seed}: a unit at 0 got a gradient"
 
 
 @pytest.mark.parametrize("lo,hi", [(0.0, 6.0), (-0.5, 0.7)])

@@ -42,6 +42,26 @@ def test_default_bundle_classifies_the_sample_photos(photo, label):
     assert int(engine.logits(x).argmax()) == label
 
 
+def test_no_graph_of_the_default_bundle_holds_a_subnormal_constant():
+    """Hardware that flushes subnormals to zero (WebGPU, GPUs in flush-to-zero mode) reads a
+    subnormal constant as 0: the ReLU6 masks' bound 1e-45 let dead units through there (wrong
+    gradients in the browser's WebGPU). Every constant is 0 or a normal float."""
+    b = Bundle.open(default_bundle())
+    tiny = np.finfo(np.float32).tiny
+    for name in sorted(b.manifest["files"]):
+        if not name.endswith(".onnx"):
+            continue
+        m = onnx.load(str(b.root / name), load_external_data=False)
+        tensors = [t for t in m.graph.initializer if not t.external_data] + [
+            a.t for n in m.graph.node for a in n.attribute if a.type == a.TENSOR]
+        for t in tensors:
+            if t.data_type != onnx.TensorProto.FLOAT:
+                continue
+            a = onnx.numpy_helper.to_array(t)
+            bad = (a != 0) & (np.abs(a) < tiny)
+            assert not bad.any(), f"{name}: {t.name or 'a Constant'} holds {a[bad][:3]}"
+
+
 def test_every_default_graph_runs_on_stock_onnxruntime():
     engine = Engine(default_bundle(), provider="cpu", threads=2)
     rng = np.random.default_rng(0)
