@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ortviz.render.context import Result
-from ortviz.run.progress import in_notebook
+from ortviz.run import progress
 from ortviz.run.write import write_result
 
 
@@ -161,7 +161,7 @@ def _figure(pic: Picture, width: int | None = None) -> str:
 
 def _display(value) -> bool:
     """Show ``value`` inline where a notebook runs; False elsewhere."""
-    if not in_notebook():
+    if not progress.in_notebook():
         return False
     from IPython.display import display  # optional: only inside IPython
     display(value)

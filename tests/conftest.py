@@ -1,8 +1,15 @@
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as ortviz/__init__.py, before numpy loads
+import signal
 import sys
 from pathlib import Path
+
+# A shell without job control starts a background command ("pytest ... &") with SIGINT
+# ignored, and Python then leaves it ignored: every Ctrl-C test would see nothing arrive.
+# The suite runs as from a terminal whatever started it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/support.py, nets.py, ... by name
 
