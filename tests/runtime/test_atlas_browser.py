@@ -12,25 +12,17 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
 from atlas_support import LAYERS, load, small_site
+from serving import chromium
 
 from ortviz.api import load as load_model
 
 pytestmark = pytest.mark.runtime
-
-
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.fail("headless Chromium is not installed: apt-get install -y chromium "
-                    "(Debian's package; .ci/run installs it)")
-    return path
 
 
 def selfcheck(page: Path, profile: Path) -> tuple[dict, list[str]]:
