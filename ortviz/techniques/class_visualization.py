@@ -2,8 +2,8 @@
 
 From a neutral start, climb the target class's score through :func:`ortviz.loop.optimize`:
 an image parameterization (``--param``: pixels, a 1/f Fourier spectrum with decorrelated
-colour, the same with photographs' steeper 1/f^1.5 falloff (``natural``, the default), or MACO's
-phase-only spectrum), random transforms each step (``--transforms``), and
+colour (the default), the same with photographs' steeper 1/f^1.5 falloff (``natural``), or
+MACO's phase-only spectrum), random transforms each step (``--transforms``), and
 the class objective's gradient graph. ``--size`` renders a canvas larger than the model's
 input through random boxes (``--crops`` of them per step). The pixel parameterization keeps
 the classic recipe: normalized ascent, L2 decay, blur, clipping, and octaves that start small
@@ -48,7 +48,7 @@ technique = Technique(
         Param("iterations", int, 512, "Iterations (per octave for the pixel parameterization); "
               "how often two other networks name the class at 512: the Quality page of the docs.",
               ITERATIONS),
-        recipes.param_choice("natural"),
+        recipes.param_choice("fft"),
         recipes.transforms_choice("standard"),
         Param("objective", str, "score", "score (raw logit) or log-softmax (log-probability).",
               lambda v: None if v in OBJECTIVES else f"must be one of {', '.join(OBJECTIVES)}"),
