@@ -63,9 +63,10 @@ def _recognition(*paths: Path):
 recognition = _recognition(DOCS / "recognition.json")
 recognition_screen = _recognition(RESULTS / "recognition-screen.json")
 recognition_random = _recognition(RESULTS / "recognition-random-20261206.json")
-# issue 21: the fft default and --param natural on a fresh draw, then the screen
+# issue 21: the fft default, --param natural and its wider scale jitter on a fresh draw, then the screen
 recognition_issue21 = _recognition(RESULTS / "recognition-random-2027-fft.json",
                                    RESULTS / "recognition-random-2027-natural.json",
+                                   RESULTS / "recognition-random-2027-wide.json",
                                    RESULTS / "recognition-screen-issue21.json")
 
 
