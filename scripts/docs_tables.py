@@ -51,17 +51,23 @@ def _source(*paths: Path) -> str:
         " by `scripts/docs_tables.py`."
 
 
-def _recognition(path: Path):
-    """The generator of one class-visualization recognition results file's table."""
+def _recognition(*paths: Path):
+    """The generator of the table of class-visualization recognition results files (their
+    rows in the files' order)."""
     def generate() -> str:
         import recognition as rec
-        return rec.table([path]) + "\n\n" + _source(path)
+        return rec.table(list(paths)) + "\n\n" + _source(*paths)
     return generate
 
 
 recognition = _recognition(DOCS / "recognition.json")
 recognition_screen = _recognition(RESULTS / "recognition-screen.json")
 recognition_random = _recognition(RESULTS / "recognition-random-20261206.json")
+# issue 21: the fft default, --param natural and its wider scale jitter on a fresh draw, then the screen
+recognition_issue21 = _recognition(RESULTS / "recognition-random-2027-fft.json",
+                                   RESULTS / "recognition-random-2027-natural.json",
+                                   RESULTS / "recognition-random-2027-wide.json",
+                                   RESULTS / "recognition-screen-issue21.json")
 
 
 def recognition_default() -> str:
@@ -162,7 +168,8 @@ def atlas() -> str:
 
 GENERATORS = {"recognition": recognition, "recognition-default": recognition_default,
               "recognition-screen": recognition_screen,
-              "recognition-random": recognition_random, "inversion": inversion,
+              "recognition-random": recognition_random, "recognition-issue21": recognition_issue21,
+              "inversion": inversion,
               "inversion-screen": inversion_screen,
               "inversion-issue22": inversion_issue22, "inversion-screen-issue22": inversion_screen_issue22, "dream-transforms": dream_transforms,
               "speed": speed, "numpy-side": numpy_side, "atlas": atlas, "browser": browser}

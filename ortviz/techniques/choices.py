@@ -8,14 +8,15 @@ from ortviz.render import param as parameterizations, transforms as tf
 from ortviz.techniques.spec import Param, ParamError
 
 # step rule and size when --lr is 0 ("auto"), per parameterization
-AUTO_LR = {"pixel": 0.1, "fft": 0.05, "maco": 0.05}
+AUTO_LR = {"pixel": 0.1, "fft": 0.05, "maco": 0.05, "natural": 0.05}
 
 
 def param_choice(default: str, note: str = "") -> Param:
     """The ``--param`` option; ``note`` is appended to its help (how the technique uses it)."""
     return Param("param", str, default,
                  "Image parameterization: pixel (model-space pixels), fft (1/f spectrum, "
-                 "decorrelated colour, sigmoid) or maco (phase only under natural-image magnitudes)."
+                 "decorrelated colour, sigmoid), natural (the same with a 1/f^1.5 falloff above the lowest "
+                 "frequency: photographs' spectrum) or maco (phase only under natural-image magnitudes)."
                  + (f" {note}" if note else ""),
                  lambda v: None if v in parameterizations.NAMES
                  else f"must be one of {', '.join(parameterizations.NAMES)}")

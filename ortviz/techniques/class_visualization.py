@@ -2,7 +2,8 @@
 
 From a neutral start, climb the target class's score through :func:`ortviz.render.loop.optimize`:
 an image parameterization (``--param``: pixels, a 1/f Fourier spectrum with decorrelated
-colour, or MACO's phase-only spectrum), random transforms each step (``--transforms``), and
+colour (the default), the same with photographs' steeper 1/f^1.5 falloff (``natural``), or
+MACO's phase-only spectrum), random transforms each step (``--transforms``), and
 the class objective's gradient graph. ``--size`` renders a canvas larger than the model's
 input through random boxes (``--crops`` of them per step). The pixel parameterization keeps
 the classic recipe: normalized ascent, L2 decay, blur, clipping, and octaves that start small
@@ -15,8 +16,7 @@ from ortviz.bundle.graphs import CLASS_LOG_SOFTMAX, CLASS_SCORE
 from ortviz.render import modelspace
 from ortviz.render.loop import graph_objective, optimize
 from ortviz.techniques import choices, recipes
-from ortviz.techniques.spec import (BLUR_SIGMA, ITERATIONS, JITTER, OCTAVES, Need, Param, Technique,
-                                    between, non_negative, scale_ratio)
+from ortviz.techniques.spec import BLUR_SIGMA, ITERATIONS, JITTER, OCTAVES, Need, Param, Technique, between, non_negative, scale_ratio
 
 OBJECTIVES = {"score": CLASS_SCORE.name, "log-softmax": CLASS_LOG_SOFTMAX.name}
 
@@ -42,7 +42,8 @@ technique = Technique(
     needs=(Need(CLASS_SCORE, on="logits"), Need(CLASS_LOG_SOFTMAX, on="logits")),
     params=(
         Param("iterations", int, 512, "Iterations (per octave for the pixel parameterization); "
-              "at 512 two other networks name the class of over 90% of the pictures.", ITERATIONS),
+              "how often two other networks name the class at 512: the Quality page of the docs.",
+              ITERATIONS),
         choices.param_choice("fft"),
         choices.transforms_choice("standard"),
         Param("objective", str, "score", "score (raw logit) or log-softmax (log-probability).",

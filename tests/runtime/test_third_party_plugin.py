@@ -166,5 +166,5 @@ def test_bad_loop_options_of_a_third_party_technique_are_one_line(tmp_path):
     _installed()
     result = CliRunner().invoke(app, ["run", "nudge", "--param", "wavelet", "-o", str(tmp_path / "x.png")])
     lines = [l for l in result.output.splitlines() if l.strip()]
-    assert result.exit_code == 2 and lines == ["error: --param must be one of pixel, fft, maco"], result.output
+    assert result.exit_code == 2 and lines == ["error: --param must be one of pixel, fft, maco, natural"], result.output
     assert not list(tmp_path.iterdir())

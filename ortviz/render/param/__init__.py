@@ -19,6 +19,8 @@ Each batch slot is its own image: nothing here mixes slots. The built-ins:
 
 - :class:`Pixel` — the model-space pixels themselves, clipped to the valid range;
 - :class:`Fourier` — a 1/f^decay-scaled spectrum (Olah et al. 2017);
+- :class:`Natural` — a 1/f^1.5 spectrum with 1/f's gain at the lowest frequency (photographs'
+  falloff, no saturation);
 - :class:`Maco` — phase only, under a fixed natural-image magnitude (Fel et al. 2023);
 - :class:`Colour` — wraps a spectrum: decorrelated colour (the square root of ImageNet's
   colour covariance) and a sigmoid or clip into the valid range.
@@ -31,11 +33,12 @@ from __future__ import annotations
 from ortviz.render.param.colour import Colour, colour_sqrt, unsquash
 from ortviz.render.param.fourier import Fourier, frequencies, irfft2_vjp
 from ortviz.render.param.maco import Maco, photo_magnitude, power_magnitude, spectrum_magnitude
+from ortviz.render.param.natural import Natural
 from ortviz.render.param.pixel import Pixel
 
-NAMES = ("pixel", "fft", "maco")
+NAMES = ("pixel", "fft", "maco", "natural")
 
-__all__ = ["Colour", "Fourier", "Maco", "NAMES", "Pixel", "colour_sqrt", "frequencies",
+__all__ = ["Colour", "Fourier", "Maco", "NAMES", "Natural", "Pixel", "colour_sqrt", "frequencies",
            "irfft2_vjp", "make", "photo_magnitude", "power_magnitude", "spectrum_magnitude", "unsquash"]
 
 
@@ -50,6 +53,8 @@ def make(name: str, shape, low, high, *, decay: float = 1.0, init_std: float = 0
     if name == "fft":
         return Colour(Fourier(tuple(shape), decay=decay, init_std=init_std), low, high, squash=squash,
                       start=start)
+    if name == "natural":
+        return Colour(Natural(tuple(shape), init_std=init_std), low, high, squash=squash, start=start)
     if name == "maco":
         magnitude = "photos" if start is None else \
             spectrum_magnitude(unsquash(start, low, high, squash)).astype("float32")

@@ -3,7 +3,7 @@ warp), the objective (the bundle's gradient graph) and the ``post`` graph (the w
 parameterization's adjoints, Adam and the next image).
 
 :func:`supports` says whether a call of :func:`ortviz.render.loop.optimize` can run this way: the fft
-parameterization with the sigmoid squash (the default recipe of class and feature
+or natural parameterization with the sigmoid squash (the default recipes of feature and class
 visualization), Adam, one view per step, no regularizers or post-step, and transforms whose
 draws are an axis-aligned warp and at most one rotation. The random draws come from
 ``ctx.rng`` in the same order as the numpy loop, so both make the same picture up to float32
@@ -27,7 +27,7 @@ def supports(param, optimizer, views: int, regularizers, after_step, transforms,
     """Whether :func:`optimize` runs this recipe (see the module). A rotation is taken on a
     square canvas seen at its own size (then every draw is an axis-aligned warp and a rotation
     about the centre)."""
-    if not (isinstance(param, Colour) and type(param.inner) is Fourier and param.squash == "sigmoid"
+    if not (isinstance(param, Colour) and isinstance(param.inner, Fourier) and param.squash == "sigmoid"
             and type(optimizer) is Adam and optimizer.m is None and views == 1
             and not regularizers and after_step is None and param.shape[1] == 3):
         return False
