@@ -15,17 +15,18 @@ def spectra(shape):
             "maco-photos": P.Maco(shape, "photos"), "maco-power": P.Maco(shape, "power")}
 
 
+@pytest.mark.parametrize("kind", ["Fourier", "Natural"])  # natural: fft's spectrum, a steeper scale
 @pytest.mark.parametrize("w", [18, 17])  # even and odd widths (the Nyquist column)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_fourier_adjoint_by_the_dot_product_identity(w, seed):
-    """Fourier is linear: <image(p), y> = <p, image_vjp(p, y)>, float64."""
-    par = P.Fourier((2, 3, 16, w))
+def test_fourier_adjoint_by_the_dot_product_identity(kind, w, seed):
+    """Fourier and Natural are linear: <image(p), y> = <p, image_vjp(p, y)>, float64."""
+    par = getattr(P, kind)((2, 3, 16, w))
     rng = np.random.default_rng(seed)
     p = rng.standard_normal(par.params_shape)
     y = rng.standard_normal(par.shape)
     a, b = np.vdot(par.image(p), y), np.vdot(p, par.image_vjp(p, y))
     assert par.image(p).dtype == np.float64
-    assert abs(a - b) < 1e-10 * abs(a), f"seed={seed}, w={w}: {a!r} vs {b!r}"
+    assert abs(a - b) < 1e-10 * abs(a), f"{kind} seed={seed}, w={w}: {a!r} vs {b!r}"
 
 
 def jvp_vjp_gap(par, seed: int) -> float:

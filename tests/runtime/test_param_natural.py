@@ -38,17 +38,7 @@ def test_the_scale_is_fft_at_the_lowest_frequency_and_falls_as_f_to_the_decay(hw
     np.testing.assert_allclose(P.Natural((1, 3, h, w), decay=1.0).scale, fft.scale, rtol=1e-6)
 
 
-@pytest.mark.parametrize("w", [18, 17])  # even and odd widths (the Nyquist column)
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_natural_adjoint_by_the_dot_product_identity(w, seed):
-    """Natural is linear: <image(p), y> = <p, image_vjp(p, y)>, float64."""
-    par = P.Natural((2, 3, 16, w))
-    rng = np.random.default_rng(seed)
-    p = rng.standard_normal(par.params_shape)
-    y = rng.standard_normal(par.shape)
-    a, b = np.vdot(par.image(p), y), np.vdot(p, par.image_vjp(p, y))
-    assert par.image(p).dtype == np.float64
-    assert abs(a - b) < 1e-10 * abs(a), f"seed={seed}, w={w}: {a!r} vs {b!r}"
+# its adjoint by the dot-product identity: test_param.py, with Fourier's
 
 
 @pytest.mark.parametrize("w", [18, 17])
