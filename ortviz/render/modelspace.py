@@ -101,6 +101,11 @@ def valid_range(mean, std) -> tuple[np.ndarray, np.ndarray]:
     return ((0.0 - m) / s).astype(np.float32), ((255.0 - m) / s).astype(np.float32)
 
 
+def grey(mean, std) -> np.ndarray:
+    """The model-space value of the mean grey (pixel 127.5), per channel: a pad's fill."""
+    return ((127.5 - np.asarray(mean, np.float64)) / np.asarray(std, np.float64)).reshape(-1) * np.ones(3)
+
+
 def clip(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """Clip x into [low, high] with broadcasting (per-channel bounds from valid_range)."""
     return np.clip(x, low, high).astype(x.dtype, copy=False)

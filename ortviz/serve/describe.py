@@ -13,31 +13,29 @@ normalized steps and a circular jitter at the model's input size, the CLI's step
 
 from __future__ import annotations
 
-import numpy as np
 
 from ortviz.objective.algebra import layout
 from ortviz.objective.positions import resolve_layer
 from ortviz.render import transforms as tf
-from ortviz.render.modelspace import _stats, valid_range
+from ortviz.render.modelspace import _stats, grey, valid_range
 from ortviz.render.optim import Adam
 from ortviz.render.param import make
 from ortviz.render.stepgraph import Recipe
 from ortviz.render.stepgraph.plans import fill_value
+from ortviz.techniques import deepdream, feature_visualization
 from ortviz.techniques.choices import AUTO_LR
 
-FEATURE_VIZ = {"iterations": 256, "objective": "middle:0"}   # the CLI's defaults (feature-viz)
-DEEPDREAM = {"iterations": 20, "lr": 0.01, "jitter": 16}      # the CLI's defaults (dream, pixel)
-INIT_STD = 0.01                                               # ortviz.render.param.Fourier's
 
-
-def _grey(mean, std) -> np.ndarray:
-    return ((127.5 - np.asarray(mean, np.float64)) / np.asarray(std, np.float64)).reshape(-1) * np.ones(3)
+def _cli_defaults(technique, names) -> dict:
+    """The CLI's defaults of ``names``, read from the technique's declaration."""
+    defaults = technique.defaults()
+    return {n: defaults[n] for n in names}
 
 
 def transforms_of(bundle) -> list:
     """Lucid's standard transform list for ``bundle`` (the pad's fill is its mean grey)."""
     pre = bundle.manifest["preprocessing"]
-    return tf.preset("standard", fill=_grey(pre["mean"], pre["std"]))
+    return tf.preset("standard", fill=grey(pre["mean"], pre["std"]))
 
 
 def _transform_json(t) -> dict:
@@ -55,19 +53,23 @@ def _transform_json(t) -> dict:
     raise ValueError(f"the page has no draw for {type(t).__name__}")
 
 
+def fft_param(bundle):
+    """The fft parameterization at the model's input size, as the CLI makes it."""
+    pre = bundle.manifest["preprocessing"]
+    low, high = valid_range(pre["mean"], pre["std"])
+    return make("fft", tuple(int(v) for v in bundle.input["shape"]), low, high)
+
+
 def recipe_of(bundle) -> Recipe:
     """The step graphs' recipe: the fft parameterization at the model's input size, standard
     transforms, Adam at the CLI's learning rate, maximizing."""
-    pre = bundle.manifest["preprocessing"]
-    low, high = valid_range(pre["mean"], pre["std"])
-    shape = tuple(int(v) for v in bundle.input["shape"])
-    param = make("fft", shape, low, high)
-    return Recipe.of(param, shape[2:], fill_value(transforms_of(bundle)), -1.0, Adam(AUTO_LR["fft"]))
+    param = fft_param(bundle)
+    return Recipe.of(param, param.shape[2:], fill_value(transforms_of(bundle)), -1.0, Adam(AUTO_LR["fft"]))
 
 
-def step_models(bundle) -> dict:
-    """``{"param": bytes, "pre": bytes, "post": bytes}``: the serialized step graphs."""
-    r = recipe_of(bundle)
+def step_models(r: Recipe) -> dict:
+    """``{"param": bytes, "pre": bytes, "post": bytes}``: the serialized step graphs of ``r``
+    (:func:`recipe_of`)."""
     return {"param": r.param().SerializeToString(), "pre": r.warp().SerializeToString(),
             "post": r.post().SerializeToString()}
 
@@ -79,15 +81,14 @@ def _channels(shape) -> int | None:
         return None
 
 
-def describe(bundle) -> dict:
-    """The JSON the page starts from (see the module)."""
+def describe(bundle, r: Recipe) -> dict:
+    """The JSON the page starts from (see the module); ``r``: :func:`recipe_of` the bundle."""
     m = bundle.manifest
     pre = m["preprocessing"]
     mean, std = _stats(pre["mean"], pre["std"])
     low, high = valid_range(pre["mean"], pre["std"])
     ts = transforms_of(bundle)
     mode, value = tf.boundary(ts)
-    r = recipe_of(bundle)
     layers = [{"name": l["name"], "shape": l["shape"], "channels": _channels(l["shape"])}
               for l in m["layers"]]
     middle = resolve_layer(m["layers"], "middle") if m["layers"] else None
@@ -103,9 +104,11 @@ def describe(bundle) -> dict:
                     "inputs": g["inputs"], "outputs": g["outputs"]} for g in m["graphs"]],
         "files": sorted(m["files"]),
         "weights": [m["weights"]] if isinstance(m["weights"], str) else list(m["weights"]),
-        "feature_viz": dict(FEATURE_VIZ, planar_shape=list(r.planar_shape), init_std=INIT_STD,
+        "feature_viz": dict(_cli_defaults(feature_visualization.technique, ("iterations", "objective")),
+                            planar_shape=list(r.planar_shape), init_std=fft_param(bundle).inner.init_std,
                             lr=r.lr, b1=r.b1, b2=r.b2, boundary=mode,
                             transforms=[_transform_json(t) for t in ts],
                             steps={k: f"steps/{k}.onnx" for k in ("param", "pre", "post")}),
-        "deepdream": dict(DEEPDREAM, layer=middle, photo="photo.png"),
+        "deepdream": dict(_cli_defaults(deepdream.technique, ("iterations", "lr", "jitter")),
+                          layer=middle, photo="photo.png"),
     }

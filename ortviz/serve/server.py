@@ -32,14 +32,13 @@ import os
 import shutil
 import stat
 import sys
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from ortviz.errors import BundleError
+from ortviz.errors import BundleError, first_line
 from ortviz.objective.algebra import ObjectiveError
-from ortviz.serve.describe import describe, step_models
+from ortviz.serve.describe import describe, recipe_of, step_models
 from ortviz.serve.feeds import objective_feeds
 
 STATIC = Path(__file__).parent / "static"
@@ -96,8 +95,9 @@ class Site:
             raise FileNotFoundError(f"the page is missing from {static} (a broken install?)")
         self.photo = photo
         self.atlas = None if atlas is None else atlas_files(atlas, bundle)
-        self.steps = step_models(bundle)
-        self.description = json.dumps(describe(bundle) | {"atlas": self.atlas is not None}).encode()
+        recipe = recipe_of(bundle)
+        self.steps = step_models(recipe)
+        self.description = json.dumps(describe(bundle, recipe) | {"atlas": self.atlas is not None}).encode()
         self.listed = frozenset(bundle.manifest["files"])
 
     def objective(self, body: bytes) -> tuple[int, dict]:
@@ -110,7 +110,7 @@ class Site:
         try:
             return 200, objective_feeds(self.bundle, text)
         except (ObjectiveError, BundleError) as exc:
-            return 400, {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+            return 400, {"error": first_line(exc)}
 
     def lookup(self, path: str):
         """``(content type, bytes or a file path)`` for a GET of ``path``, or None."""
@@ -289,7 +289,7 @@ class Server(ThreadingHTTPServer):
         if isinstance(exc, (ConnectionError, TimeoutError)):
             return
         sys.stderr.write(f"error: answering {client_address[0]}: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}\n")
+                         f"{first_line(exc) if str(exc) else ''}\n")
 
 
 def make_server(site: Site, host: str = "127.0.0.1", port: int = 8000, log: bool = False) -> ThreadingHTTPServer:
@@ -302,4 +302,4 @@ def make_server(site: Site, host: str = "127.0.0.1", port: int = 8000, log: bool
     return server
 
 
-__all__ = ["HTTPStatus", "MAX_BODY", "Site", "make_server", "static_files"]
+__all__ = ["MAX_BODY", "Site", "make_server", "static_files"]

@@ -15,8 +15,7 @@ from ortviz.techniques.choices import AUTO_LR
 
 def grey(ctx) -> np.ndarray:
     """The model-space value of the mean grey (pixel 127.5), per channel."""
-    return ((127.5 - np.asarray(ctx.mean, np.float64)) / np.asarray(ctx.std, np.float64)).reshape(-1) \
-        * np.ones(3)
+    return modelspace.grey(ctx.mean, ctx.std)
 
 
 def transform_list(ctx, name: str, jitter: int = 12, zoom: float = 0.0, canvas=None) -> list:
