@@ -9,12 +9,13 @@ run first whose dL/dphi joins W.
 
 from __future__ import annotations
 
-import difflib
+from types import SimpleNamespace
 
 import numpy as np
 
 from ortviz.bundle.graphs import FEATURES, LOGITS
 from ortviz.bundle.labels import LabelError, find_class
+from ortviz.errors import did_you_mean
 from ortviz.objective.algebra import Objective, ObjectiveError, Term, layout  # noqa: F401 (Term: annotations)
 
 
@@ -45,11 +46,18 @@ class Bound:
                 self._add(w, t, rows)
         self.text = "; ".join(o.text() for o in objectives)
 
+    @classmethod
+    def on_bundle(cls, bundle, objectives: list, per_slot: bool = False) -> "Bound":
+        """The objectives bound to ``bundle`` alone, no session made: each term checked against
+        it (raises :class:`ObjectiveError`), and the arrays the engine would feed its graphs."""
+        return cls(SimpleNamespace(bundle=bundle, image_shape=tuple(bundle.input["shape"])),
+                   objectives, per_slot=per_slot)
+
     # -- filling the weights
     def _shape(self, layer: str) -> tuple:
         if layer not in self.shapes:
-            near = difflib.get_close_matches(layer, list(self.shapes), n=3)
-            hint = f" (did you mean {', '.join(near)}?)" if near else ""
+            near = did_you_mean(layer, self.shapes)
+            hint = f" ({near})" if near else ""
             raise ObjectiveError(f"unknown layer {layer!r}{hint}; layers: {', '.join(self.shapes)}")
         return self.shapes[layer]
 

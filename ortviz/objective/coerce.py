@@ -5,7 +5,6 @@ string (a run asks for them in its checks, its result count and its loop)."""
 from __future__ import annotations
 
 import weakref
-from types import SimpleNamespace
 
 from ortviz.objective.algebra import Objective, ObjectiveError, PerSlot
 from ortviz.objective.bind import Bound
@@ -39,6 +38,5 @@ def _checked(objs: list, bundle) -> list:
     if len(objs) > batch:
         raise ObjectiveError(f"{len(objs)} objectives for a batch of {batch}: export the bundle "
                              f"with --batch {len(objs)} to run them at once, or run them one by one")
-    probe = SimpleNamespace(bundle=bundle, image_shape=tuple(bundle.input["shape"]))
-    Bound(probe, objs, per_slot=len(objs) > 1)  # every term fits the bundle (no session made)
+    Bound.on_bundle(bundle, objs, per_slot=len(objs) > 1)  # every term fits the bundle
     return objs

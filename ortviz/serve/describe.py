@@ -13,7 +13,6 @@ normalized steps and a circular jitter at the model's input size, the CLI's step
 
 from __future__ import annotations
 
-
 from ortviz.objective.algebra import layout
 from ortviz.objective.positions import resolve_layer
 from ortviz.render import transforms as tf

@@ -10,8 +10,6 @@ array: ``[start, length, value]`` (a channel is one run, a layer's energy one ru
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
 from ortviz.bundle.graphs import FEATURES, LOGITS
@@ -53,8 +51,7 @@ def objective_feeds(bundle, text: str) -> dict:
         raise ObjectiveError("the page runs one objective at a time (';' is for batch bundles "
                              "on the command line)")
     objs = as_objectives(text, bundle)
-    probe = SimpleNamespace(bundle=bundle, image_shape=tuple(bundle.input["shape"]))
-    bound = Bound(probe, objs)
+    bound = Bound.on_bundle(bundle, objs)
     if bound.numpy:
         raise ObjectiveError("numpy objectives (plugins) run on the command line, not in the page")
     out = []
