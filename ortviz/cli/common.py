@@ -39,12 +39,11 @@ SHORT = {"class-viz": "class-visualization", "invert": "feature-inversion", "dre
          "feature-viz": "feature-visualization"}
 
 
-def _expected() -> tuple[type[BaseException], ...]:
-    """Errors that are bad input (exit 2); none of their modules imports onnxruntime, so
-    ``info``, ``layers`` and ``labels`` work without it."""
-    return (UsageError, BundleError, FileExistsError, FileNotFoundError, PermissionError,
-            IsADirectoryError, NotADirectoryError, ExportError, ImageError, LabelError,
-            ProviderError, ParamError)
+# errors that are bad input (exit 2); none of their modules imports onnxruntime, so ``info``,
+# ``layers`` and ``labels`` work without it
+BAD_INPUT = (UsageError, BundleError, FileExistsError, FileNotFoundError, PermissionError,
+             IsADirectoryError, NotADirectoryError, ExportError, ImageError, LabelError,
+             ProviderError, ParamError)
 
 
 EXTRAS = "install ortviz with one of the extras [cpu], [gpu] or [openvino], e.g. pip install 'ortviz[cpu]'"
@@ -108,7 +107,7 @@ def friendly(fn):
         except NumericalError as exc:  # a run that stopped with nothing good to keep
             typer.echo(f"error: {first_line(exc)}", err=True)
             raise typer.Exit(1) from None
-        except _expected() as exc:
+        except BAD_INPUT as exc:
             typer.echo(f"error: {first_line(exc)}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt as exc:
