@@ -41,9 +41,8 @@ def top_level_imports(path: Path, name: str, known: set[str]) -> set[str]:
 
     def visit(body):
         for node in body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and \
-                    not isinstance(node, ast.ClassDef):
-                continue
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue  # runs when called, not on import
             if _type_checking(node):
                 continue
             if isinstance(node, ast.ClassDef):
