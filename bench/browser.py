@@ -40,7 +40,7 @@ from ortviz.render.optim import Adam
 from ortviz.render.param import make
 from ortviz.render.stepgraph import Stepper
 from ortviz.serve import Site, make_server
-from ortviz.serve.describe import DEEPDREAM, recipe_of, transforms_of
+from ortviz.serve.describe import deepdream_defaults, recipe_of, transforms_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
@@ -58,7 +58,8 @@ def python_dream(model, iterations: int, seed: int) -> list[float]:
     size = tuple(model.engine.image_shape[2:])
     x = to_model(load_image(sample()), pre["mean"], pre["std"], size=size)
     low, high = valid_range(pre["mean"], pre["std"])
-    rng, j, lr, out = np.random.default_rng(seed), DEEPDREAM["jitter"], DEEPDREAM["lr"], []
+    dream = deepdream_defaults()
+    rng, j, lr, out = np.random.default_rng(seed), dream["jitter"], dream["lr"], []
     for _ in range(iterations):
         t = time.perf_counter()
         oy, ox = (int(v) for v in rng.integers(-j, j + 1, size=2))

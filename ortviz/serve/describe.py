@@ -31,6 +31,11 @@ def _cli_defaults(technique, names) -> dict:
     return {n: defaults[n] for n in names}
 
 
+def deepdream_defaults() -> dict:
+    """DeepDream's iterations, step size and jitter as the CLI declares them (the page's recipe)."""
+    return _cli_defaults(deepdream.technique, ("iterations", "lr", "jitter"))
+
+
 def transforms_of(bundle) -> list:
     """Lucid's standard transform list for ``bundle`` (the pad's fill is its mean grey)."""
     pre = bundle.manifest["preprocessing"]
@@ -108,6 +113,6 @@ def describe(bundle, r: Recipe) -> dict:
                             lr=r.lr, b1=r.b1, b2=r.b2, boundary=mode,
                             transforms=[_transform_json(t) for t in ts],
                             steps={k: f"steps/{k}.onnx" for k in ("param", "pre", "post")}),
-        "deepdream": dict(_cli_defaults(deepdream.technique, ("iterations", "lr", "jitter")),
+        "deepdream": dict(deepdream_defaults(),
                           layer=middle, photo="photo.png"),
     }
