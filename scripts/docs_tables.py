@@ -105,6 +105,8 @@ inversion = _inversion(DOCS / "inversion.json")
 inversion_screen = _inversion(RESULTS / "inversion-screen.json")
 inversion_issue22 = _inversion(RESULTS / "inversion-20261206.json")
 inversion_screen_issue22 = _inversion(RESULTS / "inversion-screen-20261206.json")
+inversion_natural = _inversion(RESULTS / "inversion-20261206-natural.json")
+inversion_screen_natural = _inversion(RESULTS / "inversion-screen-natural-20261206.json")
 
 
 def dream_transforms() -> str:
@@ -171,7 +173,9 @@ GENERATORS = {"recognition": recognition, "recognition-default": recognition_def
               "recognition-random": recognition_random, "recognition-issue21": recognition_issue21,
               "inversion": inversion,
               "inversion-screen": inversion_screen,
-              "inversion-issue22": inversion_issue22, "inversion-screen-issue22": inversion_screen_issue22, "dream-transforms": dream_transforms,
+              "inversion-issue22": inversion_issue22, "inversion-screen-issue22": inversion_screen_issue22,
+              "inversion-natural": inversion_natural, "inversion-screen-natural": inversion_screen_natural,
+              "dream-transforms": dream_transforms,
               "speed": speed, "numpy-side": numpy_side, "atlas": atlas, "browser": browser}
 
 

@@ -30,13 +30,14 @@ MATCHES = ("distance", "caricature")
 # Where the recipe gives a good picture (bench/inversion.py, docs/quality.md): earlier than the shared
 # positions; on EfficientNet-Lite0 _blocks.4, _blocks.8 and _blocks.10.
 POSITIONS = {"early": 0.3, "middle": 0.5, "late": 0.6}
-DESCRIPTION = ("Default recipe (measured on five photos; the measurements are on the documentation's "
-               "Feature inversion page): the photo padded "
-               "to the model's square (--fit pad); pixels, coarse to fine over 3 octaves (ratio 1.6) "
-               "of 100 Adam steps (lr 0.05) each, on the normalized distance "
-               "|phi(x) - phi0|^2 / |phi0|^2, with total variation 10 (beta 2) per pixel and no "
-               "transforms. Layer positions are this technique's own (early, middle, late: 0.3, "
-               "0.5, 0.6 of the layer table), where the recipe gives a good picture.")
+DESCRIPTION = ("Default recipe (chosen on two photos, measured on eight; the measurements are on "
+               "the documentation's Feature inversion page): the photo padded to the model's square "
+               "(--fit pad); the natural parameterization (a 1/f^1.5 spectrum with decorrelated "
+               "colour and a sigmoid), coarse to fine over 3 octaves (ratio 1.6) of 100 Adam steps "
+               "(lr 0.05) each, on the normalized distance |phi(x) - phi0|^2 / |phi0|^2, with total "
+               "variation 3 (beta 2) per pixel and no transforms. Layer positions are this "
+               "technique's own (early, middle, late: 0.3, 0.5, 0.6 of the layer table), where the "
+               "recipe gives a good picture.")
 
 
 def _penalties(size: int, l2, tv, tv_beta, alpha_norm, alpha) -> list:
@@ -141,7 +142,7 @@ technique = Technique(
               _one_of(MATCHES)),
         Param("cossim_pow", float, 1.0, "Power of the cosine in caricature mode (0: the plain dot "
               "product).", between(0, 16)),
-        choices.param_choice("pixel"),
+        choices.param_choice("natural"),
         choices.transforms_choice("none"),
         Param("jitter", int, 4, "Largest random circular shift (light transforms).", JITTER),
         Param("zoom", float, 0.0, "Random zoom about the center, up to +-this fraction (light "
@@ -151,7 +152,7 @@ technique = Technique(
               "(a cosine schedule; 1: constant).", between(0, 1)),
         Param("decay", float, 1.0, "Spectrum scaling 1/f^decay (fft).", non_negative),
         Param("l2", float, 0.0, "L2 penalty on the image.", non_negative),
-        Param("tv", float, 10.0, "Total-variation weight (per pixel).", non_negative),
+        Param("tv", float, 3.0, "Total-variation weight (per pixel).", non_negative),
         Param("tv_beta", float, 2.0, "Total-variation exponent beta.", positive),
         Param("alpha_norm", float, 0.0, "Alpha-norm weight (per pixel).", non_negative),
         Param("alpha", float, 6.0, "Alpha-norm exponent.", between(1, 64)),
