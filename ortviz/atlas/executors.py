@@ -15,6 +15,8 @@ same picture whichever ran it (same seed, same thread count, same machine).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -65,6 +67,23 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         p.join(timeout=10)
 
 
+# Ray's note that a new local instance has token authentication on (its default, kept) is a
+# warning on every start; the run's own lines say where it runs
+TOKEN_NOTE = "ray._private.authentication.authentication_token_setup"
+
+
+@contextlib.contextmanager
+def _quiet(logger: str):
+    """Only errors from ``logger`` while the block runs."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _ray():
     try:
         import ray  # optional: the [ray] extra
@@ -80,7 +99,8 @@ def ray_tasks(jobs: list[Job], bundle: str, provider: str, threads: int | None,
     if not ray.is_initialized():
         kw = {"address": address} if address else {"num_cpus": os.cpu_count() or 1}
         try:
-            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kw)
+            with _quiet(TOKEN_NOTE):
+                ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kw)
         except ConnectionError as exc:
             raise UsageError(f"--ray-address {address}: {exc}") from None
         started = True

@@ -122,7 +122,7 @@ def test_local_processes_give_the_same_pictures_as_this_process(tmp_path):
     _same_pictures(small_site(), site)
 
 
-def test_ray_tasks_give_the_same_pictures_as_this_process(tmp_path, monkeypatch):
+def test_ray_tasks_give_the_same_pictures_as_this_process(tmp_path, monkeypatch, capfd):
     try:
         import ray  # noqa: F401
     except ImportError:
@@ -131,9 +131,13 @@ def test_ray_tasks_give_the_same_pictures_as_this_process(tmp_path, monkeypatch)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [plugin_path(),
                                                                   os.environ.get("PYTHONPATH")])))
     site = tmp_path / "site"
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)  # Ray's default: token auth, and its note
     result = atlas("-o", site, *SMALL, "--executor", "ray")
     assert result.exit_code == 0, result.output
     _same_pictures(small_site(), site)
+    # issue 23: a clean run prints ortviz's lines, not Ray's note on its token authentication
+    printed = capfd.readouterr()
+    assert "Token authentication" not in printed.out + printed.err + result.output
 
 
 def test_dataset_examples_rank_the_photos_by_mean_channel_activation():
