@@ -31,6 +31,7 @@ class Layer:
 
 
 SCOPE_KEY = "ortviz.module"
+FUSION_KEY = "pkg.onnxscript.rewriter.rule_name"
 # Feature maps (N, C, H, W) and token sequences (N, T, D) of vision transformers.
 FEATURE_RANKS = (3, 4)
 
@@ -38,15 +39,21 @@ FEATURE_RANKS = (3, 4)
 def module_scope(node: onnx.NodeProto) -> str | None:
     """The top-level module of the source network that produced this node, if known:
     from the dynamo exporter's name scopes or the TorchScript exporter's node names."""
-    for p in node.metadata_props:
-        if p.key == SCOPE_KEY:
-            return p.value
-        if p.key == "pkg.torch.onnx.name_scopes":
-            try:
-                scopes = ast.literal_eval(p.value)
-            except (ValueError, SyntaxError):
-                return None
-            return scopes[1] if len(scopes) > 2 else None
+    meta = {p.key: p.value for p in node.metadata_props}
+    if SCOPE_KEY in meta:
+        return meta[SCOPE_KEY]
+    if "FuseBatchNormIntoConv" in meta.get(FUSION_KEY, "") and len(node.input) > 1 and "." in node.input[1]:
+        # the dynamo exporter's optimizer folded a BatchNorm into this Conv and gave the Conv the
+        # BatchNorm's scope; its weight keeps the Conv's parameter name ("conv1.weight"). The
+        # layer is named after the convolution, as the TorchScript exporter's and ortviz's own
+        # fold (export.folding) name it: one name for one layer, whichever exporter made it
+        return node.input[1].split(".")[0]
+    if "pkg.torch.onnx.name_scopes" in meta:
+        try:
+            scopes = ast.literal_eval(meta["pkg.torch.onnx.name_scopes"])
+        except (ValueError, SyntaxError):
+            return None
+        return scopes[1] if len(scopes) > 2 else None
     if node.name.startswith("/") and node.name.count("/") >= 2:
         return node.name.split("/")[1]
     return None
