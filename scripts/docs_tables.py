@@ -68,10 +68,13 @@ recognition_issue21 = _recognition(RESULTS / "recognition-random-2027-fft.json",
                                    RESULTS / "recognition-random-2027-natural.json",
                                    RESULTS / "recognition-random-2027-wide.json",
                                    RESULTS / "recognition-screen-issue21.json")
+# issue 21's second fresh draw, after which natural became the default
+recognition_2028 = _recognition(RESULTS / "recognition-random-2028-natural.json",
+                                RESULTS / "recognition-random-2028-fft.json")
 
 
 def recognition_default() -> str:
-    """The last run of docs/recognition.json (the current default): its figures and its misses."""
+    """The last run of docs/recognition.json (the hand-picked classes): its figures and its misses."""
     import recognition as rec
     path = DOCS / "recognition.json"
     run = json.loads(path.read_text())["runs"][-1]
@@ -88,7 +91,7 @@ def recognition_default() -> str:
             what.append("not in Lite2's top-5")
         if what:
             misses.append(f"{r['label']} seed {r['seed']} ({'; '.join(what)})")
-    return (f"**The default (the row “{run['name']}”, {run['date']}): Lite1 {rec._pct(n1 / len(rows))} top-1 "
+    return (f"**The last row (“{run['name']}”, {run['date']}): Lite1 {rec._pct(n1 / len(rows))} top-1 "
             f"({n1}/{len(rows)}), Lite2 {rec._pct(n2 / len(rows))} top-5 ({n2}/{len(rows)})**, "
             f"{s['seconds_per_image']} s per image. Its misses: {', '.join(misses) or 'none'}.\n")
 
@@ -171,6 +174,7 @@ def atlas() -> str:
 GENERATORS = {"recognition": recognition, "recognition-default": recognition_default,
               "recognition-screen": recognition_screen,
               "recognition-random": recognition_random, "recognition-issue21": recognition_issue21,
+              "recognition-2028": recognition_2028,
               "inversion": inversion,
               "inversion-screen": inversion_screen,
               "inversion-issue22": inversion_issue22, "inversion-screen-issue22": inversion_screen_issue22,

@@ -2,8 +2,8 @@
 
 From a neutral start, climb the target class's score through :func:`ortviz.render.loop.optimize`:
 an image parameterization (``--param``: pixels, a 1/f Fourier spectrum with decorrelated
-colour (the default), the same with photographs' steeper 1/f^1.5 falloff (``natural``), or
-MACO's phase-only spectrum), random transforms each step (``--transforms``), and
+colour (``fft``), the same with photographs' steeper 1/f^1.5 falloff (``natural``, the default),
+or MACO's phase-only spectrum), random transforms each step (``--transforms``), and
 the class objective's gradient graph. ``--size`` renders a canvas larger than the model's
 input through random boxes (``--crops`` of them per step). The pixel parameterization keeps
 the classic recipe: normalized ascent, L2 decay, blur, clipping, and octaves that start small
@@ -44,12 +44,12 @@ technique = Technique(
         Param("iterations", int, 512, "Iterations (per octave for the pixel parameterization); "
               "how often two other networks name the class at 512: the Quality page of the docs.",
               ITERATIONS),
-        choices.param_choice("fft"),
+        choices.param_choice("natural"),
         choices.transforms_choice("standard"),
         Param("objective", str, "score", "score (raw logit) or log-softmax (log-probability).",
               lambda v: None if v in OBJECTIVES else f"must be one of {', '.join(OBJECTIVES)}"),
         Param("lr", float, 0.0, "Step size; 0: the parameterization's own (pixel: normalized ascent "
-              "0.1; fft, maco: Adam 0.05).", non_negative),
+              "0.1; fft, natural, maco: Adam 0.05).", non_negative),
         Param("size", int, 0, "Canvas side in pixels; 0: the model's input size. Larger canvases "
               "are seen through random boxes.", between(0, 4096)),
         Param("crops", int, 1, "Transform draws (random boxes) per iteration, each one gradient "
