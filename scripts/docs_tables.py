@@ -71,6 +71,8 @@ recognition_issue21 = _recognition(RESULTS / "recognition-random-2027-fft.json",
 # issue 21's second fresh draw, after which natural became the default
 recognition_2028 = _recognition(RESULTS / "recognition-random-2028-natural.json",
                                 RESULTS / "recognition-random-2028-fft.json")
+# issue 21 item 4: a second exported model (EfficientNet-Lite2), judged by Lite0 and Lite1
+recognition_lite2 = _recognition(RESULTS / "recognition-lite2-2029.json")
 
 
 def recognition_default() -> str:
@@ -174,7 +176,7 @@ def atlas() -> str:
 GENERATORS = {"recognition": recognition, "recognition-default": recognition_default,
               "recognition-screen": recognition_screen,
               "recognition-random": recognition_random, "recognition-issue21": recognition_issue21,
-              "recognition-2028": recognition_2028,
+              "recognition-2028": recognition_2028, "recognition-lite2": recognition_lite2,
               "inversion": inversion,
               "inversion-screen": inversion_screen,
               "inversion-issue22": inversion_issue22, "inversion-screen-issue22": inversion_screen_issue22,

@@ -138,7 +138,7 @@ def test_pixel_options_with_pixels_run_and_the_api_says_it_in_its_words(tmp_path
                "--jitter", 4, "--iterations", 1, "-o", tmp_path / "p.png")
     assert r.exit_code == 0, r.output
     model = ortviz.load(provider="cpu")
-    with pytest.raises(ParamError, match=r"^l2 applies to param pixel only; this run's param is fft"):
+    with pytest.raises(ParamError, match=r"^l2 applies to param pixel only; this run's param is natural"):
         model.class_visualization(130, iterations=1, l2=0.01)
 
 
