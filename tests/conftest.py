@@ -10,6 +10,10 @@ from pathlib import Path
 # The suite runs as from a terminal whatever started it.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+# Likewise SIGHUP under nohup: ortviz rightly leaves an ignored SIGHUP ignored, so the hang-up
+# tests' subprocesses (which inherit it) would never see theirs.
+if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/support.py, nets.py, ... by name
 
