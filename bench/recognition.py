@@ -207,7 +207,7 @@ def main(argv=None) -> int:
            "machine": f"{platform.machine()}, {platform.python_version()}",
            "params": tech.defaults() | params, "classes": classes, "seeds": seeds, "rows": [],
            "drawn": args.draw_seed if args.random else None,
-           "judges": judge_names, "model": model.bundle.manifest["model"]["name"].replace("efficientnet-lite", "Lite")}
+           "judges": judge_names, "model": _short(model.bundle.manifest["model"]["name"])}
     for seed in seeds:
         for cls in classes:
             t0 = time.perf_counter()
