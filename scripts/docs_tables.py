@@ -110,7 +110,7 @@ inversion = _inversion(DOCS / "inversion.json")
 inversion_screen = _inversion(RESULTS / "inversion-screen.json")
 inversion_issue22 = _inversion(RESULTS / "inversion-20261206.json")
 inversion_screen_issue22 = _inversion(RESULTS / "inversion-screen-20261206.json")
-inversion_natural = _inversion(RESULTS / "inversion-20261206-natural.json")
+inversion_natural = _inversion(RESULTS / "inversion-20261206b.json")
 inversion_screen_natural = _inversion(RESULTS / "inversion-screen-natural-20261206.json")
 
 
