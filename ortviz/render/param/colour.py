@@ -102,8 +102,12 @@ class Colour:
             return self._last[1]
         u = self.inner.image(p)
         rgb = _mix(self.c.astype(u.dtype), u)
-        if self.squash == "sigmoid":
-            s = 0.5 * (1.0 + np.tanh(0.5 * rgb))  # = 1 / (1 + exp(-rgb)), no overflow
+        if self.squash == "sigmoid":   # 0.5 (1 + tanh(0.5 rgb)) = 1 / (1 + exp(-rgb)), no overflow
+            s = rgb                    # in place, the same operations in the same order
+            s *= 0.5
+            np.tanh(s, out=s)
+            s += 1.0
+            s *= 0.5
         else:
             s = np.clip(rgb + 0.5, 0.0, 1.0)
         self._last = (p, s)
@@ -116,10 +120,13 @@ class Colour:
     def image_vjp(self, p: np.ndarray, g: np.ndarray) -> np.ndarray:
         s = self._unit(p)
         if self.squash == "sigmoid":
-            d = s * (1.0 - s)
+            d = 1.0 - s
+            d *= s
         else:
             d = ((s > 0) & (s < 1)).astype(s.dtype)
-        return self.inner.image_vjp(p, _mix(self.c.T.astype(g.dtype), g * self.span * d))
+        gd = g * self.span
+        gd *= d
+        return self.inner.image_vjp(p, _mix(self.c.T.astype(g.dtype), gd))
 
     def project(self, p: np.ndarray) -> np.ndarray:
         return self.inner.project(p)

@@ -25,15 +25,29 @@ def frequencies(h: int, w: int) -> np.ndarray:
     return f
 
 
+def _rfft2_doubled(g: np.ndarray, w: int) -> np.ndarray:
+    z = np.fft.rfft2(g, norm="ortho")
+    last = z.shape[-1] if w % 2 else z.shape[-1] - 1
+    z[..., 1:last] *= 2
+    return z
+
+
 def irfft2_vjp(g: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
     """Adjoint of ``z -> irfft2(z, s=(H, w), norm="ortho")`` with respect to (Re z, Im z).
 
     ``rfft2(g, norm="ortho")`` with columns 1 .. ceil(w/2)-1 doubled: each of those stands
     for itself and its Hermitian mirror; column 0 and (even w) column w/2 have none."""
-    z = np.fft.rfft2(g, norm="ortho")
-    last = z.shape[-1] if w % 2 else z.shape[-1] - 1
-    z[..., 1:last] *= 2
+    z = _rfft2_doubled(g, w)
     return z.real, z.imag
+
+
+def _complex(p: np.ndarray) -> np.ndarray:
+    """``p[..., 0] + i p[..., 1]`` in ``p``'s precision: a view where ``p`` is a contiguous
+    float32 or float64 array (the same numbers, none made)."""
+    if p.dtype in (np.float32, np.float64) and p.flags.c_contiguous:
+        return p.view(np.complex64 if p.dtype == np.float32 else np.complex128)[..., 0]
+    return (p[..., 0] + 1j * p[..., 1]).astype(np.complex128 if p.dtype == np.float64 else np.complex64,
+                                              copy=False)
 
 
 class Fourier:
@@ -51,8 +65,7 @@ class Fourier:
         return (self.init_std * rng.standard_normal(self.params_shape)).astype(np.float32)
 
     def image(self, p: np.ndarray) -> np.ndarray:
-        z = (p[..., 0] + 1j * p[..., 1]) * self.scale
-        z = z.astype(np.complex128 if p.dtype == np.float64 else np.complex64, copy=False)
+        z = _complex(p) * self.scale
         return np.fft.irfft2(z, s=self.shape[2:], norm="ortho").astype(p.dtype, copy=False)
 
     def from_image(self, u: np.ndarray) -> np.ndarray:
@@ -62,11 +75,10 @@ class Fourier:
         return np.stack([z.real, z.imag], axis=-1).astype(np.result_type(u.dtype, np.float32))
 
     def image_vjp(self, p: np.ndarray, g: np.ndarray) -> np.ndarray:
-        re, im = irfft2_vjp(g, self.shape[3])
-        out = np.empty(self.params_shape, dtype=np.result_type(g.dtype, np.float32))
-        out[..., 0] = re * self.scale
-        out[..., 1] = im * self.scale
-        return out
+        z = _rfft2_doubled(np.asarray(g, np.result_type(g.dtype, np.float32)), self.shape[3])
+        z.real *= self.scale
+        z.imag *= self.scale
+        return z.view(z.real.dtype).reshape(self.params_shape)   # (re, im) pairs, as the parameters
 
     def project(self, p: np.ndarray) -> np.ndarray:
         return p
