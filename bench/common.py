@@ -34,7 +34,8 @@ TECHNIQUES = {
     # the pixel recipe (the torch worker emulates that loop), not the spectrum default
     "class-viz": ("class-visualization", {"octaves": 1, "param": "pixel", "transforms": "light",
                                           "objective": "log-softmax", "lr": 0.1}),
-    "invert": ("feature-inversion", {}),
+    # pixels at one size, as the torch worker's loop (the default draws a spectrum over 3 octaves)
+    "invert": ("feature-inversion", {"param": "pixel", "octaves": 1}),
     "dream": ("deepdream", {"octaves": 1, "max_side": SIZE}),
 }
 
