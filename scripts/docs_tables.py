@@ -72,7 +72,8 @@ recognition_issue21 = _recognition(RESULTS / "recognition-random-2027-fft.json",
 recognition_2028 = _recognition(RESULTS / "recognition-random-2028-natural.json",
                                 RESULTS / "recognition-random-2028-fft.json")
 # issue 21 item 4: a second exported model (EfficientNet-Lite2), judged by Lite0 and Lite1
-recognition_lite2 = _recognition(RESULTS / "recognition-lite2-2029.json")
+recognition_lite2 = _recognition(RESULTS / "recognition-lite2-2029.json",
+                                 RESULTS / "recognition-lite2-2030.json")
 
 
 def recognition_default() -> str:
