@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import ortviz  # first: it limits numpy's BLAS to one thread before numpy loads
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402  (bench/common.py: the machine record)
 
 
 def main(argv=None) -> int:
@@ -37,7 +39,7 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             m.class_visualization(cls, seed=0, param=p, progress=False)
             t[p].append(time.perf_counter() - t0)
-    out = {"date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(),
+    out = {"date": time.strftime("%Y-%m-%d"), "machine": common.machine(),
            "threads": args.threads, "classes": args.classes,
            "seconds": {p: [round(v, 2) for v in x] for p, x in t.items()},
            "median_s": {p: round(statistics.median(x), 1) for p, x in t.items()},
