@@ -18,7 +18,9 @@ classic loops did); ``edge`` (clamp) when neither is present.
 Presets (:func:`preset`): ``none``; ``light`` — a circular jitter of up to 12 pixels (today's
 pixel loops); ``standard`` — Lucid's transformation robustness (Olah et al. 2017): constant pad
 12 with the mean grey, crop 8, scale 0.9..1.1 in steps of 0.02, rotation -10..10 degrees
-(0 five times more often), crop 4. ``RandomBox`` crops a random box of the canvas, for
+(0 five times more often), crop 4; ``wide`` — the same with the scale drawn from 0.8..1.2 in
+steps of 0.04 (measured for class visualization: the default model's pictures recognized a little
+more often, an exported Lite2's not; docs/quality.md, issue 21). ``RandomBox`` crops a random box of the canvas, for
 several crops per step of a canvas larger than the model (MACO).
 """
 
@@ -203,7 +205,7 @@ def sample(transforms, rng: np.random.Generator, in_hw, out_hw=None) -> Chain:
     return Chain([Warp(in_hw, hw, b, mode=mode, value=value), Warp(hw, hw, r, mode=mode, value=value)])
 
 
-PRESETS = ("none", "light", "standard")
+PRESETS = ("none", "light", "standard", "wide")
 
 
 def preset(name: str, fill=0.0) -> list:
@@ -213,9 +215,10 @@ def preset(name: str, fill=0.0) -> list:
         return []
     if name == "light":
         return [Jitter(12)]
-    if name == "standard":
+    if name in ("standard", "wide"):
         value = tuple(float(v) for v in np.asarray(fill, np.float64).reshape(-1))
-        scales = tuple(round(1 + (i - 5) * 0.02, 2) for i in range(11))
+        step = 0.02 if name == "standard" else 0.04
+        scales = tuple(round(1 + (i - 5) * step, 2) for i in range(11))
         angles = tuple(range(-10, 11)) + (0,) * 5
         return [Pad(12, "constant", value), RandomCrop(8), RandomScale(scales),
                 RandomRotate(angles), RandomCrop(4)]

@@ -61,7 +61,7 @@ def test_fft_dream_through_the_cli(tmp_path):
 
 @pytest.mark.parametrize("args,expect", [
     (["--param", "fourier"], "--param must be one of pixel, fft, maco, natural"),
-    (["--transforms", "heavy"], "--transforms must be one of none, light, standard"),
+    (["--transforms", "heavy"], "--transforms must be one of none, light, standard, wide"),
     (["--param", "fft", "--octaves", 2], "--octaves 2 needs --param pixel"),
     (["--param", "maco", "--octaves", 4], "--octaves 4 needs --param pixel"),
     (["--param", ""], "--param must not be empty"),

@@ -59,4 +59,4 @@ def test_the_guides_plugin_installs_and_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ortviz", "my-technique", "--transforms", "heavy",
                         "-o", str(tmp_path / "bad.png")], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
-        "error: --transforms must be one of none, light, standard"], r.stderr
+        "error: --transforms must be one of none, light, standard, wide"], r.stderr

@@ -32,6 +32,7 @@ EACH = {
     "light": tf.preset("light"),
     "standard": tf.preset("standard", fill=[0.1, -0.2, 0.3]),
     "box+standard": [tf.RandomBox(0.5, 1.0)] + tf.preset("standard"),
+    "wide": tf.preset("wide", fill=[0.1, -0.2, 0.3]),
 }
 
 
@@ -183,3 +184,14 @@ def test_separable_taps_match_the_general_sampler(mode, seed):
     y = rng.standard_normal((2, 3) + out_hw)
     a, b = np.vdot(sep.forward(x), y), np.vdot(x, sep.adjoint(y))
     assert abs(a - b) / abs(a) < TOL, f"{in_hw}->{out_hw} {mode}, seed={seed}: dot-product gap"
+
+
+def test_wide_is_standard_with_a_wider_scale():
+    """``wide`` (class visualization's default) is Lucid's ``standard`` list with the scale
+    drawn from 0.8..1.2 instead of 0.9..1.1; every other transform is the same."""
+    s, w = tf.preset("standard", fill=0.2), tf.preset("wide", fill=0.2)
+    differ = [(a, b) for a, b in zip(s, w, strict=True) if a != b]
+    assert len(differ) == 1 and all(isinstance(t, tf.RandomScale) for t in differ[0]), differ
+    (old, new), = differ
+    assert (min(old.scales), max(old.scales), len(old.scales)) == (0.9, 1.1, 11), old
+    assert (min(new.scales), max(new.scales), len(new.scales)) == (0.8, 1.2, 11), new
