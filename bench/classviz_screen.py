@@ -31,6 +31,9 @@ RECIPES = {
     "natural-decay2": ("natural's scale with a 1/f^2 falloff", 2.0, None),
     "natural-wide-scale": ("natural, scale jitter 0.8-1.2 instead of 0.9-1.1", 1.5, WIDE_SCALES),
 }
+# natural-wide-scale is the ``wide`` transform preset since issue 21's third fresh draws
+# (``--transforms wide``: the same transform list, the same draws, bit for bit). --model and --judges judge
+# a recipe on another bundle, as recognition.py's.
 
 
 def install(decay, scales) -> None:
@@ -60,6 +63,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--images", type=Path, default=None)
     ap.add_argument("--naturalness", type=Path, default=rec.NATURALNESS)
+    ap.add_argument("--model", default=None, help="a bundle (default: the embedded model)")
+    ap.add_argument("--judges", default=None, help="as recognition.py's --judges")
     args = ap.parse_args(argv)
     what, decay, scales = RECIPES[args.recipe]
     install(decay, scales)
@@ -67,7 +72,9 @@ def main(argv=None) -> int:
                      "--seeds", args.seeds, "--threads", str(args.threads), "--out", str(args.out),
                      "--naturalness", str(args.naturalness), "--set", "param=natural",
                      "--name", f"screen: {args.recipe} ({what})"]
-                    + (["--images", str(args.images)] if args.images else []))
+                    + (["--images", str(args.images)] if args.images else [])
+                    + (["--model", args.model] if args.model else [])
+                    + (["--judges", args.judges] if args.judges else []))
 
 
 if __name__ == "__main__":

@@ -74,6 +74,13 @@ recognition_2028 = _recognition(RESULTS / "recognition-random-2028-natural.json"
 # issue 21 item 4: a second exported model (EfficientNet-Lite2), judged by Lite0 and Lite1
 recognition_lite2 = _recognition(RESULTS / "recognition-lite2-2029.json",
                                  RESULTS / "recognition-lite2-2030.json")
+# ... and three recipes screened on it, on a tuning draw (3100) that no reported row uses
+recognition_lite2_screen = _recognition(RESULTS / "recognition-lite2-screen-3100.json")
+# issue 21's third fresh draws: natural + standard (the default) and the wider scale jitter, on both models
+recognition_2031 = _recognition(RESULTS / "recognition-random-2031-natural.json",
+                                RESULTS / "recognition-random-2031-wide.json")
+recognition_lite2_2032 = _recognition(RESULTS / "recognition-lite2-2032-natural.json",
+                                      RESULTS / "recognition-lite2-2032-wide.json")
 
 
 def recognition_default() -> str:
@@ -178,6 +185,8 @@ GENERATORS = {"recognition": recognition, "recognition-default": recognition_def
               "recognition-screen": recognition_screen,
               "recognition-random": recognition_random, "recognition-issue21": recognition_issue21,
               "recognition-2028": recognition_2028, "recognition-lite2": recognition_lite2,
+              "recognition-lite2-screen": recognition_lite2_screen,
+              "recognition-2031": recognition_2031, "recognition-lite2-2032": recognition_lite2_2032,
               "inversion": inversion,
               "inversion-screen": inversion_screen,
               "inversion-issue22": inversion_issue22, "inversion-screen-issue22": inversion_screen_issue22,
