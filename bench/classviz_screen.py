@@ -24,16 +24,16 @@ import recognition as rec  # noqa: E402
 from ortviz.render import param as P, transforms as tf  # noqa: E402
 from ortviz.techniques import class_visualization as cv, recipes  # noqa: E402
 
-WIDE_SCALES = tuple(round(0.8 + 0.04 * i, 2) for i in range(11))   # 0.8 .. 1.2
+# 0.8 .. 1.2: the ``wide`` preset's scales (the preset came out of this screen)
+WIDE_SCALES = next(t.scales for t in tf.preset("wide") if isinstance(t, tf.RandomScale))
 
 # name: (what it is, the Natural decay or None for the option's param, scales or None)
 RECIPES = {
     "natural-decay2": ("natural's scale with a 1/f^2 falloff", 2.0, None),
     "natural-wide-scale": ("natural, scale jitter 0.8-1.2 instead of 0.9-1.1", 1.5, WIDE_SCALES),
 }
-# natural-wide-scale is the ``wide`` transform preset since issue 21's third fresh draws
-# (``--transforms wide``: the same transform list, the same draws, bit for bit). --model and --judges judge
-# a recipe on another bundle, as recognition.py's.
+# natural-wide-scale is ``--transforms wide`` (the same transform list, the same draws, bit for
+# bit). --model and --judges judge a recipe on another bundle, as recognition.py's.
 
 
 def install(decay, scales) -> None:

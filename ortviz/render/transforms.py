@@ -20,8 +20,8 @@ pixel loops); ``standard`` — Lucid's transformation robustness (Olah et al. 20
 12 with the mean grey, crop 8, scale 0.9..1.1 in steps of 0.02, rotation -10..10 degrees
 (0 five times more often), crop 4; ``wide`` — the same with the scale drawn from 0.8..1.2 in
 steps of 0.04 (measured for class visualization: the default model's pictures recognized a little
-more often, an exported Lite2's not; docs/quality.md, issue 21). ``RandomBox`` crops a random box of the canvas, for
-several crops per step of a canvas larger than the model (MACO).
+more often, an exported Lite2's not; docs/quality.md, issue 21). ``RandomBox`` crops a random
+box of the canvas, for several crops per step of a canvas larger than the model (MACO).
 """
 
 from __future__ import annotations

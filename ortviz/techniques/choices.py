@@ -26,7 +26,8 @@ def transforms_choice(default: str, note: str = "") -> Param:
     """The ``--transforms`` option; ``note`` is appended to its help."""
     return Param("transforms", str, default,
                  "Random transforms each step: none, light (jitter, zoom), standard (Lucid: pad 12, "
-                 "crop 8, scale 0.9-1.1, rotate +-10 deg, crop 4) or wide (the same with scale 0.8-1.2)." + (f" {note}" if note else ""),
+                 "crop 8, scale 0.9-1.1, rotate +-10 deg, crop 4) or wide (the same with scale "
+                 "0.8-1.2)." + (f" {note}" if note else ""),
                  lambda v: None if v in tf.PRESETS else f"must be one of {', '.join(tf.PRESETS)}")
 
 

@@ -187,8 +187,9 @@ def test_separable_taps_match_the_general_sampler(mode, seed):
 
 
 def test_wide_is_standard_with_a_wider_scale():
-    """``wide`` (class visualization's default) is Lucid's ``standard`` list with the scale
-    drawn from 0.8..1.2 instead of 0.9..1.1; every other transform is the same."""
+    """``wide`` (``--transforms wide``, measured for class visualization) is Lucid's
+    ``standard`` list with the scale drawn from 0.8..1.2 instead of 0.9..1.1; every other
+    transform is the same."""
     s, w = tf.preset("standard", fill=0.2), tf.preset("wide", fill=0.2)
     differ = [(a, b) for a, b in zip(s, w, strict=True) if a != b]
     assert len(differ) == 1 and all(isinstance(t, tf.RandomScale) for t in differ[0]), differ
