@@ -17,8 +17,9 @@ photo and layer); ``--table`` prints the table of docs/quality.md, the photos th
     .venv-export/bin/python bench/inversion.py --table docs/inversion.json
 
 Photos: the two shipped samples (chelsea and coffee, CC0: the recipe was tuned on them) and
-``bench/photos`` (public domain and CC0 photos from scikit-image, see its README), or your own
-with ``--photos``.
+``bench/photos`` (public-domain, CC0 and CC BY photos, see its README), or your own with
+``--photos``. Rows of the ten photos ``debian_photos.py`` fetches (a second tuning set, not
+shipped) are counted as tuned on too.
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from debian_photos import PHOTOS as DEBIAN_TUNING
 from recognition import JUDGES, _save, judges  # torch is imported only by judges()
 
 import ortviz  # noqa: F401  (first: it limits numpy's BLAS to one thread before numpy loads)
 from ortviz.render.metrics import ssim
 
 HERE = Path(__file__).resolve().parent
-TUNED = ("chelsea.png", "coffee.png")
-PHOTOS = TUNED + tuple(sorted(p.name for p in (HERE / "photos").glob("*.jpg")))
+TUNED = ("chelsea.png", "coffee.png") + tuple(f"{name}.jpg" for name in DEBIAN_TUNING)
+PHOTOS = TUNED[:2] + tuple(sorted(p.name for p in (HERE / "photos").glob("*.jpg")))
 LAYERS = ("early", "middle", "_blocks.2")
 
 
@@ -59,20 +61,27 @@ def _photo_path(name: str) -> Path:
     return HERE / "photos" / name if (HERE / "photos" / name).exists() else Path(sample(name))
 
 
+def _group(photo: str) -> str:
+    """reported (never tuned on), tuned on (the shipped samples) or tuning set 2 (debian_photos)."""
+    if photo not in TUNED:
+        return "reported"
+    return "tuned on" if photo in TUNED[:2] else "tuning set 2"
+
+
 def table(path: Path) -> str:
     out = ["| recipe | photos | layer | Lite1 keeps the photo's top-1 | Lite2 keeps it | Lite0 keeps it "
            "| mean SSIM | s / picture |",
            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in json.loads(path.read_text())["runs"]:
-        for tuned in (False, True):
+        for group in ("reported", "tuned on", "tuning set 2"):
             for layer in r["layers"]:
-                rows = [x for x in r["rows"] if x["layer"] == layer and (x["photo"] in TUNED) == tuned]
+                rows = [x for x in r["rows"] if x["layer"] == layer and _group(x["photo"]) == group]
                 if not rows:
                     continue
                 n = len(rows)
                 keep = {j: f"{sum(x[j]['kept'] for x in rows)}/{n}" if j in rows[0] else "-"
                         for j in JUDGES + ("self",)}
-                out.append(f"| {r['name']} | {'tuned on' if tuned else 'reported'} ({n}) | {layer} "
+                out.append(f"| {r['name']} | {group} ({n}) | {layer} "
                            f"({rows[0].get('resolved', layer)}) | {keep[JUDGES[0]]} | {keep[JUDGES[1]]} "
                            f"| {keep['self']} | {np.mean([x['ssim'] for x in rows]):.2f} "
                            f"| {np.mean([x['seconds'] for x in rows]):.1f} |")

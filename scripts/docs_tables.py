@@ -120,6 +120,8 @@ inversion_issue22 = _inversion(RESULTS / "inversion-20261206.json")
 inversion_screen_issue22 = _inversion(RESULTS / "inversion-screen-20261206.json")
 inversion_natural = _inversion(RESULTS / "inversion-20261206b.json")
 inversion_screen_natural = _inversion(RESULTS / "inversion-screen-natural-20261206.json")
+inversion_debian = _inversion(RESULTS / "inversion-20261206c.json")
+inversion_screen_debian = _inversion(RESULTS / "inversion-screen-20261206c.json")
 
 
 def dream_transforms() -> str:
@@ -191,6 +193,7 @@ GENERATORS = {"recognition": recognition, "recognition-default": recognition_def
               "inversion-screen": inversion_screen,
               "inversion-issue22": inversion_issue22, "inversion-screen-issue22": inversion_screen_issue22,
               "inversion-natural": inversion_natural, "inversion-screen-natural": inversion_screen_natural,
+              "inversion-debian": inversion_debian, "inversion-screen-debian": inversion_screen_debian,
               "dream-transforms": dream_transforms,
               "speed": speed, "numpy-side": numpy_side, "atlas": atlas, "browser": browser}
 

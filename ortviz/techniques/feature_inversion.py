@@ -30,7 +30,7 @@ MATCHES = ("distance", "caricature")
 # Where the recipe gives a good picture (bench/inversion.py, docs/quality.md): earlier than the shared
 # positions; on EfficientNet-Lite0 _blocks.4, _blocks.8 and _blocks.10.
 POSITIONS = {"early": 0.3, "middle": 0.5, "late": 0.6}
-DESCRIPTION = ("Default recipe (chosen on two photos, measured on eight; the measurements are on "
+DESCRIPTION = ("Default recipe (chosen on two photos, measured on 24 others; the measurements are on "
                "the documentation's Feature inversion page): the photo padded to the model's square "
                "(--fit pad); the natural parameterization (a 1/f^1.5 spectrum with decorrelated "
                "colour and a sigmoid), coarse to fine over 3 octaves (ratio 1.6) of 100 Adam steps "
