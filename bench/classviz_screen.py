@@ -27,19 +27,26 @@ from ortviz.techniques import class_visualization as cv, recipes  # noqa: E402
 # 0.8 .. 1.2: the ``wide`` preset's scales (the preset came out of this screen)
 WIDE_SCALES = next(t.scales for t in tf.preset("wide") if isinstance(t, tf.RandomScale))
 
-# name: (what it is, the Natural decay or None for the option's param, scales or None)
+# name: (what it is, the Natural decay or None for the option's param, scales or None, options)
 RECIPES = {
-    "natural-decay2": ("natural's scale with a 1/f^2 falloff", 2.0, None),
-    "natural-wide-scale": ("natural, scale jitter 0.8-1.2 instead of 0.9-1.1", 1.5, WIDE_SCALES),
+    "natural-decay2": ("natural's scale with a 1/f^2 falloff", 2.0, None, ()),
+    "natural-wide-scale": ("natural, scale jitter 0.8-1.2 instead of 0.9-1.1", 1.5, WIDE_SCALES, ()),
+    # coarse to fine, as feature inversion's spectra (the CLI refuses --octaves for the spectra
+    # in class-viz): 2 octaves (ratio 1.6) of 256 iterations, about the default's gradient work
+    "natural-octaves2": ("natural, coarse to fine over 2 octaves x 256 iterations", None, None,
+                         ("octaves=2", "iterations=256")),
 }
 # natural-wide-scale is ``--transforms wide`` (the same transform list, the same draws, bit for
 # bit). --model and --judges judge a recipe on another bundle, as recognition.py's.
 
 
-def install(decay, scales) -> None:
+def install(decay, scales, options=()) -> None:
     """Make class-viz's spectral parameterization a Natural of ``decay`` and its transforms'
-    random scale draw from ``scales`` (None: unchanged)."""
+    random scale draw from ``scales`` (None: unchanged); with ``octaves`` among ``options``,
+    let the spectra run coarse to fine."""
     parameterization, transform_list = recipes.parameterization, recipes.transform_list
+    if any(o.startswith("octaves=") for o in options):
+        cv.choices.check_octaves = lambda name, octaves: None   # this process screens only
 
     def natural(ctx, name, hw, d=1.0, start=None):
         if decay is None:
@@ -66,11 +73,12 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None, help="a bundle (default: the embedded model)")
     ap.add_argument("--judges", default=None, help="as recognition.py's --judges")
     args = ap.parse_args(argv)
-    what, decay, scales = RECIPES[args.recipe]
-    install(decay, scales)
+    what, decay, scales, options = RECIPES[args.recipe]
+    install(decay, scales, options)
     return rec.main(["--random", str(args.random), "--draw-seed", str(args.draw_seed),
                      "--seeds", args.seeds, "--threads", str(args.threads), "--out", str(args.out),
                      "--naturalness", str(args.naturalness), "--set", "param=natural",
+                     *[a for o in options for a in ("--set", o)],
                      "--name", f"screen: {args.recipe} ({what})"]
                     + (["--images", str(args.images)] if args.images else [])
                     + (["--model", args.model] if args.model else [])

@@ -5,7 +5,7 @@
 
 Draws ``--per-layer`` channels at random (numpy ``default_rng(seed)``, without replacement) from
 every layer of the embedded EfficientNet-Lite0's layer table (21 layers: 84 channels at the
-default), and makes each one's feature visualization through the Python API at the technique's
+default), or of ``--model``'s, and makes each one's feature visualization through the Python API at the technique's
 defaults except ``--iterations`` (fft + standard transforms, seed 0). A channel **rises** when
 its objective's last value is above its first, and is **not blank** when the picture's pixel
 standard deviation is above 8 (the mid-grey start is about 3) and its status is not ``blank``.
@@ -81,10 +81,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--units", default=None, help="LAYER:A-B;LAYER:C instead of a random draw")
+    ap.add_argument("--model", default=None, help="bundle directory (default: the embedded Lite0)")
     args = ap.parse_args()
     import ortviz
     from ortviz.objective.preactivation import source
-    model = ortviz.load(provider="cpu", threads=args.threads)
+    model = ortviz.load(args.model, provider="cpu", threads=args.threads)
     picks = named(args.units) if args.units else sample(model.bundle, args.per_layer, args.seed)
     deadable = {l["name"] for l in model.bundle.layers if source(model.bundle, l["name"])}
     rows, before = [], []
@@ -98,7 +99,8 @@ def main() -> None:
         print(f"{k + 1}/{len(picks)} {layer}:{channel} {r['status']} first {r['first']:.4g} "
               f"final {r['final']:.4g} std {r['pixel_std']} ({before[-1]['status']} "
               f"{before[-1]['final']:.4g} without warm-up) {r['seconds']}s", flush=True)
-    result = {"command": " ".join(sys.argv), "seed": args.seed, "per_layer": args.per_layer,
+    result = {"command": " ".join(sys.argv), "model": args.model or "embedded EfficientNet-Lite0",
+              "seed": args.seed, "per_layer": args.per_layer,
               "units": args.units,
               "iterations": args.iterations, "flat_std": FLAT_STD,
               "machine": common.machine(),

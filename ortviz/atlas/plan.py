@@ -278,7 +278,8 @@ def make_plan(bundle, spec: Spec) -> list[Unit]:
         if kind not in used:
             continue
         for name, s in zip(names, slugs):
+            at_layer = used[kind].resolved(params[kind], name, bundle.layers)  # as the run will
             for p in photos:
-                units.append(Unit(kind, KIND_TECHNIQUE[kind], params[kind], spec.seed, layer=name,
+                units.append(Unit(kind, KIND_TECHNIQUE[kind], at_layer, spec.seed, layer=name,
                                   photo=p.name, path=f"img/{kind}/{s}/{p.stem}.png"))
     return units

@@ -79,8 +79,8 @@ def prepare(req: RunRequest, warn=lambda m: print(f"warning: {m}", file=sys.stde
         options.check_targets(req.targets, targets, bundle.labels)
     if tech.check is not None:
         tech.check(bundle, req.params)
-    if tech.resolve is not None:  # the values the run uses, for its totals and the sidecar
-        req.params = dict(tech.resolve(dict(req.params), layer))
+    # the values the run uses, for its totals and the sidecar
+    req.params = tech.resolved(req.params, layer, bundle.layers)
     options.check_frames(req)
     photo = None
     if tech.start == "photo":

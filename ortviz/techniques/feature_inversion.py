@@ -18,23 +18,27 @@ from __future__ import annotations
 import numpy as np
 
 from ortviz.bundle.graphs import FEATURE_DISTANCE
+from ortviz.objective.positions import resolve_layer
 from ortviz.render import modelspace
 from ortviz.render.loop import optimize
 from ortviz.render.modelspace import FITS
 from ortviz.render.optim import Adam, Scheduled, cosine_schedule
 from ortviz.techniques import choices, recipes
-from ortviz.techniques.spec import (BLUR_SIGMA, ITERATIONS, JITTER, OCTAVES, Need, Param, Technique,
+from ortviz.techniques.spec import (BLUR_SIGMA, ITERATIONS, JITTER, OCTAVES_MAX, Need, Param, Technique,
                                     between, non_negative, positive, scale_ratio)
 
 MATCHES = ("distance", "caricature")
 # Where the recipe gives a good picture (bench/inversion.py, docs/quality.md): earlier than the shared
 # positions; on EfficientNet-Lite0 _blocks.4, _blocks.8 and _blocks.10.
 POSITIONS = {"early": 0.3, "middle": 0.5, "late": 0.6}
+# --octaves 0 (the default): coarse to fine over 3 octaves before the middle position and 4 from it
+# on, where a coarser start keeps more of the photo's colour (docs/quality.md, issue 22's third round)
+OCTAVES_BY_DEPTH = (3, 4)
 DESCRIPTION = ("Default recipe (chosen on two photos, measured on 24 others; the measurements are on "
                "the documentation's Feature inversion page): the photo padded to the model's square "
                "(--fit pad); the natural parameterization (a 1/f^1.5 spectrum with decorrelated "
                "colour and a sigmoid), coarse to fine over 3 octaves (ratio 1.6) of 100 Adam steps "
-               "(lr 0.05) each, on the normalized distance |phi(x) - phi0|^2 / |phi0|^2, with total "
+               "(lr 0.05) each (4 octaves from the middle position on), on the normalized distance |phi(x) - phi0|^2 / |phi0|^2, with total "
                "variation 3 (beta 2) per pixel and no transforms. Layer positions are this "
                "technique's own (early, middle, late: 0.3, 0.5, 0.6 of the layer table), where the "
                "recipe gives a good picture.")
@@ -112,6 +116,7 @@ def run(ctx, iterations, fit, match, cossim_pow, param, transforms, jitter, zoom
         caricature(ctx, ctx.layer, target, cossim_pow)
     ts = recipes.transform_list(ctx, transforms, jitter, zoom)
     after = recipes.pixel_after_step(0.0, blur_every, blur_sigma) if param == "pixel" else None
+    octaves = octaves or octaves_for(ctx.engine.bundle.layers, ctx.layer)  # (resolve did it)
     x = None
     for k, hw in enumerate(modelspace.octave_sizes(ctx.size, octaves, octave_scale)):
         # coarse to fine: each octave starts from the last one's picture, resized
@@ -121,6 +126,22 @@ def run(ctx, iterations, fit, match, cossim_pow, param, transforms, jitter, zoom
         x = optimize(ctx, f, p, ts, opt, iterations, pens, start=k * iterations,
                      maximize=match != "distance", after_step=after).image
     return x
+
+
+def octaves_for(layers: list[dict], layer: str) -> int:
+    """What ``--octaves 0`` means at ``layer``: :data:`OCTAVES_BY_DEPTH`'s first value before
+    this technique's ``middle`` position in the layer table, its second from it on."""
+    names = [entry["name"] for entry in layers]
+    middle = names.index(resolve_layer(layers, "middle", POSITIONS))
+    deep = layer in names and names.index(layer) >= middle
+    return OCTAVES_BY_DEPTH[deep]
+
+
+def resolve(params: dict, layer: str | None, layers: list[dict]) -> dict:
+    """``--octaves 0`` made explicit (:func:`octaves_for`), so the sidecar records the count."""
+    if not params["octaves"] and layer is not None:
+        params["octaves"] = octaves_for(layers, layer)
+    return params
 
 
 def _one_of(choices):
@@ -158,8 +179,9 @@ technique = Technique(
         Param("alpha", float, 6.0, "Alpha-norm exponent.", between(1, 64)),
         Param("blur_every", int, 0, "Blur every N iterations (pixel; 0: never).", non_negative),
         Param("blur_sigma", float, 0.5, "Gaussian blur sigma in pixels (pixel).", BLUR_SIGMA),
-        Param("octaves", int, 3, "Scales, smallest first, each --iterations long (coarse to "
-              "fine: each starts from the last one's picture, resized; any --param).", OCTAVES),
+        Param("octaves", int, 0, "Scales, smallest first, each --iterations long (coarse to "
+              "fine: each starts from the last one's picture, resized; any --param); 0: by depth, "
+              "3 before the middle position and 4 from it on.", between(0, OCTAVES_MAX)),
         Param("octave_scale", float, 1.6, "Size ratio between octaves.", scale_ratio),
     ),
     start="photo",
@@ -167,6 +189,7 @@ technique = Technique(
     default_layer="early",
     positions=POSITIONS,
     description=DESCRIPTION,
+    resolve=resolve,
     run=run,
     only_for=ONLY_FOR,
 )

@@ -8,6 +8,7 @@ with the shared pieces of :mod:`ortviz.render.modelspace` and the context's ``gr
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -88,7 +89,8 @@ def scale_ratio(v):
 ITERATIONS = between(1, 1_000_000)
 JITTER = between(0, 1024)      # and less than the image's side: see ``options``
 BLUR_SIGMA = between(0, 32)    # the kernel's radius is 3 sigma
-OCTAVES = between(1, 16)
+OCTAVES_MAX = 16
+OCTAVES = between(1, OCTAVES_MAX)
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,8 @@ class Technique:
     description: str = field(default="", compare=False)
     # resolve(params, layer) -> params as the run uses them: automatic values (an lr of 0: the
     # parameterization's own; an empty objective: the layer's) made explicit, so the sidecar
-    # records what was used; the run must give the same picture with either
+    # records what was used; the run must give the same picture with either. A resolve with a
+    # third parameter also gets the bundle's layer table (feature inversion's octaves by depth)
     resolve: Callable[[dict, str | None], dict] | None = field(default=None, repr=False,
                                                                compare=False)
     run: Callable[..., np.ndarray] | None = field(default=None, repr=False, compare=False)
@@ -128,6 +131,14 @@ class Technique:
 
     def defaults(self) -> dict:
         return {p.name: p.default for p in self.params}
+
+    def resolved(self, params: dict, layer: str | None, layers: list[dict]) -> dict:
+        """``params`` as the run uses them (``resolve`` applied, if the technique has one)."""
+        if self.resolve is None:
+            return dict(params)
+        wants_layers = len(inspect.signature(self.resolve).parameters) >= 3
+        return dict(self.resolve(dict(params), layer, layers) if wants_layers
+                    else self.resolve(dict(params), layer))
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)

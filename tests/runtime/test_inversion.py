@@ -90,7 +90,7 @@ def test_the_default_fit_keeps_the_whole_photo(tmp_path):
     (["--lr-end", 1.5], "--lr-end must be at most 1"),
     (["--lr-end", -0.1], "--lr-end must not be negative"),
     (["--zoom", 1], "--zoom must be in [0, 1)"),
-    (["--octaves", 0], "--octaves must be positive"),
+    (["--octaves", -1], "--octaves must not be negative"),
     (["--octaves", 17], "--octaves must be at most 16"),
     (["--octave-scale", 1], "--octave-scale must be greater than 1"),
 ])
@@ -107,8 +107,35 @@ def test_the_sidecar_records_the_values_used_not_placeholders(tmp_path):
     assert r.exit_code == 0, r.output
     params = json.loads((tmp_path / "i.png.json").read_text())["params"]
     defaults = fi.technique.defaults()
-    assert params == defaults | {"iterations": 2}
+    assert defaults["octaves"] == 0  # by depth: the sidecar says how many the early layer got
+    assert params == defaults | {"iterations": 2, "octaves": 3}
     assert params["lr"] > 0 and params["lr"] == defaults["lr"]
+
+
+def test_octaves_by_depth_three_before_the_middle_position_four_from_it():
+    """``--octaves 0`` on every layer of the default bundle and of an exported one: 3 octaves
+    before feature inversion's own middle position (not the shared one), 4 from it on."""
+    own = ARTIFACTS / "small_resnet_torchscript"
+    assert own.exists(), f"{own} missing: run the export stage first (make test)"
+    for root in (default_bundle(), own):
+        layers = Bundle.open(root).layers
+        names = [entry["name"] for entry in layers]
+        middle = names.index(resolve_layer(layers, "middle", fi.POSITIONS))
+        got = [fi.octaves_for(layers, n) for n in names]
+        assert got == [3] * middle + [4] * (len(names) - middle), (root, got)
+    lite0 = Bundle.open(default_bundle()).layers
+    assert fi.octaves_for(lite0, "_blocks.4") == 3 and fi.octaves_for(lite0, "_blocks.8") == 4
+
+
+@pytest.mark.parametrize("layer,octaves", [("early", 3), ("middle", 4)])
+def test_the_default_octaves_give_the_picture_of_the_count_written(layer, octaves):
+    """The run with the default (0) is the run with the count its sidecar records."""
+    model = ortviz.load(provider="cpu", threads=1)
+    auto = model.feature_inversion(layer=layer, iterations=2, seed=0, fit="crop")
+    given = model.feature_inversion(layer=layer, iterations=2, seed=0, fit="crop", octaves=octaves)
+    assert auto.meta["params"]["octaves"] == octaves and len(auto.history) == 2 * octaves
+    assert np.array_equal(auto.image, given.image)
+    assert given.meta["params"] == auto.meta["params"]
 
 
 def _features_value(engine, layer, x, target, p):
