@@ -56,8 +56,12 @@ def fetch(out: Path) -> list[Path]:
             raise SystemExit(f"debian_photos: apt-get download failed ({last}); run apt-get update first?")
         for deb in Path(tmp).glob("*.deb"):
             subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True)
-        for name, (_, inside, _) in PHOTOS.items():
-            im = Image.open(Path(tmp) / "x" / inside).convert("RGB")
+        for name, (package, inside, _) in PHOTOS.items():
+            src = Path(tmp) / "x" / inside
+            if not src.is_file():
+                raise SystemExit(f"debian_photos: {package} has no {inside} in the version this "
+                                 "machine's apt offers (the list was made with Debian 12's)")
+            im = Image.open(src).convert("RGB")
             im.thumbnail((LONGEST, LONGEST), Image.Resampling.LANCZOS)
             dest = out / f"{name}.jpg"
             im.save(dest, quality=92)
