@@ -90,3 +90,19 @@ def test_work_counts_an_inversions_octaves_and_a_diversity_sets_share():
     ch = _unit("channel", "c", iterations=256)
     div = _unit("diversity", "d", iterations=256)
     assert atlas_progress.work(div, 0.5, model) == pytest.approx(1.4 * atlas_progress.work(ch, 0.5, model))
+
+
+def test_the_plans_inversions_carry_the_octaves_their_layer_gets():
+    """Feature inversion's default ``octaves`` (0: by depth) is resolved per layer in the plan, so
+    the ETA weighs what the run does: 3 octaves before its middle position, 4 from it on; a
+    DeepDream unit's empty objective becomes the layer's, as its run resolves it."""
+    bundle = Bundle.open(default_bundle())
+    spec = Spec(layers=["_blocks.4", "_blocks.8"], channels="0", classes="0", dreams=True,
+                inversions=True)
+    spec.photos = photo_files(None)[:1]
+    units = make_plan(bundle, spec)
+    octaves = {u.layer: u.params["octaves"] for u in units if u.kind == "inversion"}
+    assert octaves == {"_blocks.4": 3, "_blocks.8": 4}
+    assert all(atlas_progress.work(u, 0.5, (224, 224)) > 0 for u in units)
+    assert {u.layer: u.params["objective"] for u in units if u.kind == "dream"} == \
+        {"_blocks.4": "_blocks.4", "_blocks.8": "_blocks.8"}
