@@ -38,8 +38,10 @@ import ortviz  # noqa: F401  (first: it limits numpy's BLAS to one thread before
 from ortviz.render.metrics import ssim
 
 HERE = Path(__file__).resolve().parent
-TUNED = ("chelsea.png", "coffee.png") + tuple(f"{name}.jpg" for name in DEBIAN_TUNING)
-PHOTOS = TUNED[:2] + tuple(sorted(p.name for p in (HERE / "photos").glob("*.jpg")))
+SAMPLES = ("chelsea.png", "coffee.png")   # the shipped samples: the first tuning set
+TUNING_2 = tuple(f"{name}.jpg" for name in DEBIAN_TUNING)
+TUNED = SAMPLES + TUNING_2
+PHOTOS = SAMPLES + tuple(sorted(p.name for p in (HERE / "photos").glob("*.jpg")))
 LAYERS = ("early", "middle", "_blocks.2")
 
 
@@ -63,9 +65,7 @@ def _photo_path(name: str) -> Path:
 
 def _group(photo: str) -> str:
     """reported (never tuned on), tuned on (the shipped samples) or tuning set 2 (debian_photos)."""
-    if photo not in TUNED:
-        return "reported"
-    return "tuned on" if photo in TUNED[:2] else "tuning set 2"
+    return "tuned on" if photo in SAMPLES else "tuning set 2" if photo in TUNING_2 else "reported"
 
 
 def table(path: Path) -> str:

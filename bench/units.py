@@ -5,8 +5,8 @@
 
 Draws ``--per-layer`` channels at random (numpy ``default_rng(seed)``, without replacement) from
 every layer of the embedded EfficientNet-Lite0's layer table (21 layers: 84 channels at the
-default), or of ``--model``'s, and makes each one's feature visualization through the Python API at the technique's
-defaults except ``--iterations`` (fft + standard transforms, seed 0). A channel **rises** when
+default), or of ``--model``'s, and makes each one's feature visualization through the Python
+API at the technique's defaults except ``--iterations`` (fft + standard transforms, seed 0). A channel **rises** when
 its objective's last value is above its first, and is **not blank** when the picture's pixel
 standard deviation is above 8 (the mid-grey start is about 3) and its status is not ``blank``.
 Layers whose units can be dead (a ReLU-like layer with its pre-activation in the bundle:

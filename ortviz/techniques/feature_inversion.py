@@ -116,10 +116,10 @@ def run(ctx, iterations, fit, match, cossim_pow, param, transforms, jitter, zoom
         caricature(ctx, ctx.layer, target, cossim_pow)
     ts = recipes.transform_list(ctx, transforms, jitter, zoom)
     after = recipes.pixel_after_step(0.0, blur_every, blur_sigma) if param == "pixel" else None
-    octaves = octaves or octaves_for(ctx.engine.bundle.layers, ctx.layer)  # (resolve did it)
     x = None
     for k, hw in enumerate(modelspace.octave_sizes(ctx.size, octaves, octave_scale)):
-        # coarse to fine: each octave starts from the last one's picture, resized
+        # coarse to fine (octaves >= 1: resolve made the default explicit): each octave starts
+        # from the last one's picture, resized
         p = recipes.parameterization(ctx, param, hw, decay, start=x)
         opt = Scheduled(Adam(lr), cosine_schedule(lr, lr_end, iterations))
         pens = _penalties(3 * hw[0] * hw[1], l2, tv, tv_beta, alpha_norm, alpha)
