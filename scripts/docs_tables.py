@@ -122,6 +122,8 @@ inversion_natural = _inversion(RESULTS / "inversion-20261206b.json")
 inversion_screen_natural = _inversion(RESULTS / "inversion-screen-natural-20261206.json")
 inversion_debian = _inversion(RESULTS / "inversion-20261206c.json")
 inversion_screen_debian = _inversion(RESULTS / "inversion-screen-20261206c.json")
+inversion_controls = _inversion(RESULTS / "inversion-controls-20261206.json")
+inversion_screen_early = _inversion(RESULTS / "inversion-screen-20261206d.json")
 
 
 def dream_transforms() -> str:
@@ -194,6 +196,7 @@ GENERATORS = {"recognition": recognition, "recognition-default": recognition_def
               "inversion-issue22": inversion_issue22, "inversion-screen-issue22": inversion_screen_issue22,
               "inversion-natural": inversion_natural, "inversion-screen-natural": inversion_screen_natural,
               "inversion-debian": inversion_debian, "inversion-screen-debian": inversion_screen_debian,
+              "inversion-controls": inversion_controls, "inversion-screen-early": inversion_screen_early,
               "dream-transforms": dream_transforms,
               "speed": speed, "numpy-side": numpy_side, "atlas": atlas, "browser": browser}
 
