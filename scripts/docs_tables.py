@@ -81,6 +81,8 @@ recognition_2031 = _recognition(RESULTS / "recognition-random-2031-natural.json"
                                 RESULTS / "recognition-random-2031-wide.json")
 recognition_lite2_2032 = _recognition(RESULTS / "recognition-lite2-2032-natural.json",
                                       RESULTS / "recognition-lite2-2032-wide.json")
+recognition_lite2_2033 = _recognition(RESULTS / "recognition-lite2-2033-natural.json",
+                                      RESULTS / "recognition-lite2-2033-crops2.json")
 
 
 def recognition_default() -> str:
@@ -191,6 +193,7 @@ GENERATORS = {"recognition": recognition, "recognition-default": recognition_def
               "recognition-2028": recognition_2028, "recognition-lite2": recognition_lite2,
               "recognition-lite2-screen": recognition_lite2_screen,
               "recognition-2031": recognition_2031, "recognition-lite2-2032": recognition_lite2_2032,
+              "recognition-lite2-2033": recognition_lite2_2033,
               "inversion": inversion,
               "inversion-screen": inversion_screen,
               "inversion-issue22": inversion_issue22, "inversion-screen-issue22": inversion_screen_issue22,
