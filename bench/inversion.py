@@ -66,13 +66,12 @@ CONTROLS = {"blur": "Gaussian blur, sigma {v:g} px", "jpeg": "JPEG quality {v:g}
             "down": "down- and up-sampled by {v:g}"}
 
 
-def degrade(rgb: np.ndarray, control: str) -> np.ndarray:
-    """The photo (HxWx3 uint8) after ``--control``'s change, e.g. ``blur:1``."""
+def degrade(rgb: np.ndarray, kind: str, v: float) -> np.ndarray:
+    """The photo (HxWx3 uint8) after ``--control``'s change, e.g. ``("blur", 1.0)``."""
     import io
 
     from PIL import Image, ImageFilter
-    kind, value = control.split(":")
-    im, v = Image.fromarray(rgb), float(value)
+    im = Image.fromarray(rgb)
     if kind == "blur":
         im = im.filter(ImageFilter.GaussianBlur(v))
     elif kind == "jpeg":
@@ -85,16 +84,19 @@ def degrade(rgb: np.ndarray, control: str) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
-def _control(text: str) -> str:
+def _control(text: str) -> tuple[str, float]:
+    """``--control``'s ``KIND:VALUE``, parsed (argparse's type)."""
     kind, _, value = text.partition(":")
     try:
-        ok = kind in CONTROLS and float(value) > 0 and (kind != "jpeg" or float(value) <= 100)
+        v = float(value)
+        ok = kind in CONTROLS and v > 0 and (kind != "jpeg" or v <= 100)
     except ValueError:
         ok = False
     if not ok:
-        raise argparse.ArgumentTypeError(f"--control must be one of {', '.join(CONTROLS)}, a colon "
-                                         f"and a positive number (blur:1, jpeg:50 up to 100, down:2), got {text!r}")
-    return text
+        raise argparse.ArgumentTypeError(
+            f"--control must be one of {', '.join(CONTROLS)}, a colon and a positive number "
+            f"(blur:1, jpeg:50 up to 100, down:2), got {text!r}")
+    return kind, v
 
 
 def _photo_path(name: str) -> Path:
@@ -144,7 +146,8 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=Path, default=None)
     ap.add_argument("--table", type=Path, default=None)
     ap.add_argument("--control", type=_control, default=None,
-                    help="judge the photo itself degraded (blur:SIGMA, jpeg:QUALITY, down:FACTOR), no inversion")
+                    help="judge the photo itself degraded (blur:SIGMA, jpeg:QUALITY, down:FACTOR), "
+                         "no inversion")
     args = ap.parse_args(argv)
     if args.table:
         print(table(args.table))
@@ -161,8 +164,8 @@ def main(argv=None) -> int:
     js = {} if args.no_judges else judges(args.threads)
     layers = args.layers.split(",")
     if args.control:
-        kind, value = args.control.split(":")
-        name = args.name or "control: the photo, " + CONTROLS[kind].format(v=float(value))
+        kind, value = args.control
+        name = args.name or "control: the photo, " + CONTROLS[kind].format(v=value)
         layers = ["photo"]
     run = {"name": name, "date": time.strftime("%Y-%m-%d"), "params": tech.defaults() | params,
            "layers": layers, "rows": [], "complete": False}
@@ -172,11 +175,12 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             if args.control:
                 seen = fit_photo(rgb, model.engine.image_shape[2:], params["fit"])
-                image, resolved = degrade(seen, args.control), "-"
+                image, resolved = degrade(seen, *args.control), "-"
                 own = model.classify(image)[0]["class"]
             else:
                 pic = model.feature_inversion(rgb, layer=layer, seed=0, **params)
-                seen, image, resolved = pic.result.photo, pic.image, pic.meta["layer"]  # seen: as --fit made it
+                # seen: the photo as --fit made it
+                seen, image, resolved = pic.result.photo, pic.image, pic.meta["layer"]
                 own = pic.top5[0]["class"]
             seconds = time.perf_counter() - t0
             row = {"photo": Path(photo).name, "layer": layer, "resolved": resolved,

@@ -9,8 +9,9 @@ copying it. The image is a parameterization (``--param``: pixels, or a 1/f spect
 decorrelated colour), seen through random transforms (``--transforms``), under total
 variation, alpha-norm and L2 penalties (Mahendran & Vedaldi's natural-image priors); Adam's
 step falls along a cosine schedule to ``--lr-end`` times ``--lr``; the picture starts coarse
-and is carried up (``--octaves``: each scale starts from the last one's picture, resized). ``--fit`` says how the photo is brought to the model's
-square input; the photo as the network saw it is written beside the result.
+and is carried up (``--octaves``: each scale starts from the last one's picture, resized).
+``--fit`` says how the photo is brought to the model's square input; the photo as the network
+saw it is written beside the result.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ DESCRIPTION = ("Default recipe (chosen on two photos, measured on 24 others; the
                "the documentation's Feature inversion page): the photo padded to the model's square "
                "(--fit pad); the natural parameterization (a 1/f^1.5 spectrum with decorrelated "
                "colour and a sigmoid), coarse to fine over 3 octaves (ratio 1.6) of 100 Adam steps "
-               "(lr 0.05) each (4 octaves from the middle position on), on the normalized distance |phi(x) - phi0|^2 / |phi0|^2, with total "
+               "(lr 0.05) each (4 octaves from the middle position on), on the normalized "
+               "distance |phi(x) - phi0|^2 / |phi0|^2, with total "
                "variation 3 (beta 2) per pixel and no transforms. Layer positions are this "
                "technique's own (early, middle, late: 0.3, 0.5, 0.6 of the layer table), where the "
                "recipe gives a good picture.")

@@ -115,8 +115,7 @@ class Technique:
     # parameterization's own; an empty objective: the layer's) made explicit, so the sidecar
     # records what was used; the run must give the same picture with either. A resolve with a
     # third parameter also gets the bundle's layer table (feature inversion's octaves by depth)
-    resolve: Callable[[dict, str | None], dict] | None = field(default=None, repr=False,
-                                                               compare=False)
+    resolve: Callable[..., dict] | None = field(default=None, repr=False, compare=False)
     run: Callable[..., np.ndarray] | None = field(default=None, repr=False, compare=False)
     # check(bundle, params) before any work: raise a UsageError (one line) for what the
     # parameters cannot do on this bundle (an objective string naming a missing layer, ...)
