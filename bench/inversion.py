@@ -16,6 +16,9 @@ photo and layer); ``--table`` prints the table of docs/quality.md, the photos th
     .venv-export/bin/python bench/inversion.py --set param=fft --name fft --out docs/inversion.json
     .venv-export/bin/python bench/inversion.py --table docs/inversion.json
 
+``--seeds 0,1,2`` inverts each photo once per seed: a rate's spread. ``--squash clip`` (screening
+only) squashes the spectra with a clip instead of ortviz's sigmoid.
+
 ``--control blur:1`` (or ``jpeg:50``, ``down:2``) judges no inversion but the photo itself, lightly
 degraded (a Gaussian blur of that many pixels, JPEG at that quality, down- and up-sampled by
 that factor): how often the judges' top-1 survives a change far smaller than a reconstruction's,
@@ -99,6 +102,18 @@ def _control(text: str) -> tuple[str, float]:
     return kind, v
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    """``--seeds``' ``0,1,2``, parsed (argparse's type)."""
+    try:
+        seeds = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        seeds = ()
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError("--seeds must be distinct non-negative integers, "
+                                         f"comma-separated (0,1,2), got {text!r}")
+    return seeds
+
+
 def _photo_path(name: str) -> Path:
     from ortviz.bundle.embedded import sample
     p = Path(name)
@@ -112,22 +127,32 @@ def _group(photo: str) -> str:
     return "tuned on" if photo in SAMPLES else "tuning set 2" if photo in TUNING_2 else "reported"
 
 
+def _p(rows: list, j: str) -> str:
+    """A judge's mean probability of the photo's top-1 on the pictures (and on the photos), where
+    the rows record it (since 2026-12-06)."""
+    if j not in rows[0] or "p" not in rows[0][j]:
+        return "-"
+    return f"{np.mean([x[j]['p'] for x in rows]):.2f} ({np.mean([x[j]['p_photo'] for x in rows]):.2f})"
+
+
 def table(path: Path) -> str:
     out = ["| recipe | photos | layer | Lite1 keeps the photo's top-1 | Lite2 keeps it | Lite0 keeps it "
-           "| mean SSIM | s / picture |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+           "| Lite1's mean p (on the photos) | mean SSIM | s / picture |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in json.loads(path.read_text())["runs"]:
         for group in ("reported", "tuned on", "tuning set 2"):
             for layer in r["layers"]:
                 rows = [x for x in r["rows"] if x["layer"] == layer and _group(x["photo"]) == group]
                 if not rows:
                     continue
-                n = len(rows)
+                n, seeds = len(rows), len({x.get("seed", 0) for x in rows})
+                photos = f"{n // seeds} x {seeds} seeds" if seeds > 1 else f"{n}"
                 keep = {j: f"{sum(x[j]['kept'] for x in rows)}/{n}" if j in rows[0] else "-"
                         for j in JUDGES + ("self",)}
-                out.append(f"| {r['name']} | {group} ({n}) | {layer} "
+                out.append(f"| {r['name']} | {group} ({photos}) | {layer} "
                            f"({rows[0].get('resolved', layer)}) | {keep[JUDGES[0]]} | {keep[JUDGES[1]]} "
-                           f"| {keep['self']} | {np.mean([x['ssim'] for x in rows]):.2f} "
+                           f"| {keep['self']} | {_p(rows, JUDGES[0])} "
+                           f"| {np.mean([x['ssim'] for x in rows]):.2f} "
                            f"| {np.mean([x['seconds'] for x in rows]):.1f} |")
     return "\n".join(out)
 
@@ -140,11 +165,16 @@ def main(argv=None) -> int:
     ap.add_argument("--photos", default=",".join(PHOTOS),
                     help="file names (shipped samples, bench/photos) or paths, comma-separated")
     ap.add_argument("--threads", type=int, default=2, help="for ortviz and the judges")
+    ap.add_argument("--seeds", type=_seeds, default=(0,),
+                    help="comma-separated; each photo is inverted once per seed (default 0)")
     ap.add_argument("--no-judges", action="store_true",
                     help="Lite0 and SSIM only (no torch: screens recipes in the runtime environment)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--images", type=Path, default=None)
     ap.add_argument("--table", type=Path, default=None)
+    ap.add_argument("--squash", choices=("sigmoid", "clip"), default="sigmoid",
+                    help="screening only: what brings the spectra (fft, natural) into the colour range "
+                         "(ortviz's is the sigmoid; clip: ortviz.render.param.Colour's other squash)")
     ap.add_argument("--control", type=_control, default=None,
                     help="judge the photo itself degraded (blur:SIGMA, jpeg:QUALITY, down:FACTOR), "
                          "no inversion")
@@ -157,6 +187,11 @@ def main(argv=None) -> int:
     from ortviz.techniques.registry import techniques
 
     tech = techniques()["feature-inversion"]
+    if args.squash != "sigmoid":
+        import functools
+
+        from ortviz.techniques import recipes  # this process screens only: every spectrum squashed so
+        recipes.parameterizations.make = functools.partial(recipes.parameterizations.make, squash=args.squash)
     params = {k: tech.param(k).type(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     name = args.name or (", ".join(f"{k}={v}" for k, v in params.items()) or "defaults")
     params = {"fit": "crop"} | params  # see the module: the whole frame is photo
@@ -167,23 +202,24 @@ def main(argv=None) -> int:
         kind, value = args.control
         name = args.name or "control: the photo, " + CONTROLS[kind].format(v=value)
         layers = ["photo"]
+    seeds = (0,) if args.control else args.seeds  # a control has no randomness
     run = {"name": name, "date": time.strftime("%Y-%m-%d"), "params": tech.defaults() | params,
-           "layers": layers, "rows": [], "complete": False}
+           "layers": layers, "seeds": list(seeds), "squash": args.squash, "rows": [], "complete": False}
     for photo in args.photos.split(","):
         rgb = imagefiles.load_image(_photo_path(photo))
-        for layer in layers:
+        for layer, seed in ((layer, seed) for layer in layers for seed in seeds):
             t0 = time.perf_counter()
             if args.control:
                 seen = fit_photo(rgb, model.engine.image_shape[2:], params["fit"])
                 image, resolved = degrade(seen, *args.control), "-"
                 own = model.classify(image)[0]["class"]
             else:
-                pic = model.feature_inversion(rgb, layer=layer, seed=0, **params)
+                pic = model.feature_inversion(rgb, layer=layer, seed=seed, **params)
                 # seen: the photo as --fit made it
                 seen, image, resolved = pic.result.photo, pic.image, pic.meta["layer"]
                 own = pic.top5[0]["class"]
             seconds = time.perf_counter() - t0
-            row = {"photo": Path(photo).name, "layer": layer, "resolved": resolved,
+            row = {"photo": Path(photo).name, "layer": layer, "seed": seed, "resolved": resolved,
                    "seconds": round(seconds, 1), "ssim": round(ssim(seen, image), 3),
                    "self": {"kept": own == model.classify(seen)[0]["class"]}}
             for j in js:
@@ -195,7 +231,8 @@ def main(argv=None) -> int:
                           "p_photo": round(float(p_seen[want]), 3), "p": round(float(p_pic[want]), 3)}
             if args.images and not args.control:
                 args.images.mkdir(parents=True, exist_ok=True)
-                pic.save(args.images / f"{Path(photo).stem}-{resolve_layer(model.bundle.layers, layer, tech.positions)}.png")
+                where = resolve_layer(model.bundle.layers, layer, tech.positions)
+                pic.save(args.images / f"{Path(photo).stem}-{where}{f'-seed{seed}' if seed else ''}.png")
             run["rows"].append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
             _save(args.out, run)
