@@ -34,7 +34,8 @@ def _signature(tech) -> inspect.Signature:
         inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
         _opt("model", Optional[Path], None, "--model", "-m", is_eager=True,  # read before --help
              help="Bundle directory (default: the embedded EfficientNet-Lite0)."),
-        _opt("seed", int, 0, "--seed", help="Random seed; the same seed on CPU gives the same image."),
+        _opt("seed", int, 0, "--seed",
+             help="Random seed; the same seed on the same CPU gives the same image."),
         _opt("provider", str, "auto", "--provider",
              help="Execution provider: auto, cpu, cuda, tensorrt, openvino, ..."),
         _opt("threads", Optional[int], None, "--threads", min=1,
