@@ -83,6 +83,7 @@ recognition_lite2_2032 = _recognition(RESULTS / "recognition-lite2-2032-natural.
                                       RESULTS / "recognition-lite2-2032-wide.json")
 recognition_lite2_2033 = _recognition(RESULTS / "recognition-lite2-2033-natural.json",
                                       RESULTS / "recognition-lite2-2033-crops2.json")
+recognition_2034_amd = _recognition(RESULTS / "recognition-random-2034-amd.json")
 
 
 def recognition_default() -> str:
@@ -195,7 +196,7 @@ GENERATORS = {"recognition": recognition, "recognition-default": recognition_def
               "recognition-2028": recognition_2028, "recognition-lite2": recognition_lite2,
               "recognition-lite2-screen": recognition_lite2_screen,
               "recognition-2031": recognition_2031, "recognition-lite2-2032": recognition_lite2_2032,
-              "recognition-lite2-2033": recognition_lite2_2033,
+              "recognition-lite2-2033": recognition_lite2_2033, "recognition-2034-amd": recognition_2034_amd,
               "inversion": inversion,
               "inversion-screen": inversion_screen,
               "inversion-issue22": inversion_issue22, "inversion-screen-issue22": inversion_screen_issue22,
