@@ -135,10 +135,16 @@ def _p(rows: list, j: str) -> str:
     return f"{np.mean([x[j]['p'] for x in rows]):.2f} ({np.mean([x[j]['p_photo'] for x in rows]):.2f})"
 
 
+def _range(rows: list) -> str:
+    """The pictures' mean tonal range (pixel standard deviation over the photo's; 1: the photo's),
+    where the rows record it (since 2026-12-07)."""
+    return f"{np.mean([x['range'] for x in rows]):.2f}" if "range" in rows[0] else "-"
+
+
 def table(path: Path) -> str:
     out = ["| recipe | photos | layer | Lite1 keeps the photo's top-1 | Lite2 keeps it | Lite0 keeps it "
-           "| Lite1's mean p (on the photos) | mean SSIM | s / picture |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+           "| Lite1's mean p (on the photos) | mean SSIM | tonal range | s / picture |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in json.loads(path.read_text())["runs"]:
         for group in ("reported", "tuned on", "tuning set 2"):
             for layer in r["layers"]:
@@ -152,7 +158,7 @@ def table(path: Path) -> str:
                 out.append(f"| {r['name']} | {group} ({photos}) | {layer} "
                            f"({rows[0].get('resolved', layer)}) | {keep[JUDGES[0]]} | {keep[JUDGES[1]]} "
                            f"| {keep['self']} | {_p(rows, JUDGES[0])} "
-                           f"| {np.mean([x['ssim'] for x in rows]):.2f} "
+                           f"| {np.mean([x['ssim'] for x in rows]):.2f} | {_range(rows)} "
                            f"| {np.mean([x['seconds'] for x in rows]):.1f} |")
     return "\n".join(out)
 
@@ -219,8 +225,10 @@ def main(argv=None) -> int:
                 seen, image, resolved = pic.result.photo, pic.image, pic.meta["layer"]
                 own = pic.top5[0]["class"]
             seconds = time.perf_counter() - t0
+            # range: the picture's pixel standard deviation over the photo's (its tonal range)
             row = {"photo": Path(photo).name, "layer": layer, "seed": seed, "resolved": resolved,
                    "seconds": round(seconds, 1), "ssim": round(ssim(seen, image), 3),
+                   "range": round(float(image.std() / (seen.std() or 1.0)), 3),
                    "self": {"kept": own == model.classify(seen)[0]["class"]}}
             for j in js:
                 p_seen, p_pic = probabilities(js[j], seen), probabilities(js[j], image)

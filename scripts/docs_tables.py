@@ -129,6 +129,7 @@ inversion_controls = _inversion(RESULTS / "inversion-controls-20261206.json")
 inversion_screen_early = _inversion(RESULTS / "inversion-screen-20261206d.json")
 inversion_seeds = _inversion(RESULTS / "inversion-20261207.json")
 inversion_screen_amd = _inversion(RESULTS / "inversion-screen-20261207.json")
+inversion_screen_tone = _inversion(RESULTS / "inversion-screen-20261207b.json")
 
 
 def dream_transforms() -> str:
@@ -204,6 +205,7 @@ GENERATORS = {"recognition": recognition, "recognition-default": recognition_def
               "inversion-debian": inversion_debian, "inversion-screen-debian": inversion_screen_debian,
               "inversion-controls": inversion_controls, "inversion-screen-early": inversion_screen_early,
               "inversion-seeds": inversion_seeds, "inversion-screen-amd": inversion_screen_amd,
+              "inversion-screen-tone": inversion_screen_tone,
               "dream-transforms": dream_transforms,
               "speed": speed, "numpy-side": numpy_side, "atlas": atlas, "browser": browser}
 
