@@ -5,10 +5,11 @@ For each photo and layer (positions such as ``early`` resolve as feature inversi
 inversion (its defaults unless ``--set``) and reports EfficientNet-Lite1's and -Lite2's top-1 on
 the reconstruction against theirs on the photo as the inversion saw it (``--fit``'s 224x224
 input, written beside every result), Lite0's own, SSIM (Wang et al. 2004, 7x7 Gaussian windows
-on luma) to that photo, and seconds per picture. The photo is fitted with ``--fit crop``
-unless ``--set fit=...`` says otherwise, so that the whole frame is photo: the default ``pad``
-adds a grey border that a reconstruction matches easily, which would inflate SSIM. One run per recipe in ``--out`` (rows per
-photo and layer); ``--table`` prints the table of docs/quality.md, the photos the recipe was tuned on
+on luma) to that photo, its tonal range (pixel standard deviation over the photo's), and seconds
+per picture. The photo is fitted with ``--fit crop`` unless ``--set fit=...`` says otherwise, so
+that the whole frame is photo: the default ``pad`` adds a grey border that a reconstruction
+matches easily, which would inflate SSIM. One run per recipe in ``--out`` (rows per photo, layer
+and seed); ``--table`` prints the table of docs/quality.md, the photos the recipe was tuned on
 (``TUNED``) apart from the others. Export environment (torch and the judge packages, as
 ``bench/recognition.py``):
 
@@ -152,7 +153,7 @@ def table(path: Path) -> str:
                 if not rows:
                     continue
                 n, seeds = len(rows), len({x.get("seed", 0) for x in rows})
-                photos = f"{n // seeds} x {seeds} seeds" if seeds > 1 else f"{n}"
+                photos = f"{len({x['photo'] for x in rows})} x {seeds} seeds" if seeds > 1 else f"{n}"
                 keep = {j: f"{sum(x[j]['kept'] for x in rows)}/{n}" if j in rows[0] else "-"
                         for j in JUDGES + ("self",)}
                 out.append(f"| {r['name']} | {group} ({photos}) | {layer} "
@@ -196,8 +197,9 @@ def main(argv=None) -> int:
     if args.squash != "sigmoid":
         import functools
 
-        from ortviz.techniques import recipes  # this process screens only: every spectrum squashed so
-        recipes.parameterizations.make = functools.partial(recipes.parameterizations.make, squash=args.squash)
+        from ortviz.techniques import recipes  # this process screens only: every spectrum so squashed
+        make = recipes.parameterizations.make
+        recipes.parameterizations.make = functools.partial(make, squash=args.squash)
     params = {k: tech.param(k).type(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     name = args.name or (", ".join(f"{k}={v}" for k, v in params.items()) or "defaults")
     params = {"fit": "crop"} | params  # see the module: the whole frame is photo
