@@ -128,6 +128,7 @@ inversion_screen_debian = _inversion(RESULTS / "inversion-screen-20261206c.json"
 inversion_controls = _inversion(RESULTS / "inversion-controls-20261206.json")
 inversion_screen_early = _inversion(RESULTS / "inversion-screen-20261206d.json")
 inversion_seeds = _inversion(RESULTS / "inversion-20261207.json")
+inversion_seeds_middle = _inversion(RESULTS / "inversion-20261207-middle.json")
 inversion_screen_amd = _inversion(RESULTS / "inversion-screen-20261207.json")
 inversion_screen_tone = _inversion(RESULTS / "inversion-screen-20261207b.json")
 
@@ -204,7 +205,8 @@ GENERATORS = {"recognition": recognition, "recognition-default": recognition_def
               "inversion-natural": inversion_natural, "inversion-screen-natural": inversion_screen_natural,
               "inversion-debian": inversion_debian, "inversion-screen-debian": inversion_screen_debian,
               "inversion-controls": inversion_controls, "inversion-screen-early": inversion_screen_early,
-              "inversion-seeds": inversion_seeds, "inversion-screen-amd": inversion_screen_amd,
+              "inversion-seeds": inversion_seeds,
+              "inversion-seeds-middle": inversion_seeds_middle, "inversion-screen-amd": inversion_screen_amd,
               "inversion-screen-tone": inversion_screen_tone,
               "dream-transforms": dream_transforms,
               "speed": speed, "numpy-side": numpy_side, "atlas": atlas, "browser": browser}
