@@ -215,6 +215,7 @@ def main(argv=None) -> int:
            "layers": layers, "seeds": list(seeds), "squash": args.squash, "rows": [], "complete": False}
     for photo in args.photos.split(","):
         rgb = imagefiles.load_image(_photo_path(photo))
+        ref = None  # the photo as --fit made it, judged once: the same for every layer and seed
         for layer, seed in ((layer, seed) for layer in layers for seed in seeds):
             t0 = time.perf_counter()
             if args.control:
@@ -227,13 +228,15 @@ def main(argv=None) -> int:
                 seen, image, resolved = pic.result.photo, pic.image, pic.meta["layer"]
                 own = pic.top5[0]["class"]
             seconds = time.perf_counter() - t0
+            if ref is None:
+                ref = model.classify(seen)[0]["class"], {j: probabilities(js[j], seen) for j in js}
             # range: the picture's pixel standard deviation over the photo's (its tonal range)
             row = {"photo": Path(photo).name, "layer": layer, "seed": seed, "resolved": resolved,
                    "seconds": round(seconds, 1), "ssim": round(ssim(seen, image), 3),
                    "range": round(float(image.std() / (seen.std() or 1.0)), 3),
-                   "self": {"kept": own == model.classify(seen)[0]["class"]}}
+                   "self": {"kept": own == ref[0]}}
             for j in js:
-                p_seen, p_pic = probabilities(js[j], seen), probabilities(js[j], image)
+                p_seen, p_pic = ref[1][j], probabilities(js[j], image)
                 want, said = int(p_seen.argmax()), int(p_pic.argmax())
                 # p: the judge's probability of the photo's top-1, on the photo and on the picture
                 # (a graded measure beside kept, for screening recipes on few photos)
